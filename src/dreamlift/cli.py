@@ -1,0 +1,223 @@
+"""Command-line entry points: ``text3d`` (and its subcommands) and ``text2video``.
+
+Every user error is one line on stderr and exit code 2; an interrupted run keeps its checkpoint and says how
+to resume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+from dreamlift.errors import UsageError
+
+DEFAULT_PRESET = "dreamfusion"
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports errors as a :class:`UsageError` (one line, exit 2) instead of usage + message."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def slugify(prompt: str) -> str:
+    """A folder name from a prompt: ``"A red cube!"`` → ``"a-red-cube"``."""
+    return re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")[:60] or "run"
+
+
+def fresh_run_dir(prompt: str, root: Path = Path("outputs")) -> Path:
+    """``outputs/<slug>``, or ``outputs/<slug>-2``, ``-3``… if taken."""
+    base = root / slugify(prompt)
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+def latest_run_dir(prompt: str, root: Path = Path("outputs")) -> Path:
+    """The most recent default run folder of a prompt (for ``--resume`` without ``--out``)."""
+    base = root / slugify(prompt)
+    runs = [p for p in [base, *root.glob(f"{base.name}-*")] if (p / "config.yaml").is_file()]
+    if not runs:
+        raise UsageError(f"no earlier run of this prompt under {root}/ to resume; pass --out RUN_DIR")
+    return max(runs, key=lambda p: (p / "config.yaml").stat().st_mtime)
+
+
+def _text3d_parser() -> OneLineParser:
+    parser = OneLineParser(
+        prog="text3d",
+        description="Make a 3D asset from a text prompt by score distillation. "
+        "Subcommands: 'text3d export RUN_DIR', 'text3d sample-prior PROMPT', 'text3d train-prior --out DIR'.",
+    )
+    parser.add_argument("prompt", nargs="?", help="what to make, e.g. \"a red cube\"")
+    parser.add_argument("overrides", nargs="*", help="dotted config overrides, e.g. guidance.scale=50")
+    parser.add_argument("--config", default=None, help=f"preset name or YAML path (default: {DEFAULT_PRESET})")
+    parser.add_argument("--model", default=None, help="hub id or diffusers folder of the prior (default: embedded)")
+    parser.add_argument("--steps", type=int, default=None, help="optimisation steps")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (recorded in config.yaml)")
+    parser.add_argument("--out", type=Path, default=None, help="run folder (default: outputs/<prompt>)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    return parser
+
+
+def load_model(config, device):
+    """Load the prior named by ``config.prior.model``; say so when the embedded default is a random stand-in."""
+    from dreamlift.embedded import embedded_prior_path
+    from dreamlift.priors.diffusion import load_prior
+
+    path = config.prior.model
+    if path == "embedded":
+        path, trained = embedded_prior_path()
+        if not trained:
+            print(
+                "warning: this install carries no trained embedded prior; using a random toy model, "
+                "so the output is meaningless (pass --model for real weights)",
+                file=sys.stderr,
+            )
+    return load_prior(config.prior, path, device)
+
+
+def run_text3d(argv: list[str]) -> int:
+    from dreamlift.config import load_config
+    from dreamlift.outputs import ensure_writable_dir
+    from dreamlift.pipelines.text_to_3d import Text3DConfig, TextTo3D, read_run_config, resolve_device
+
+    args = _text3d_parser().parse_intermixed_args(argv)
+    values = {
+        key: value
+        for key, value in (("train.steps", args.steps), ("seed", args.seed), ("prior.model", args.model), ("device", args.device))
+        if value is not None
+    }
+    if args.resume:
+        if args.prompt is None and args.out is None:
+            raise UsageError("--resume needs the run folder (--out) or the prompt of the run")
+        run_dir = args.out if args.out is not None else latest_run_dir(args.prompt)
+        config = read_run_config(run_dir, args.overrides, values)
+        if args.prompt is not None and args.prompt.strip() != config.prompt:
+            raise UsageError(f"{run_dir} is a run of \"{config.prompt}\", not \"{args.prompt}\"")
+    else:
+        if args.prompt is None or not args.prompt.strip():
+            raise UsageError("the prompt is empty; say what to make, e.g. text3d \"a red cube\"")
+        values["prompt"] = args.prompt.strip()
+        config = load_config(Text3DConfig, args.config or DEFAULT_PRESET, args.overrides, values)
+        run_dir = args.out if args.out is not None else fresh_run_dir(config.prompt)
+        if (run_dir / "config.yaml").exists():
+            raise UsageError(f"{run_dir} already holds a run; pass --resume to continue it, or choose another --out")
+    device = resolve_device(config.device)
+    prior = load_model(config, device)
+    ensure_writable_dir(run_dir)
+    print(f"text3d: \"{config.prompt}\" on {device}, seed {config.seed}, {config.train.steps} steps → {run_dir}", file=sys.stderr)
+    metrics = TextTo3D(config, prior, run_dir, device).run(resume=args.resume)
+    export = metrics["export"]
+    print(
+        f"text3d: wrote {run_dir}/mesh.{{{','.join(config.export.formats)}}} ({export['faces']} faces"
+        f"{', watertight' if export['watertight'] else ''}) and turntable.mp4 in {metrics['train_seconds'] + export['seconds']:.0f} s",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def run_export(argv: list[str]) -> int:
+    import json
+
+    from dreamlift.pipelines.text_to_3d import export_run, load_scene, read_run_config, resolve_device
+    from dreamlift.outputs import write_text
+
+    parser = OneLineParser(prog="text3d export", description="Export the mesh and turntable of a run again.")
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("overrides", nargs="*", help="dotted overrides of the export section, e.g. export.resolution=256")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    args = parser.parse_intermixed_args(argv)
+    if not args.run_dir.is_dir():
+        raise UsageError(f"run folder not found: {args.run_dir}")
+    config = read_run_config(args.run_dir, args.overrides)
+    device = resolve_device(args.device)
+    stats = export_run(load_scene(args.run_dir, config, device), config.export, args.run_dir)
+    metrics_path = args.run_dir / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    metrics["export"] = stats
+    write_text(metrics_path, json.dumps(metrics, indent=2))
+    print(f"text3d export: {stats['faces']} faces, threshold {stats['threshold']:.3g} → {args.run_dir}", file=sys.stderr)
+    return 0
+
+
+def run_sample_prior(argv: list[str]) -> int:
+    import imageio.v3 as iio
+    import torch
+
+    from dreamlift.outputs import atomic_path
+    from dreamlift.pipelines.text_to_3d import Text3DConfig, resolve_device
+    from dreamlift.priors.sampling import sample_images
+
+    parser = OneLineParser(prog="text3d sample-prior", description="Write a grid of 2D samples of the prior.")
+    parser.add_argument("prompt")
+    parser.add_argument("--model", default="embedded")
+    parser.add_argument("--num", type=int, default=8, help="samples (a grid of up to 8 per row)")
+    parser.add_argument("--steps", type=int, default=30, help="sampler steps")
+    parser.add_argument("--guidance", type=float, default=7.5, help="CFG scale")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--out", type=Path, default=None, help="PNG path (default: outputs/<prompt>-samples.png)")
+    args = parser.parse_args(argv)
+    if not args.prompt.strip():
+        raise UsageError("the prompt is empty")
+    if args.num < 1 or args.steps < 1:
+        raise UsageError("--num and --steps must be >= 1")
+    config = Text3DConfig(prompt=args.prompt)
+    config.prior.model = args.model
+    device = resolve_device(args.device)
+    prior = load_model(config, device)
+    out = args.out or Path("outputs") / f"{slugify(args.prompt)}-samples.png"
+    images = sample_images(
+        prior, [args.prompt.strip()] * args.num, args.steps, args.guidance, torch.Generator().manual_seed(args.seed), show_progress=True
+    )
+    columns = min(8, args.num)
+    rows = -(-args.num // columns)
+    padded = torch.cat([images, images.new_ones(rows * columns - args.num, *images.shape[1:])])
+    grid = padded.reshape(rows, columns, *images.shape[1:]).permute(0, 3, 1, 4, 2).reshape(rows * images.shape[2], columns * images.shape[3], 3)
+    with atomic_path(out) as tmp:
+        iio.imwrite(tmp, (grid.cpu().numpy() * 255).round().astype("uint8"), extension=".png")
+    print(f"text3d sample-prior: {args.num} samples → {out}", file=sys.stderr)
+    return 0
+
+
+def run_train_prior(argv: list[str]) -> int:
+    from dreamlift.embedded.train import main
+
+    main(argv)
+    return 0
+
+
+TEXT3D_SUBCOMMANDS = {
+    "export": run_export,
+    "sample-prior": run_sample_prior,
+    "train-prior": run_train_prior,
+}
+
+
+def _guarded(prog: str, run, argv: list[str]) -> int:
+    try:
+        return run(argv)
+    except UsageError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\n{prog}: interrupted; the last checkpoint is kept, continue with --resume", file=sys.stderr)
+        return 130
+
+
+def text3d_main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in TEXT3D_SUBCOMMANDS:
+        return _guarded(f"text3d {argv[0]}", TEXT3D_SUBCOMMANDS[argv[0]], argv[1:])
+    return _guarded("text3d", run_text3d, argv)
+
+
+def text2video_main(argv: list[str] | None = None) -> int:
+    print("text2video: error: not yet available in this version (video generation is being built)", file=sys.stderr)
+    return 2

@@ -1,0 +1,160 @@
+"""Export of a NeRF scene: marching-cubes mesh with vertex colours (GLB, OBJ, PLY) and a turntable video.
+
+Axes: dreamlift's world is z-up; the files are written y-up (glTF's convention, which Blender's importers and
+most viewers expect): (x, y, z)_world → (x, z, −y)_file.
+
+The density threshold, when not given, is read off the renders: rays from eight views around the object are
+marched at the renderer's step, and on each ray that becomes opaque we note the density where its transmittance
+first falls below ½; the threshold is the median of those densities. The mesh surface is then where the renders
+turn from see-through to solid, whatever the scale of the density.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import imageio.v3 as iio
+import numpy as np
+import torch
+import trimesh
+from skimage import measure
+
+from dreamlift.outputs import atomic_path
+from dreamlift.renderers.cameras import generate_rays, turntable_cameras
+from dreamlift.renderers.scene import NeRFScene
+from dreamlift.renderers.shading import fixed_light
+from dreamlift.renderers.volume import ray_aabb
+
+Z_UP_TO_Y_UP = np.array([[1, 0, 0, 0], [0, 0, 1, 0], [0, -1, 0, 0], [0, 0, 0, 1]], dtype=np.float64)
+"""Rotation taking dreamlift's z-up world to the y-up axes of the exported files."""
+
+
+@dataclass
+class ExportConfig:
+    """Mesh and turntable export."""
+
+    resolution: int = 128
+    """Marching-cubes grid cells per side of the scene cube."""
+    threshold: float | None = None
+    """Density of the surface; null = automatic (read off the renders, see pipelines/export.py)."""
+    min_component_fraction: float = 0.05
+    """Connected pieces with fewer faces than this fraction of the largest are removed as floaters."""
+    formats: tuple[str, ...] = ("glb", "obj", "ply")
+    """Mesh files to write (mesh.<format>)."""
+    turntable_frames: int = 60
+    """Frames of the 360° turntable video; 0 skips it."""
+    turntable_fps: int = 20
+    turntable_resolution: int = 128
+    """Turntable frame size in pixels (made even for H.264)."""
+    turntable_elevation: float = 15.0
+    """Turntable camera elevation in degrees."""
+    turntable_distance: float = 1.8
+    turntable_fov: float = 47.5
+
+    def __post_init__(self):
+        if self.resolution < 8:
+            raise ValueError("export resolution must be >= 8")
+        if self.threshold is not None and self.threshold <= 0:
+            raise ValueError("export threshold must be > 0 (or null for automatic)")
+        unknown = set(self.formats) - {"glb", "obj", "ply"}
+        if unknown:
+            raise ValueError(f"unknown export format(s) {sorted(unknown)}; known: glb, obj, ply")
+        if self.turntable_frames < 0 or self.turntable_fps <= 0 or self.turntable_resolution < 2:
+            raise ValueError("turntable frames must be >= 0, fps > 0 and resolution >= 2")
+
+
+@torch.no_grad()
+def auto_threshold(scene: NeRFScene, views: int = 8, size: int = 64) -> float:
+    """Median density at the point where each opaque ray's transmittance first drops below ½ (see above)."""
+    device = next(scene.parameters()).device
+    cameras = turntable_cameras(views, 15.0, 2.0, 45.0).to(device)
+    origins, directions = generate_rays(cameras, size, size)
+    origins, directions = origins.reshape(-1, 3), directions.reshape(-1, 3)
+    step = scene.grid.step_size
+    t_near, t_far = ray_aabb(origins, directions, scene.field.config.bound)
+    t = t_near[:, None] + (torch.arange(scene.grid.config.num_samples, device=device) + 0.5) * step
+    inside = t < t_far[:, None]
+    points = origins[:, None] + t[..., None] * directions[:, None]
+    density = torch.zeros_like(t)
+    density[inside] = torch.cat([scene.field.density(chunk) for chunk in points[inside].split(65536)])
+    transmittance = torch.exp(-torch.cumsum(density * step, dim=1))
+    crossed = transmittance < 0.5
+    opaque = crossed.any(dim=1)
+    if not opaque.any():
+        return float(density.max().item()) + 1.0  # nothing is solid: a threshold above every density
+    first = crossed[opaque].float().argmax(dim=1)
+    return float(density[opaque].gather(1, first[:, None]).median().item())
+
+
+@torch.no_grad()
+def density_grid(scene: NeRFScene, resolution: int, chunk: int = 65536) -> np.ndarray:
+    """Density at the centres of a resolution³ grid over the scene cube (float32, indexed [x, y, z])."""
+    bound = scene.field.config.bound
+    device = next(scene.parameters()).device
+    axis = (torch.arange(resolution, device=device) + 0.5) / resolution * 2 * bound - bound
+    points = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3)
+    values = torch.cat([scene.field.density(points[i : i + chunk]) for i in range(0, points.shape[0], chunk)])
+    return values.reshape(resolution, resolution, resolution).float().cpu().numpy()
+
+
+@torch.no_grad()
+def extract_mesh(scene: NeRFScene, config: ExportConfig) -> tuple[trimesh.Trimesh, float]:
+    """Marching cubes at the (auto) threshold, floaters removed, albedo as vertex colours; world (z-up) axes.
+
+    Returns the mesh and the threshold used. The grid is padded with empty cells so the mesh is closed.
+    """
+    threshold = config.threshold if config.threshold is not None else auto_threshold(scene)
+    grid = np.pad(density_grid(scene, config.resolution), 1, constant_values=0.0)
+    if grid.max() <= threshold:
+        return trimesh.Trimesh(), threshold
+    bound = scene.field.config.bound
+    cell = 2 * bound / config.resolution
+    vertices, faces, _, _ = measure.marching_cubes(grid, level=threshold)
+    vertices = (vertices - 1 + 0.5) * cell - bound  # padded index → cell centre → world
+    mesh = trimesh.Trimesh(vertices, faces[:, ::-1], process=True)
+    pieces = mesh.split(only_watertight=False)
+    if len(pieces) > 1:
+        largest = max(len(p.faces) for p in pieces)
+        mesh = trimesh.util.concatenate([p for p in pieces if len(p.faces) >= config.min_component_fraction * largest])
+    device = next(scene.parameters()).device
+    points = torch.as_tensor(mesh.vertices, dtype=torch.float32, device=device)
+    albedo = torch.cat([scene.field(points[i : i + 65536]).albedo for i in range(0, len(points), 65536)])
+    colours = (albedo.clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
+    mesh.visual.vertex_colors = np.concatenate([colours, np.full((len(colours), 1), 255, np.uint8)], axis=1)
+    return mesh, threshold
+
+
+def write_meshes(mesh: trimesh.Trimesh, out_dir, formats: tuple[str, ...]) -> list:
+    """Write ``mesh.<format>`` files (y-up) atomically; returns their paths."""
+    file_mesh = mesh.copy()
+    file_mesh.apply_transform(Z_UP_TO_Y_UP)
+    paths = []
+    for fmt in formats:
+        path = out_dir / f"mesh.{fmt}"
+        with atomic_path(path) as tmp:
+            file_mesh.export(tmp, file_type=fmt)
+        paths.append(path)
+    return paths
+
+
+@torch.no_grad()
+def render_turntable(scene: NeRFScene, config: ExportConfig) -> np.ndarray:
+    """Frames F×H×W×3 (uint8) of the scene on a 360° orbit, Lambertian-shaded under a light fixed in the world."""
+    size = config.turntable_resolution + config.turntable_resolution % 2
+    device = next(scene.parameters()).device
+    cameras = turntable_cameras(
+        config.turntable_frames, config.turntable_elevation, config.turntable_distance, config.turntable_fov
+    ).to(device)
+    light = fixed_light(1, device)
+    frames = []
+    for i in range(len(cameras)):
+        out = scene.render(cameras[i], size, size, shading="lambertian", light=light)
+        frames.append((out.rgb[0].permute(1, 2, 0).clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8))
+    return np.stack(frames)
+
+
+def write_video(frames: np.ndarray, path, fps: int) -> None:
+    """H.264 mp4 (yuv420p) of frames F×H×W×3 uint8, written atomically."""
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, frames, extension=".mp4", fps=fps, codec="libx264", macro_block_size=1, pixelformat="yuv420p")

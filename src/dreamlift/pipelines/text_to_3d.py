@@ -1,0 +1,335 @@
+"""text3d: optimise a NeRF with score distillation from a frozen prior, then export a mesh and a turntable.
+
+Run folder layout (everything written atomically):
+    config.yaml          the resolved config, prompt and seed included (a run is reproducible from it)
+    checkpoints/last.pt  scene, optimiser, random states and metrics so far (every N steps and at the end)
+    validation/*.png     four views (front, side, back, side) every N steps
+    mesh.glb|obj|ply     the exported mesh with vertex colours (y-up)
+    turntable.mp4        a 360° orbit
+    metrics.json         loss curve, timings, export statistics
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import imageio.v3 as iio
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from dreamlift.config import dump_yaml, load_config
+from dreamlift.errors import UsageError
+from dreamlift.guidance.sds import SDSConfig, SDSGuidance
+from dreamlift.outputs import atomic_path, save_torch, write_text
+from dreamlift.pipelines.export import ExportConfig, extract_mesh, render_turntable, write_meshes, write_video
+from dreamlift.priors.diffusion import DiffusionPrior, PriorConfig
+from dreamlift.priors.prompts import PromptEmbeddings
+from dreamlift.renderers.background import BackgroundConfig
+from dreamlift.renderers.cameras import CameraConfig, sample_cameras, turntable_cameras
+from dreamlift.renderers.fields import FieldConfig
+from dreamlift.renderers.scene import NeRFScene
+from dreamlift.renderers.shading import fixed_light, sample_lights
+from dreamlift.renderers.volume import RendererConfig
+
+
+@dataclass
+class ShadingConfig:
+    """How training renders are shaded (DreamFusion): the mode is drawn per step."""
+
+    albedo_only_steps: int = 100
+    """Steps at the start that use plain albedo (the geometry first settles)."""
+    lambertian_probability: float = 0.3
+    """Chance of a Lambertian-shaded step afterwards."""
+    textureless_probability: float = 0.1
+    """Chance of a textureless (white, shaded) step; the rest are albedo steps."""
+
+    def __post_init__(self):
+        p, q = self.lambertian_probability, self.textureless_probability
+        if p < 0 or q < 0 or p + q > 1 or self.albedo_only_steps < 0:
+            raise ValueError("shading probabilities must be >= 0 with a sum <= 1, and albedo_only_steps >= 0")
+
+
+@dataclass
+class OptimConfig:
+    """Adam with one learning rate per parameter group."""
+
+    lr_grid: float = 1e-2
+    """Hash-grid tables."""
+    lr_mlp: float = 1e-3
+    """The field's MLP."""
+    lr_background: float = 1e-3
+    """The background MLP (if any)."""
+    betas: tuple[float, float] = (0.9, 0.99)
+    eps: float = 1e-15
+
+    def __post_init__(self):
+        if min(self.lr_grid, self.lr_mlp, self.lr_background) < 0 or self.eps <= 0:
+            raise ValueError("learning rates must be >= 0 and eps > 0")
+
+
+@dataclass
+class RegularisersConfig:
+    """Weights of the regularisers added to the guidance loss."""
+
+    orientation: float = 0.01
+    """DreamFusion's penalty on visible normals facing away from the camera (shaded steps only)."""
+    sparsity: float = 0.0
+    """Mean opacity: discourages filling space."""
+    opaque: float = 0.0
+    """Entropy of the opacity: pushes each pixel to fully clear or fully covered."""
+
+    def __post_init__(self):
+        if min(self.orientation, self.sparsity, self.opaque) < 0:
+            raise ValueError("regulariser weights must be >= 0")
+
+
+@dataclass
+class TrainConfig:
+    """The optimisation loop."""
+
+    steps: int = 800
+    """Optimisation steps."""
+    batch_size: int = 1
+    """Renders per step."""
+    resolution: int = 64
+    """Training render size in pixels (renders are resized to the prior's resolution)."""
+    checkpoint_every: int = 200
+    """Steps between checkpoints (one is always written at the end)."""
+    validate_every: int = 200
+    """Steps between validation renders; 0 disables them."""
+    log_every: int = 10
+    """Steps between points of the loss curve in metrics.json."""
+
+    def __post_init__(self):
+        if self.steps <= 0:
+            raise ValueError(f"steps must be > 0, got {self.steps}")
+        if self.batch_size < 1 or self.resolution < 8 or self.checkpoint_every < 1 or self.log_every < 1:
+            raise ValueError("batch_size >= 1, resolution >= 8, checkpoint_every >= 1 and log_every >= 1 are required")
+        if self.validate_every < 0:
+            raise ValueError("validate_every must be >= 0")
+
+
+@dataclass
+class Text3DConfig:
+    """A whole text3d run."""
+
+    prompt: str = ""
+    """What to make."""
+    seed: int = 0
+    """Seed of everything random in the run."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """``auto`` picks CUDA when available."""
+    prior: PriorConfig = dataclasses.field(default_factory=PriorConfig)
+    guidance: SDSConfig = dataclasses.field(default_factory=SDSConfig)
+    camera: CameraConfig = dataclasses.field(default_factory=CameraConfig)
+    field: FieldConfig = dataclasses.field(default_factory=FieldConfig)
+    renderer: RendererConfig = dataclasses.field(default_factory=RendererConfig)
+    background: BackgroundConfig = dataclasses.field(default_factory=BackgroundConfig)
+    shading: ShadingConfig = dataclasses.field(default_factory=ShadingConfig)
+    optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+    regularisers: RegularisersConfig = dataclasses.field(default_factory=RegularisersConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for, but no CUDA device is available")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def read_run_config(run_dir: Path, overrides: list[str] = (), values: dict | None = None) -> Text3DConfig:
+    """The config saved in a run folder, with optional overrides (e.g. a larger ``train.steps``), as load_config."""
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise UsageError(f"{run_dir} is not a text3d run folder (no config.yaml)")
+    return load_config(Text3DConfig, str(path), overrides, values)
+
+
+def build_optimizer(scene: NeRFScene, config: OptimConfig) -> torch.optim.Adam:
+    groups = [
+        {"params": list(scene.field.encoding.parameters()), "lr": config.lr_grid, "name": "grid"},
+        {"params": list(scene.field.mlp.parameters()), "lr": config.lr_mlp, "name": "mlp"},
+    ]
+    background = list(scene.background.parameters())
+    if background:
+        groups.append({"params": background, "lr": config.lr_background, "name": "background"})
+    return torch.optim.Adam(groups, betas=config.betas, eps=config.eps)
+
+
+def load_scene(run_dir: Path, config: Text3DConfig, device: torch.device) -> NeRFScene:
+    """The scene of a run folder's last checkpoint, for export without the prior."""
+    checkpoint = run_dir / "checkpoints" / "last.pt"
+    if not checkpoint.is_file():
+        raise UsageError(f"{run_dir} has no checkpoint to export from (checkpoints/last.pt)")
+    scene = NeRFScene(config.field, config.renderer, config.background, device).to(device)
+    scene.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["scene"])
+    return scene
+
+
+def export_run(scene: NeRFScene, config: ExportConfig, run_dir: Path) -> dict:
+    """Write the meshes and the turntable of ``scene`` into ``run_dir``; returns export statistics."""
+    start = time.time()
+    scene.eval()
+    mesh, threshold = extract_mesh(scene, config)
+    stats = {"threshold": threshold, "vertices": len(mesh.vertices), "faces": len(mesh.faces)}
+    if len(mesh.faces) == 0:
+        tqdm.write(f"warning: the density never exceeds the surface threshold {threshold:.3g}; the mesh is empty")
+    stats["watertight"] = bool(mesh.is_watertight) if len(mesh.faces) else False
+    write_meshes(mesh, run_dir, config.formats)
+    if config.turntable_frames > 0:
+        write_video(render_turntable(scene, config), run_dir / "turntable.mp4", config.turntable_fps)
+    stats["seconds"] = round(time.time() - start, 2)
+    return stats
+
+
+class TextTo3D:
+    """Runs one text3d optimisation in a run folder; see the module docstring for what it writes."""
+
+    def __init__(self, config: Text3DConfig, prior: DiffusionPrior, run_dir: Path, device: torch.device):
+        self.config, self.prior, self.run_dir, self.device = config, prior, run_dir, device
+        seed_everything(config.seed)
+        self.scene = NeRFScene(config.field, config.renderer, config.background, device).to(device)
+        self.optimizer = build_optimizer(self.scene, config.optim)
+        self.guidance = SDSGuidance(config.guidance, prior)
+        self.prompts = PromptEmbeddings(prior, config.prompt, config.guidance.negative_prompt, config.guidance.view_dependent)
+        self.camera_generator = torch.Generator().manual_seed(config.seed)
+        self.noise_generator = torch.Generator(device).manual_seed(config.seed + 1)
+        self.step = 0
+        self.metrics: dict = {"loss": [], "train_seconds": 0.0}
+
+    # --- checkpoints ------------------------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / "checkpoints" / "last.pt"
+
+    def save_checkpoint(self) -> None:
+        save_torch(
+            self.checkpoint_path,
+            {
+                "step": self.step,
+                "scene": self.scene.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "camera_generator": self.camera_generator.get_state(),
+                "noise_generator": self.noise_generator.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "metrics": self.metrics,
+            },
+        )
+
+    def load_checkpoint(self) -> None:
+        if not self.checkpoint_path.is_file():
+            raise UsageError(f"nothing to resume in {self.run_dir} (no checkpoints/last.pt)")
+        state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
+        self.scene.load_state_dict(state["scene"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.camera_generator.set_state(state["camera_generator"])
+        self.noise_generator.set_state(state["noise_generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step, self.metrics = state["step"], state["metrics"]
+
+    # --- one step ---------------------------------------------------------------------------------------------
+    def shading_for_step(self) -> str:
+        c = self.config.shading
+        if self.step < c.albedo_only_steps:
+            return "albedo"
+        u = torch.rand(1, generator=self.camera_generator).item()
+        if u < c.lambertian_probability:
+            return "lambertian"
+        if u < c.lambertian_probability + c.textureless_probability:
+            return "textureless"
+        return "albedo"
+
+    def train_step(self) -> dict[str, float]:
+        """One optimisation step; returns its scalars."""
+        c = self.config
+        self.scene.train()
+        self.scene.update_occupancy(self.step)
+        cameras = sample_cameras(c.camera, c.train.batch_size, self.camera_generator).to(self.device)
+        shading = self.shading_for_step()
+        light = sample_lights(cameras.positions, self.camera_generator) if shading != "albedo" else None
+        out = self.scene.render(
+            cameras, c.train.resolution, c.train.resolution, shading, light, stratified=True, generator=self.camera_generator
+        )
+        guided = self.guidance(out.rgb, cameras, self.prompts, self.step / c.train.steps, self.noise_generator)
+        loss = guided.loss
+        r = c.regularisers
+        if out.orientation is not None and r.orientation > 0:
+            loss = loss + r.orientation * out.orientation
+        if r.sparsity > 0:
+            loss = loss + r.sparsity * out.opacity.mean()
+        if r.opaque > 0:
+            o = out.opacity.clamp(1e-5, 1 - 1e-5)
+            loss = loss + r.opaque * (-(o * o.log() + (1 - o) * (1 - o).log())).mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.step += 1
+        return {"loss": loss.item(), "sds": guided.loss.item(), "samples": out.samples, **guided.diagnostics}
+
+    # --- validation -------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def validate(self) -> Path:
+        """Four views (albedo on top, shaded below) as one PNG in validation/."""
+        self.scene.eval()
+        e = self.config.export
+        cameras = turntable_cameras(4, e.turntable_elevation, e.turntable_distance, e.turntable_fov).to(self.device)
+        size = self.config.train.resolution
+        albedo = self.scene.render(cameras, size, size).rgb
+        shaded = self.scene.render(cameras, size, size, "lambertian", fixed_light(4, self.device)).rgb
+        grid = torch.cat([torch.cat(list(albedo), dim=2), torch.cat(list(shaded), dim=2)], dim=1)  # 3×2H×4W
+        image = (grid.permute(1, 2, 0).clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
+        path = self.run_dir / "validation" / f"step_{self.step:06d}.png"
+        with atomic_path(path) as tmp:
+            iio.imwrite(tmp, image, extension=".png")
+        return path
+
+    # --- the run ----------------------------------------------------------------------------------------------
+    def run(self, resume: bool = False) -> dict:
+        """Optimise (from the last checkpoint when resuming), export, and write metrics.json; returns the metrics."""
+        c = self.config
+        if resume:
+            self.load_checkpoint()
+        write_text(self.run_dir / "config.yaml", dump_yaml(c))
+        progress = tqdm(total=c.train.steps, initial=self.step, desc="text3d", unit="step", dynamic_ncols=True)
+        start = time.time()
+        try:
+            while self.step < c.train.steps:
+                scalars = self.train_step()
+                progress.update(1)
+                if self.step % c.train.log_every == 0 or self.step == c.train.steps:
+                    self.metrics["loss"].append([self.step, round(scalars["loss"], 6)])
+                    progress.set_postfix(loss=f"{scalars['loss']:.3g}", t=f"{scalars['t']:.0f}")
+                if c.train.validate_every and self.step % c.train.validate_every == 0:
+                    self.validate()
+                if self.step % c.train.checkpoint_every == 0 or self.step == c.train.steps:
+                    self.metrics["train_seconds"] += time.time() - start
+                    start = time.time()
+                    self.save_checkpoint()
+        except KeyboardInterrupt:
+            self.metrics["train_seconds"] += time.time() - start
+            self.save_checkpoint()
+            progress.close()
+            raise
+        progress.close()
+        self.metrics["train_seconds"] = round(self.metrics["train_seconds"], 2)
+        self.metrics["seconds_per_step"] = round(self.metrics["train_seconds"] / max(1, c.train.steps), 4)
+        self.metrics["export"] = export_run(self.scene, c.export, self.run_dir)
+        self.metrics.update(prompt=c.prompt, seed=c.seed, device=str(self.device), steps=c.train.steps)
+        write_text(self.run_dir / "metrics.json", json.dumps(self.metrics, indent=2))
+        return self.metrics
