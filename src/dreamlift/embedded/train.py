@@ -71,11 +71,13 @@ class TrainPriorConfig:
     ema_decay: float = 0.998
     judge_steps: int = 800
     judge_batch: int = 64
+    judge_eval_images: int = 600
+    """Fresh images (another seed) on which the judge's accuracy is measured and recorded."""
     checkpoint_every: int = 250
     """Steps between checkpoints inside a stage."""
 
     def __post_init__(self):
-        for name in ("num_images", "vae_steps", "unet_steps", "judge_steps", "checkpoint_every"):
+        for name in ("num_images", "vae_steps", "unet_steps", "judge_steps", "judge_eval_images", "checkpoint_every"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
         if not 0 <= self.caption_dropout < 1:
@@ -176,7 +178,9 @@ class PriorTrainer:
     def stage_data(self) -> dict:
         chunk, images, labels, captions = 500, [], [], []
         for start in tqdm(range(0, self.config.num_images, chunk), desc="render dataset", unit="chunk"):
-            batch = sample_shapes(min(chunk, self.config.num_images - start), self.config.seed * 100003 + start)
+            batch = sample_shapes(
+                min(chunk, self.config.num_images - start), self.config.seed * 100003 + start, resolution=self.config.resolution
+            )
             images.append((batch.images * 255).round().to(torch.uint8))
             labels.append(torch.stack([batch.colour, batch.shape, batch.view], dim=1))
             captions += batch.captions
@@ -316,7 +320,9 @@ class PriorTrainer:
 
         loss = self._loop("judge", {"judge": judge}, optimizer, self.config.judge_steps, step_fn)
         judge.cpu().save(self.work / "judge.safetensors")
-        held_out = sample_shapes(600, seed=self.config.seed * 100003 + 10**8)
+        held_out = sample_shapes(
+            self.config.judge_eval_images, seed=self.config.seed * 100003 + 10**8, resolution=self.config.resolution
+        )
         with torch.no_grad():
             colour_logits, shape_logits = ShapeJudge.load(self.work / "judge.safetensors")(held_out.images)
         correct = (colour_logits.argmax(-1) == held_out.colour) & (shape_logits.argmax(-1) == held_out.shape)

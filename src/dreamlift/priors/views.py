@@ -28,14 +28,19 @@ def view_index(azimuth: torch.Tensor, elevation: torch.Tensor) -> torch.Tensor:
     """Index into :data:`VIEWS` per camera. Angles in radians, any shape; returns int64 of the same shape.
 
     Rule: elevation > 60° → overhead; else |azimuth| < 45° → front; |azimuth| > 135° → back; otherwise side
-    (so exactly 45° and 135° are side views). Azimuth is wrapped to (-180°, 180°] first.
+    (so exactly 45° and 135° are side views). Azimuth is wrapped to (-180°, 180°] first. Angles are compared
+    in degrees rounded to 1e-4°, so that boundary values survive the trip through radians.
     """
-    az = torch.remainder(torch.rad2deg(azimuth) + 180.0, 360.0) - 180.0
+
+    def degrees(angle: torch.Tensor) -> torch.Tensor:
+        return torch.round(torch.rad2deg(angle.double()) * 1e4) / 1e4
+
+    az = torch.remainder(degrees(azimuth) + 180.0, 360.0) - 180.0
     az = torch.where(az == -180.0, torch.full_like(az, 180.0), az).abs()
     index = torch.full_like(az, VIEWS.index("side"), dtype=torch.long)
     index = torch.where(az < FRONT_HALF_ANGLE_DEG, VIEWS.index("front"), index)
     index = torch.where(az > 180.0 - FRONT_HALF_ANGLE_DEG, VIEWS.index("back"), index)
-    overhead = torch.rad2deg(elevation) > OVERHEAD_ELEVATION_DEG
+    overhead = degrees(elevation) > OVERHEAD_ELEVATION_DEG
     return torch.where(overhead, VIEWS.index("overhead"), index)
 
 

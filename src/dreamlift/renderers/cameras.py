@@ -62,8 +62,8 @@ class Cameras:
     def __len__(self) -> int:
         return self.c2w.shape[0]
 
-    def __getitem__(self, index: int | slice) -> Cameras:
-        """A sub-batch; an integer index keeps the batch dimension (a batch of one)."""
+    def __getitem__(self, index: int | slice | torch.Tensor) -> Cameras:
+        """A sub-batch (by slice or index tensor); an integer index keeps the batch dimension (a batch of one)."""
         if isinstance(index, int):
             index = slice(index, index + 1)
         return Cameras(self.c2w[index], self.fov_y[index], self.azimuth[index], self.elevation[index], self.distance[index])

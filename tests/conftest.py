@@ -1,0 +1,44 @@
+"""Shared fixtures: tiny random priors built on the fly (no network, no shipped weights needed)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(scope="session")
+def tiny_prior_dir(tmp_path_factory):
+    """A random latent, epsilon-prediction prior folder (32 px images, 16×16×4 latents)."""
+    from dreamlift.embedded.random_prior import build_random_prior
+
+    return build_random_prior(tmp_path_factory.mktemp("prior") / "latent-eps")
+
+
+@pytest.fixture(scope="session")
+def tiny_prior(tiny_prior_dir):
+    from dreamlift.priors.diffusion import PriorConfig, load_prior
+
+    return load_prior(PriorConfig(model=str(tiny_prior_dir)), tiny_prior_dir, torch.device("cpu"))
+
+
+@pytest.fixture(scope="session")
+def tiny_v_prior(tmp_path_factory):
+    from dreamlift.embedded.random_prior import build_random_prior
+    from dreamlift.priors.diffusion import PriorConfig, load_prior
+
+    folder = build_random_prior(tmp_path_factory.mktemp("prior") / "latent-v", seed=1, prediction_type="v_prediction")
+    return load_prior(PriorConfig(model=str(folder)), folder, torch.device("cpu"))
+
+
+@pytest.fixture(scope="session")
+def tiny_pixel_prior(tmp_path_factory):
+    from dreamlift.embedded.random_prior import build_random_prior
+    from dreamlift.priors.diffusion import PriorConfig, load_prior
+
+    folder = build_random_prior(tmp_path_factory.mktemp("prior") / "pixel", seed=2, pixel_space=True)
+    return load_prior(PriorConfig(model=str(folder), pixel_space=True), folder, torch.device("cpu"))

@@ -1,0 +1,100 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import trimesh
+
+from dreamlift.cli import slugify, text2video_main, text3d_main
+
+FAST = [
+    "field.hashgrid.num_levels=4",
+    "field.hashgrid.log2_hashmap_size=12",
+    "renderer.num_samples=32",
+    "train.resolution=16",
+    "train.validate_every=0",
+    "export.resolution=24",
+    "export.turntable_frames=2",
+    "export.turntable_resolution=16",
+]
+
+
+def error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["", "--steps", "1"], "the prompt is empty"),
+        (["   "], "the prompt is empty"),
+        (["a red cube", "guidance.scael=3"], "unknown config key 'guidance.scael'"),
+        (["a red cube", "--config", "nope"], "unknown config preset 'nope'"),
+        (["a red cube", "--steps", "0"], "steps must be > 0"),
+        (["a red cube", "--steps", "-5"], "steps must be > 0"),
+        (["a red cube", "--steps", "many"], "invalid int value"),
+        (["a red cube", "guidance.scale=-1"], "scale must be >= 0"),
+        (["a red cube", "--model", "/no/such/folder"], "model folder not found"),
+        (["a red cube", "--bogus-flag"], "unrecognized arguments"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    assert text3d_main([*args, "--out", str(out)]) == 2
+    line = error_line(capsys)
+    assert line.startswith("text3d: error:") and message in line
+    assert not out.exists() and not (tmp_path / "outputs").exists()
+
+
+def test_unwritable_out(tmp_path, capsys, tiny_prior_dir):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert text3d_main(["a red cube", "--model", str(tiny_prior_dir), "--out", str(blocker / "run"), *FAST]) == 2
+    assert "cannot write to output folder" in error_line(capsys)
+
+
+def test_run_export_and_resume_guard(tmp_path, capsys, tiny_prior_dir):
+    out = tmp_path / "run"
+    args = ["a red cube", "--model", str(tiny_prior_dir), "--steps", "2", "--seed", "3", "--out", str(out), *FAST]
+    assert text3d_main(args) == 0
+    assert json.loads((out / "metrics.json").read_text())["seed"] == 3
+    assert len(trimesh.load(out / "mesh.obj", force="mesh").faces) > 0
+    capsys.readouterr()
+    # The same folder again without --resume is refused; with --resume and more steps it continues.
+    assert text3d_main(args) == 2
+    assert "already holds a run" in error_line(capsys)
+    assert text3d_main(["--resume", "--out", str(out), "--steps", "3"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["loss"][-1][0] == 3
+    capsys.readouterr()
+    assert text3d_main(["other prompt", "--resume", "--out", str(out)]) == 2
+    assert "is a run of \"a red cube\"" in error_line(capsys)
+    (out / "mesh.glb").unlink()
+    assert text3d_main(["export", str(out), "export.formats=[glb]"]) == 0
+    assert (out / "mesh.glb").is_file()
+    capsys.readouterr()
+    assert text3d_main(["export", str(tmp_path / "nope")]) == 2
+    assert "run folder not found" in error_line(capsys)
+
+
+def test_text2video_says_not_yet(capsys):
+    assert text2video_main([]) == 2
+    assert "not yet available" in error_line(capsys)
+
+
+def test_console_script_exit_code(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", "import sys; from dreamlift.cli import text3d_main; sys.exit(text3d_main())", ""],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == "text3d: error: the prompt is empty; say what to make, e.g. text3d \"a red cube\""
+
+
+def test_slugify():
+    assert slugify("A red cube!") == "a-red-cube"
+    assert slugify("???") == "run"

@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from dreamlift.pipelines.export import ExportConfig, extract_mesh, write_meshes
+from dreamlift.renderers.background import BackgroundConfig
+from dreamlift.renderers.fields import FieldConfig
+from dreamlift.renderers.hashgrid import HashGridConfig
+from dreamlift.renderers.scene import NeRFScene
+from dreamlift.renderers.volume import RendererConfig
+
+
+def red_sphere_scene() -> NeRFScene:
+    """A field that is exactly its blob: density softplus(40·(1 − r/0.5)), albedo red."""
+    config = FieldConfig(hashgrid=HashGridConfig(num_levels=2, log2_hashmap_size=10, max_resolution=32), blob_density=40.0)
+    scene = NeRFScene(config, RendererConfig(), BackgroundConfig(), torch.device("cpu"))
+    last = scene.field.mlp[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor([0.0, 6.0, -6.0, -6.0]))
+    return scene
+
+
+def test_sphere_exports_watertight_coloured_meshes(tmp_path):
+    scene = red_sphere_scene()
+    mesh, threshold = extract_mesh(scene, ExportConfig(resolution=48))
+    assert threshold > 0
+    assert mesh.is_watertight
+    radius = np.linalg.norm(mesh.vertices, axis=1)
+    assert 0.3 < radius.mean() < 0.5 and radius.std() < 0.02
+    paths = write_meshes(mesh, tmp_path, ("glb", "obj", "ply"))
+    assert [p.name for p in paths] == ["mesh.glb", "mesh.obj", "mesh.ply"]
+    for path in paths:
+        loaded = trimesh.load(path, force="mesh")
+        assert len(loaded.faces) == len(mesh.faces)
+        colours = np.asarray(loaded.visual.vertex_colors)[:, :3]
+        assert colours[:, 0].min() > 200 and colours[:, 1:].max() < 30  # red
+    ply = trimesh.load(tmp_path / "mesh.ply")
+    assert ply.is_watertight
+    # Files are y-up: the world's +z (up) is the file's +y.
+    assert np.allclose(ply.bounds[:, 1], mesh.bounds[:, 2], atol=1e-5)
+
+
+def test_floaters_are_removed():
+    scene = red_sphere_scene()
+    original_blob = scene.field.blob
+
+    def blob_and_floater(points):
+        floater = 40.0 * (1 - (points - torch.tensor([0.8, 0.8, 0.8])).norm(dim=-1) / 0.08)
+        return torch.maximum(original_blob(points), floater)
+
+    scene.field.blob = blob_and_floater
+    kept, _ = extract_mesh(scene, ExportConfig(resolution=64, min_component_fraction=0.05))
+    assert len(kept.split(only_watertight=False)) == 1
+    everything, _ = extract_mesh(scene, ExportConfig(resolution=64, min_component_fraction=0.0))
+    assert len(everything.split(only_watertight=False)) == 2
+
+
+def test_threshold_override_and_empty_field():
+    scene = red_sphere_scene()
+    _, threshold = extract_mesh(scene, ExportConfig(resolution=24, threshold=5.0))
+    assert threshold == 5.0
+    empty, _ = extract_mesh(scene, ExportConfig(resolution=24, threshold=1e6))
+    assert len(empty.faces) == 0
+    with pytest.raises(ValueError):
+        ExportConfig(formats=("fbx",))

@@ -1,0 +1,87 @@
+import json
+
+import imageio.v3 as iio
+import pytest
+import torch
+import trimesh
+
+from dreamlift.config import load_config
+from dreamlift.pipelines.text_to_3d import Text3DConfig, TextTo3D, read_run_config
+
+TINY_RUN = [
+    "field.hashgrid.num_levels=4",
+    "field.hashgrid.log2_hashmap_size=12",
+    "field.hashgrid.max_resolution=64",
+    "renderer.num_samples=32",
+    "renderer.occupancy_resolution=16",
+    "train.resolution=16",
+    "train.checkpoint_every=2",
+    "train.validate_every=3",
+    "shading.albedo_only_steps=1",
+    "shading.lambertian_probability=0.5",
+    "shading.textureless_probability=0.25",
+    "guidance.t_max_final=0.98",
+    "export.resolution=24",
+    "export.turntable_frames=4",
+    "export.turntable_resolution=16",
+]
+
+
+def tiny_config(steps: int, **values) -> Text3DConfig:
+    return load_config(Text3DConfig, "dreamfusion", TINY_RUN, {"prompt": "a red cube", "train.steps": steps, **values})
+
+
+def test_run_writes_every_output(tiny_prior, tmp_path):
+    metrics = TextTo3D(tiny_config(4), tiny_prior, tmp_path, torch.device("cpu")).run()
+    assert (tmp_path / "checkpoints" / "last.pt").is_file()
+    assert sorted(p.name for p in (tmp_path / "validation").iterdir()) == ["step_000003.png"]
+    assert iio.imread(tmp_path / "validation" / "step_000003.png").shape == (32, 64, 3)
+    saved = read_run_config(tmp_path)
+    assert saved.prompt == "a red cube" and saved.seed == 0 and saved.train.steps == 4
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written["loss"][-1][0] == 4 and written["steps"] == 4 and written["seed"] == 0
+    assert written["export"]["faces"] == metrics["export"]["faces"] > 0
+    assert len(trimesh.load(tmp_path / "mesh.glb", force="mesh").faces) == metrics["export"]["faces"]
+    assert iio.imread(tmp_path / "turntable.mp4").shape == (4, 16, 16, 3)
+    assert not list(tmp_path.glob(".*tmp*"))  # no temporary files left behind
+
+
+@pytest.fixture
+def one_thread():
+    """Bitwise-reproducible CPU runs: with two threads, scatter-add order varies and Adam (eps 1e-15) amplifies it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_prior, tmp_path, monkeypatch, one_thread):
+    straight = TextTo3D(tiny_config(4), tiny_prior, tmp_path / "straight", torch.device("cpu"))
+    straight.run()
+
+    interrupted = TextTo3D(tiny_config(4), tiny_prior, tmp_path / "resumed", torch.device("cpu"))
+    original_step = TextTo3D.train_step
+
+    def step_then_stop(self):
+        if self.step == 3:
+            raise KeyboardInterrupt
+        return original_step(self)
+
+    monkeypatch.setattr(TextTo3D, "train_step", step_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.run()
+    monkeypatch.setattr(TextTo3D, "train_step", original_step)
+    assert torch.load(tmp_path / "resumed" / "checkpoints" / "last.pt", weights_only=False)["step"] == 3
+
+    resumed = TextTo3D(tiny_config(4), tiny_prior, tmp_path / "resumed", torch.device("cpu"))
+    resumed.load_checkpoint()
+    assert resumed.step == 3
+    saved_moments = interrupted.optimizer.state_dict()["state"][0]["exp_avg"]
+    assert torch.equal(resumed.optimizer.state_dict()["state"][0]["exp_avg"], saved_moments)
+    resumed = TextTo3D(tiny_config(4), tiny_prior, tmp_path / "resumed", torch.device("cpu"))
+    resumed.run(resume=True)
+    for (name, a), (_, b) in zip(straight.scene.state_dict().items(), resumed.scene.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert torch.equal(
+        straight.optimizer.state_dict()["state"][0]["exp_avg_sq"], resumed.optimizer.state_dict()["state"][0]["exp_avg_sq"]
+    )
