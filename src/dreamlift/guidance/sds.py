@@ -16,6 +16,7 @@ import torch
 from dreamlift.priors.diffusion import DiffusionPrior
 from dreamlift.priors.prompts import PromptEmbeddings
 from dreamlift.renderers.cameras import Cameras
+from dreamlift.timing import PhaseTimer
 
 
 @dataclass
@@ -81,20 +82,25 @@ class SDSGuidance:
         prompts: PromptEmbeddings,
         progress: float,
         generator: torch.Generator | None = None,
+        timer: PhaseTimer | None = None,
     ) -> GuidanceOutput:
         """SDS loss for renders (B×3×H×W, [0, 1]) seen from ``cameras``, ``progress`` (0–1) into training.
 
-        ``generator`` (on the prior's device) fixes t and ε, for tests and reproducible runs.
+        ``generator`` (on the prior's device) fixes t and ε, for tests and reproducible runs; ``timer`` charges
+        the VAE encoding to "encode" and the prior's prediction to "unet".
         """
         prior, c = self.prior, self.config
+        timer = timer or PhaseTimer(prior.device, enabled=False)
         batch = images.shape[0]
-        latents = prior.encode_images(images).float()
+        with timer("encode"):
+            latents = prior.encode_images(images).float()
         low, high = self.timestep_range(progress)
         t = torch.randint(low, high + 1, (batch,), device=prior.device, generator=generator)
         noise = torch.randn(latents.shape, device=prior.device, generator=generator)
         noisy = prior.add_noise(latents.detach(), noise, t)
         cond, uncond = prompts.for_cameras(cameras.azimuth, cameras.elevation)
-        eps_hat, _, _ = prior.predict_noise_cfg(noisy, t, cond, uncond, c.scale)
+        with timer("unet"):
+            eps_hat, _, _ = prior.predict_noise_cfg(noisy, t, cond, uncond, c.scale)
         grad = self.weight(t).view(-1, 1, 1, 1) * (eps_hat - noise)
         finite = torch.isfinite(grad).all()
         grad = torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)

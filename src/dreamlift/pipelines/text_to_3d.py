@@ -37,6 +37,7 @@ from dreamlift.renderers.fields import FieldConfig
 from dreamlift.renderers.scene import NeRFScene
 from dreamlift.renderers.shading import fixed_light, sample_lights
 from dreamlift.renderers.volume import RendererConfig
+from dreamlift.timing import PhaseTimer
 
 
 @dataclass
@@ -212,6 +213,7 @@ class TextTo3D:
         self.noise_generator = torch.Generator(device).manual_seed(config.seed + 1)
         self.step = 0
         self.metrics: dict = {"loss": [], "train_seconds": 0.0}
+        self.timer = PhaseTimer(device)
 
     # --- checkpoints ------------------------------------------------------------------------------------------
     @property
@@ -257,16 +259,17 @@ class TextTo3D:
 
     def train_step(self) -> dict[str, float]:
         """One optimisation step; returns its scalars."""
-        c = self.config
+        c, timer = self.config, self.timer
         self.scene.train()
-        self.scene.update_occupancy(self.step)
-        cameras = sample_cameras(c.camera, c.train.batch_size, self.camera_generator).to(self.device)
-        shading = self.shading_for_step()
-        light = sample_lights(cameras.positions, self.camera_generator) if shading != "albedo" else None
-        out = self.scene.render(
-            cameras, c.train.resolution, c.train.resolution, shading, light, stratified=True, generator=self.camera_generator
-        )
-        guided = self.guidance(out.rgb, cameras, self.prompts, self.step / c.train.steps, self.noise_generator)
+        with timer("render"):
+            self.scene.update_occupancy(self.step)
+            cameras = sample_cameras(c.camera, c.train.batch_size, self.camera_generator).to(self.device)
+            shading = self.shading_for_step()
+            light = sample_lights(cameras.positions, self.camera_generator) if shading != "albedo" else None
+            out = self.scene.render(
+                cameras, c.train.resolution, c.train.resolution, shading, light, stratified=True, generator=self.camera_generator
+            )
+        guided = self.guidance(out.rgb, cameras, self.prompts, self.step / c.train.steps, self.noise_generator, timer)
         loss = guided.loss
         r = c.regularisers
         if out.orientation is not None and r.orientation > 0:
@@ -277,10 +280,12 @@ class TextTo3D:
             o = out.opacity.clamp(1e-5, 1 - 1e-5)
             loss = loss + r.opaque * (-(o * o.log() + (1 - o) * (1 - o).log())).mean()
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        with timer("backward"):
+            loss.backward()
+        with timer("optimiser"):
+            self.optimizer.step()
         self.step += 1
-        return {"loss": loss.item(), "sds": guided.loss.item(), "samples": out.samples, **guided.diagnostics}
+        return {"loss": loss.item(), "sds": guided.loss.item(), "samples": out.samples, "shading": shading, **guided.diagnostics}
 
     # --- validation -------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -329,6 +334,7 @@ class TextTo3D:
         progress.close()
         self.metrics["train_seconds"] = round(self.metrics["train_seconds"], 2)
         self.metrics["seconds_per_step"] = round(self.metrics["train_seconds"] / max(1, c.train.steps), 4)
+        self.metrics["phase_seconds"] = {phase: round(s, 5) for phase, s in self.timer.means().items()}
         self.metrics["export"] = export_run(self.scene, c.export, self.run_dir)
         self.metrics.update(prompt=c.prompt, seed=c.seed, device=str(self.device), steps=c.train.steps)
         write_text(self.run_dir / "metrics.json", json.dumps(self.metrics, indent=2))

@@ -1,0 +1,75 @@
+"""text3d over colour × shape prompts, each exported mesh graded by an independent judge.
+
+    python bench/text3d_prompts.py [--prompts "a red cube" "a blue torus" ...] [--out bench-runs] [key=value ...]
+
+Runs the real text3d pipeline (default preset, embedded prior) per prompt into OUT/<prompt>/ (a finished run is
+reused, an interrupted one resumed), then judges mesh.ply with bench/mesh_judge.py: the mesh file is rendered by
+its own rasterizer and classified by the judge network, which never guided the optimisation. Prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+import trimesh
+
+sys.path.insert(0, str(Path(__file__).parent))
+from mesh_judge import judge_mesh  # noqa: E402
+
+from dreamlift.cli import load_model, slugify  # noqa: E402
+from dreamlift.config import load_config  # noqa: E402
+from dreamlift.embedded import EMBEDDED_PRIOR_DIR  # noqa: E402
+from dreamlift.embedded.evaluation import ALL_PROMPTS  # noqa: E402
+from dreamlift.embedded.judge import ShapeJudge  # noqa: E402
+from dreamlift.embedded.shapes import caption  # noqa: E402
+from dreamlift.pipelines.text_to_3d import Text3DConfig, TextTo3D, resolve_device  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prompts", nargs="*", default=[caption(c, s) for c, s in ALL_PROMPTS])
+    parser.add_argument("--out", type=Path, default=Path("bench-runs"))
+    parser.add_argument("--config", default="dreamfusion")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args()
+    judge = ShapeJudge.load(EMBEDDED_PRIOR_DIR / "judge.safetensors")
+    prior = None
+    rows = []
+    for prompt in args.prompts:
+        run_dir = args.out / slugify(prompt)
+        if not (run_dir / "metrics.json").is_file():
+            config = load_config(Text3DConfig, args.config, args.overrides, {"prompt": prompt, "device": args.device})
+            device = resolve_device(config.device)
+            prior = prior or load_model(config, device)
+            start = time.time()
+            TextTo3D(config, prior, run_dir, device).run(resume=(run_dir / "checkpoints" / "last.pt").is_file())
+            print(f"{prompt}: {time.time() - start:.0f} s", file=sys.stderr)
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        verdict = judge_mesh(trimesh.load(run_dir / "mesh.ply", force="mesh"), judge)
+        words = prompt.split()
+        rows.append((prompt, words[-2], words[-1], verdict, metrics))
+
+    print(f"{'prompt':<22}{'colour':>9}{'shape':>10}{'hue':>8}{'faces':>8}{'closed':>8}{'seconds':>9}")
+    hits = {"colour": 0, "shape": 0, "hue": 0, "both": 0}
+    for prompt, colour, shape, v, m in rows:
+        ok_colour, ok_shape, ok_hue = v["colour"] == colour, v["shape"] == shape, v["hue_colour"] == colour
+        hits["colour"] += ok_colour
+        hits["shape"] += ok_shape
+        hits["hue"] += ok_hue
+        hits["both"] += ok_colour and ok_shape
+        seconds = m["train_seconds"] + m["export"]["seconds"]
+        mark = lambda ok, value: f"{'✓' if ok else '✗'} {value}"  # noqa: E731
+        print(f"{prompt:<22}{mark(ok_colour, v['colour']):>9}{mark(ok_shape, v['shape']):>10}{mark(ok_hue, v['hue_colour']):>8}"
+              f"{m['export']['faces']:>8}{'yes' if m['export']['watertight'] else 'no':>8}{seconds:>9.0f}")
+    n = len(rows)
+    print(f"judge colour {hits['colour']}/{n}, judge shape {hits['shape']}/{n}, both {hits['both']}/{n}, hue colour {hits['hue']}/{n}")
+
+
+if __name__ == "__main__":
+    main()
