@@ -3,7 +3,7 @@
     python bench/text3d_prompts.py [--prompts "a red cube" "a blue torus" ...] [--out bench-runs] [key=value ...]
 
 Runs the real text3d pipeline (default preset, embedded prior) per prompt into OUT/<prompt>/ (a finished run is
-reused, an interrupted one resumed), then judges mesh.ply with bench/mesh_judge.py: the mesh file is rendered by
+reused, an interrupted one resumed), then judges mesh.ply with dreamlift.embedded.mesh_judge: the mesh file is rendered by
 its own rasterizer and classified by the judge network, which never guided the optimisation. Prints a table.
 """
 
@@ -15,19 +15,20 @@ import sys
 import time
 from pathlib import Path
 
-import torch
 import trimesh
 
-sys.path.insert(0, str(Path(__file__).parent))
-from mesh_judge import judge_mesh  # noqa: E402
+from dreamlift.cli import load_model, slugify
+from dreamlift.config import load_config
+from dreamlift.embedded import EMBEDDED_PRIOR_DIR
+from dreamlift.embedded.evaluation import ALL_PROMPTS
+from dreamlift.embedded.judge import ShapeJudge
+from dreamlift.embedded.mesh_judge import judge_mesh
+from dreamlift.embedded.shapes import caption
+from dreamlift.pipelines.text_to_3d import Text3DConfig, TextTo3D, resolve_device
 
-from dreamlift.cli import load_model, slugify  # noqa: E402
-from dreamlift.config import load_config  # noqa: E402
-from dreamlift.embedded import EMBEDDED_PRIOR_DIR  # noqa: E402
-from dreamlift.embedded.evaluation import ALL_PROMPTS  # noqa: E402
-from dreamlift.embedded.judge import ShapeJudge  # noqa: E402
-from dreamlift.embedded.shapes import caption  # noqa: E402
-from dreamlift.pipelines.text_to_3d import Text3DConfig, TextTo3D, resolve_device  # noqa: E402
+
+def mark(ok: bool, value) -> str:
+    return f"{'✓' if ok else '✗'} {value}"
 
 
 def main() -> None:
@@ -64,7 +65,6 @@ def main() -> None:
         hits["hue"] += ok_hue
         hits["both"] += ok_colour and ok_shape
         seconds = m["train_seconds"] + m["export"]["seconds"]
-        mark = lambda ok, value: f"{'✓' if ok else '✗'} {value}"  # noqa: E731
         print(f"{prompt:<22}{mark(ok_colour, v['colour']):>9}{mark(ok_shape, v['shape']):>10}{mark(ok_hue, v['hue_colour']):>8}"
               f"{m['export']['faces']:>8}{'yes' if m['export']['watertight'] else 'no':>8}{seconds:>9.0f}")
     n = len(rows)
