@@ -92,3 +92,25 @@ def test_training_runs_resumes_and_writes_a_loadable_folder(tmp_path):
     before = (out / "unet" / "diffusion_pytorch_model.safetensors").read_bytes()
     PriorTrainer(config, work, out).run()
     assert (out / "unet" / "diffusion_pytorch_model.safetensors").read_bytes() == before
+
+
+def test_mesh_judge_rasterizer_covers_the_projected_square():
+    import math
+
+    import numpy as np
+    import trimesh
+
+    from dreamlift.embedded.mesh_judge import hue_colour, rasterize
+    from dreamlift.renderers.cameras import orbit_cameras
+
+    box = trimesh.creation.box((0.5, 0.5, 0.5))
+    box.visual.vertex_colors = np.tile([30, 60, 220, 255], (len(box.vertices), 1))
+    fov = math.radians(40)
+    camera = orbit_cameras(torch.tensor([0.0]), torch.tensor([0.0]), torch.tensor([2.0]), torch.tensor([fov]))
+    image, mask = rasterize(box, camera.c2w[0], fov, 64)
+    # The front face (x = 0.25) projects to a square of side 0.5 / 1.75 · focal pixels.
+    side = 0.5 / 1.75 * (32 / math.tan(fov / 2))
+    assert mask.sum().item() == pytest.approx(side**2, rel=0.1)
+    assert mask[32, 32] and not mask[0, 0]
+    assert image[2, 32, 32] > image[0, 32, 32]  # blue
+    assert hue_colour(box) == "blue"

@@ -98,3 +98,34 @@ def test_shaded_render_has_normals_and_orientation():
     assert out.orientation.item() < 1e-3
     assert inward.orientation.item() > 100 * out.orientation.item()
     assert inward.rgb[0, 0, 16, 16].item() == pytest.approx(0.0, abs=0.05)  # lit from behind: dark
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="nerfacc's occupancy-grid sampler needs CUDA")
+def test_nerfacc_cuda_sampler_matches_the_torch_sampler():
+    renders = {}
+    for sampler in ("torch", "nerfacc"):
+        config = RendererConfig(num_samples=256, occupancy_resolution=64, sampler=sampler)
+        grid = OccupancyGrid(config, bound=1.0).cuda()
+        field = CudaField(SolidSphere())
+        grid.update(0, field)
+        cameras = orbit_cameras(torch.tensor([0.3]), torch.tensor([0.2]), torch.tensor([2.0]), torch.tensor([0.7])).to("cuda")
+        background = Background(BackgroundConfig(colour=(0.0, 0.0, 1.0))).cuda()
+        renders[sampler] = VolumeRenderer(config, grid).render(field, background, cameras, 64, 64)
+    for name in ("rgb", "opacity", "depth"):
+        a, b = getattr(renders["torch"], name), getattr(renders["nerfacc"], name)
+        assert (a - b).abs().mean() < 0.01, name
+
+
+class CudaField(nn.Module):
+    """The analytic sphere with its constants on the GPU."""
+
+    def __init__(self, field):
+        super().__init__()
+        self.field = field
+
+    def forward(self, points, with_normals=False):
+        out = self.field(points.cpu(), with_normals)
+        return FieldOutput(*(t.to(points.device) if t is not None else None for t in (out.density, out.albedo, out.normal)))
+
+    def density(self, points):
+        return self(points).density
