@@ -230,6 +230,7 @@ class TextTo3D:
                 "camera_generator": self.camera_generator.get_state(),
                 "noise_generator": self.noise_generator.get_state(),
                 "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
                 "metrics": self.metrics,
             },
         )
@@ -243,6 +244,8 @@ class TextTo3D:
         self.camera_generator.set_state(state["camera_generator"])
         self.noise_generator.set_state(state["noise_generator"])
         torch.set_rng_state(state["torch_rng"])
+        if self.device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
         self.step, self.metrics = state["step"], state["metrics"]
 
     # --- one step ---------------------------------------------------------------------------------------------
