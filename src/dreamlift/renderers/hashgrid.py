@@ -26,17 +26,17 @@ PRIMES = (1, 2654435761, 805459861)
 
 @dataclass
 class HashGridConfig:
-    """Hash-grid encoding settings (names as in tinycudann's HashGrid)."""
+    """Hash-grid encoding settings (names as in tinycudann's HashGrid); the defaults are Instant-NGP's."""
 
-    num_levels: int = 12
+    num_levels: int = 16
     """Number of resolution levels L."""
     features_per_level: int = 2
     """Features F per level; the encoding has L·F outputs."""
-    log2_hashmap_size: int = 17
+    log2_hashmap_size: int = 19
     """log2 of the largest table size per level."""
     base_resolution: int = 16
     """Resolution of the coarsest level."""
-    max_resolution: int = 512
+    max_resolution: int = 2048
     """Resolution of the finest level; sets the per-level growth b = (max/base)^(1/(L−1))."""
     backend: Literal["auto", "torch", "tcnn"] = "auto"
     """``auto``: tinycudann on CUDA when importable, else pure PyTorch; ``tcnn`` fails if it is unavailable."""
