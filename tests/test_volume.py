@@ -129,3 +129,12 @@ class CudaField(nn.Module):
 
     def density(self, points):
         return self(points).density
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU refusal")
+def test_nerfacc_sampler_on_cpu_is_a_usage_error():
+    from dreamlift.errors import UsageError
+
+    config = RendererConfig(sampler="nerfacc")
+    with pytest.raises(UsageError, match="needs CUDA"):
+        VolumeRenderer(config, OccupancyGrid(config, 1.0)).use_nerfacc_sampler(torch.device("cpu"))

@@ -22,6 +22,7 @@ import nerfacc
 import torch
 from torch import nn
 
+from dreamlift.errors import UsageError
 from dreamlift.renderers.cameras import Cameras, generate_rays
 from dreamlift.renderers.fields import RadianceField
 from dreamlift.renderers.shading import lambertian
@@ -133,6 +134,8 @@ class VolumeRenderer:
     def use_nerfacc_sampler(self, device: torch.device) -> bool:
         if self.config.sampler == "auto":
             return device.type == "cuda"
+        if self.config.sampler == "nerfacc" and device.type != "cuda":
+            raise UsageError("renderer.sampler=nerfacc needs CUDA (nerfacc's occupancy-grid sampling has no CPU kernels)")
         return self.config.sampler == "nerfacc"
 
     def render(
