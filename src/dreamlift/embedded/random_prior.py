@@ -11,10 +11,15 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from diffusers import DDIMScheduler, StableDiffusionPipeline
-
 from dreamlift.embedded.tokenizer import build_tokenizer
-from dreamlift.embedded.train import TrainPriorConfig, make_noise_scheduler, make_text_encoder, make_unet, make_vae
+from dreamlift.embedded.train import (
+    TrainPriorConfig,
+    make_sampling_scheduler,
+    make_text_encoder,
+    make_unet,
+    make_vae,
+    save_diffusers_folder,
+)
 
 TINY = TrainPriorConfig(vae_channels=(8, 8), unet_channels=(16, 32), text_width=32, text_layers=1, resolution=32)
 """Toy sizes: 32-pixel images, 16×16 latents; a CFG U-Net call takes milliseconds on a CPU."""
@@ -33,22 +38,10 @@ def build_random_prior(
     torch.manual_seed(seed)
     tokenizer = build_tokenizer()
     text_encoder = make_text_encoder(TINY, len(tokenizer))
-    scheduler = DDIMScheduler.from_config(
-        make_noise_scheduler().config, set_alpha_to_one=False, steps_offset=1, prediction_type=prediction_type
-    )
+    scheduler = make_sampling_scheduler(prediction_type)
     unet = make_unet(TINY, latent_size=16)
     if not pixel_space:
-        pipeline = StableDiffusionPipeline(
-            vae=make_vae(TINY),
-            text_encoder=text_encoder,
-            tokenizer=tokenizer,
-            unet=unet,
-            scheduler=scheduler,
-            safety_checker=None,
-            feature_extractor=None,
-            requires_safety_checker=False,
-        )
-        pipeline.save_pretrained(folder)
+        save_diffusers_folder(folder, make_vae(TINY), text_encoder, tokenizer, unet, scheduler)
         return folder
     unet = type(unet).from_config({**unet.config, "in_channels": 3, "out_channels": 3})
     folder.mkdir(parents=True, exist_ok=True)

@@ -140,6 +140,27 @@ def make_noise_scheduler() -> DDPMScheduler:
     )
 
 
+def make_sampling_scheduler(prediction_type: str = "epsilon") -> DDIMScheduler:
+    """The scheduler shipped with a model: DDIM on the training schedule."""
+    return DDIMScheduler.from_config(
+        make_noise_scheduler().config, set_alpha_to_one=False, steps_offset=1, prediction_type=prediction_type
+    )
+
+
+def save_diffusers_folder(folder: Path, vae, text_encoder, tokenizer, unet, scheduler) -> None:
+    """Write the components as a Stable Diffusion folder that ``from_pretrained`` loads (no safety checker)."""
+    StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    ).save_pretrained(folder)
+
+
 class PriorTrainer:
     """Runs the stages in order inside ``work`` and exports the result to ``out``."""
 
@@ -333,18 +354,14 @@ class PriorTrainer:
         latents = torch.load(self.work / "latents.pt")
         vae = AutoencoderKL.from_pretrained(self.work / "vae")
         vae.register_to_config(scaling_factor=latents["scaling_factor"])
-        scheduler = DDIMScheduler.from_config(make_noise_scheduler().config, set_alpha_to_one=False, steps_offset=1)
-        pipeline = StableDiffusionPipeline(
-            vae=vae,
-            text_encoder=CLIPTextModel.from_pretrained(self.work / "text_encoder"),
-            tokenizer=self.tokenizer,
-            unet=UNet2DConditionModel.from_pretrained(self.work / "unet"),
-            scheduler=scheduler,
-            safety_checker=None,
-            feature_extractor=None,
-            requires_safety_checker=False,
+        save_diffusers_folder(
+            self.out,
+            vae,
+            CLIPTextModel.from_pretrained(self.work / "text_encoder"),
+            self.tokenizer,
+            UNet2DConditionModel.from_pretrained(self.work / "unet"),
+            make_sampling_scheduler(),
         )
-        pipeline.save_pretrained(self.out)
         judge = ShapeJudge.load(self.work / "judge.safetensors")
         judge.save(self.out / "judge.safetensors")
         summary = {
