@@ -1,15 +1,13 @@
 """A CLIP BPE tokenizer whose merges spell whole words of the embedded prior's vocabulary.
 
 CLIPTokenizer needs a real vocabulary and BPE merges (an empty one maps every word to one id). We build both:
-every ASCII letter, digit and
-punctuation mark as a token (alone and word-final), plus, for each vocabulary word, the chain of merges that
-builds it left to right, so each known word becomes one token and any other word falls back to letters.
+every ASCII letter, digit and punctuation mark is a token (alone and word-final), and the merges join the
+letters of each vocabulary word into one token; any other word falls back to letters.
 """
 
 from __future__ import annotations
 
 import string
-from pathlib import Path
 
 from transformers import CLIPTokenizer
 

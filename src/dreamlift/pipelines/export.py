@@ -11,7 +11,6 @@ turn from see-through to solid, whatever the scale of the density.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import imageio.v3 as iio
