@@ -114,9 +114,10 @@ def run_text3d(argv: list[str]) -> int:
     print(f"text3d: \"{config.prompt}\" on {device}, seed {config.seed}, {config.train.steps} steps → {run_dir}", file=sys.stderr)
     metrics = TextTo3D(config, prior, run_dir, device).run(resume=args.resume)
     export = metrics["export"]
+    turntable = " and turntable.mp4" if config.export.turntable_frames > 0 else ""
     print(
         f"text3d: wrote {run_dir}/mesh.{{{','.join(config.export.formats)}}} ({export['faces']} faces"
-        f"{', watertight' if export['watertight'] else ''}) and turntable.mp4 in {metrics['train_seconds'] + export['seconds']:.0f} s",
+        f"{', watertight' if export['watertight'] else ''}){turntable} in {metrics['train_seconds'] + export['seconds']:.0f} s",
         file=sys.stderr,
     )
     return 0
