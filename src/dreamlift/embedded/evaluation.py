@@ -34,7 +34,10 @@ def score_prompts(
     steps: int = 30,
     seed: int = 0,
 ) -> tuple[list[PromptScore], torch.Tensor]:
-    """Sample each (colour, shape) prompt ``samples`` times (seeds seed, seed+1, …) and judge the images.
+    """Sample each (colour, shape) prompt ``samples`` times and judge the images.
+
+    Every prompt's batch starts from a generator seeded ``seed``, so prompts and guidance scales are compared
+    on the same initial noise.
 
     Returns the scores and all images (P·S×3×H×W, prompt-major), so callers can compare guidance scales.
     """
@@ -42,8 +45,8 @@ def score_prompts(
     for colour, shape in pairs:
         prompt = caption(colour, shape)
         generator = torch.Generator().manual_seed(seed)
-        batch = sample_images(prior, [prompt] * samples, steps, guidance_scale, generator)
-        colours, shapes = judge.predict(batch.cpu())
+        batch = sample_images(prior, [prompt] * samples, steps, guidance_scale, generator).cpu()
+        colours, shapes = judge.predict(batch)
         right_colour = [c == colour for c in colours]
         right_shape = [s == shape for s in shapes]
         scores.append(
@@ -54,5 +57,5 @@ def score_prompts(
                 sum(a and b for a, b in zip(right_colour, right_shape)) / samples,
             )
         )
-        images.append(batch.cpu())
+        images.append(batch)
     return scores, torch.cat(images)

@@ -15,12 +15,12 @@ from collections import Counter
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 import trimesh
 
 from dreamlift.embedded.judge import ShapeJudge
 from dreamlift.embedded.shapes import COLOURS
 from dreamlift.renderers.cameras import turntable_cameras
+from dreamlift.renderers.shading import fixed_light
 
 
 def rasterize(mesh: trimesh.Trimesh, c2w: torch.Tensor, fov_y: float, size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -35,8 +35,8 @@ def rasterize(mesh: trimesh.Trimesh, c2w: torch.Tensor, fov_y: float, size: int)
     px = cam[:, 0] / depth * focal + size / 2
     py = -cam[:, 1] / depth * focal + size / 2
     normals = torch.tensor(np.array(mesh.face_normals), dtype=torch.float32)
-    light = F.normalize(torch.tensor([1.0, 0.5, 1.0]), dim=0)
-    shade = 0.45 + 0.55 * (normals @ light).clamp(min=0)
+    light, ambient = fixed_light(1, "cpu")
+    shade = ambient + (1 - ambient) * (normals @ light[0]).clamp(min=0)
     ys, xs = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
     zbuffer = torch.full((size, size), float("inf"))
     image = torch.empty(3, size, size)
