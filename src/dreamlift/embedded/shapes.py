@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from dreamlift.priors.views import VIEWS, view_index, view_suffix
-from dreamlift.renderers.cameras import CameraConfig, generate_rays, orbit_cameras, sample_cameras
+from dreamlift.renderers.cameras import CameraConfig, Cameras, generate_rays, orbit_cameras, sample_cameras
 
 SHAPES = ("cube", "sphere", "cone", "cylinder", "torus")
 """Shapes the embedded prior knows."""
@@ -115,16 +115,41 @@ def _shape_params(shape: torch.Tensor, generator: torch.Generator) -> torch.Tens
     return params
 
 
-def render_shapes(
+@dataclass
+class Scenes:
+    """N drawn scenes, everything but the object's placement: camera, primitive, material, light, background."""
+
+    cameras: Cameras
+    shape: torch.Tensor
+    """N shape indices into SHAPES."""
+    params: torch.Tensor
+    """N×3 size parameters of the primitive (world units)."""
+    yaw: torch.Tensor
+    """N rotations of the primitive about world z (radians)."""
+    light: torch.Tensor
+    """N×3 unit directions toward the light."""
+    ambient: torch.Tensor
+    """N×1 ambient fraction of the shading."""
+    albedo: torch.Tensor
+    """N×3 linear RGB albedo in [0, 1]."""
+    background: torch.Tensor
+    """N×1×3 background grey level."""
+
+    def repeat(self, times: int) -> Scenes:
+        """Each scene repeated ``times`` times in a row (N·times scenes), e.g. the frames of a clip."""
+        cameras = Cameras(*(t.repeat_interleave(times, 0) for t in vars(self.cameras).values()))
+        others = {k: v.repeat_interleave(times, 0) for k, v in vars(self).items() if k != "cameras"}
+        return Scenes(cameras=cameras, **others)
+
+
+def draw_scenes(
     colour: torch.Tensor,
     shape: torch.Tensor,
     generator: torch.Generator,
     camera_config: CameraConfig,
-    resolution: int = 64,
-    supersample: int = 2,
     overhead_fraction: float = 0.1,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Render scenes of the given colour and shape indices (each N); returns N×3×H×W images and N view indices.
+) -> Scenes:
+    """Random scenes for the given colour and shape indices (each N), deterministic in ``generator``.
 
     A fraction ``overhead_fraction`` of cameras is raised to 60–85° elevation so that the overhead view
     suffix is seen in training (text3d's default range stays below it).
@@ -136,43 +161,68 @@ def render_shapes(
     if overhead.any():
         elevation = torch.where(overhead, raised, cameras.elevation)
         cameras = orbit_cameras(cameras.azimuth, elevation, cameras.distance, cameras.fov_y)
-    size = resolution * supersample
-    origins, dirs = generate_rays(cameras, size, size)
-    origins, dirs = origins.reshape(n, -1, 3), dirs.reshape(n, -1, 3)
     params = _shape_params(shape, generator)
     yaw = 2 * torch.pi * torch.rand(n, generator=generator)
-
-    t = (cameras.distance[:, None] - 1.0).clamp(min=0).expand(origins.shape[:2]).clone()
-    for _ in range(48):
-        d = _sdf(origins + t[..., None] * dirs, shape, params, yaw)
-        t = t + d.clamp(min=-0.05)
-    points = origins + t[..., None] * dirs
-    hit = _sdf(points, shape, params, yaw).abs() < 2e-3
-    hit &= t < 4.0
-
-    eps = 1e-3
-    offsets = torch.eye(3) * eps
-    normal = torch.stack(
-        [
-            _sdf(points + offsets[i], shape, params, yaw) - _sdf(points - offsets[i], shape, params, yaw)
-            for i in range(3)
-        ],
-        dim=-1,
-    )
-    normal = F.normalize(normal, dim=-1)
-
     toward_camera = F.normalize(cameras.positions, dim=-1)
     light = F.normalize(toward_camera + 0.8 * torch.randn(n, 3, generator=generator) + torch.tensor([0, 0, 0.6]), dim=-1)
     ambient = 0.3 + 0.2 * torch.rand(n, 1, generator=generator)
-    diffuse = (normal * light[:, None]).sum(-1).clamp(min=0)
     albedo = torch.tensor(list(COLOURS.values()))[colour]
     albedo = (albedo * (0.9 + 0.2 * torch.rand(n, 1, generator=generator))).clamp(0, 1)
-    shaded = albedo[:, None] * (ambient + (1 - ambient) * diffuse)[..., None]
     background = (0.88 + 0.12 * torch.rand(n, 1, 1, generator=generator)).expand(n, 1, 3)
-    image = torch.where(hit[..., None], shaded, background)
+    return Scenes(cameras, shape, params, yaw, light, ambient, albedo, background)
+
+
+def render_scenes(
+    scenes: Scenes,
+    resolution: int = 64,
+    supersample: int = 2,
+    offset: torch.Tensor | None = None,
+    scale: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Sphere-traced images N×3×H×W in [0, 1] of the scenes.
+
+    offset: N×3 world-space translation of each object (default 0). scale: N uniform scale factors (default 1).
+    """
+    n = len(scenes.cameras)
+    offset = torch.zeros(n, 3) if offset is None else offset
+    scale = torch.ones(n) if scale is None else scale
+    size = resolution * supersample
+    origins, dirs = generate_rays(scenes.cameras, size, size)
+    origins, dirs = origins.reshape(n, -1, 3), dirs.reshape(n, -1, 3)
+
+    def sdf(points: torch.Tensor) -> torch.Tensor:
+        local = (points - offset[:, None]) / scale[:, None, None]
+        return _sdf(local, scenes.shape, scenes.params, scenes.yaw) * scale[:, None]
+
+    t = (scenes.cameras.distance[:, None] - 1.0).clamp(min=0).expand(origins.shape[:2]).clone()
+    for _ in range(48):
+        t = t + sdf(origins + t[..., None] * dirs).clamp(min=-0.05)
+    points = origins + t[..., None] * dirs
+    hit = (sdf(points).abs() < 2e-3) & (t < 4.0)
+
+    offsets = torch.eye(3) * 1e-3
+    normal = torch.stack([sdf(points + offsets[i]) - sdf(points - offsets[i]) for i in range(3)], dim=-1)
+    normal = F.normalize(normal, dim=-1)
+    diffuse = (normal * scenes.light[:, None]).sum(-1).clamp(min=0)
+    shaded = scenes.albedo[:, None] * (scenes.ambient + (1 - scenes.ambient) * diffuse)[..., None]
+    image = torch.where(hit[..., None], shaded, scenes.background)
     image = image.reshape(n, size, size, 3).permute(0, 3, 1, 2)
-    image = F.avg_pool2d(image, supersample)
-    return image.clamp(0, 1), view_index(cameras.azimuth, cameras.elevation)
+    return F.avg_pool2d(image, supersample).clamp(0, 1)
+
+
+def render_shapes(
+    colour: torch.Tensor,
+    shape: torch.Tensor,
+    generator: torch.Generator,
+    camera_config: CameraConfig,
+    resolution: int = 64,
+    supersample: int = 2,
+    overhead_fraction: float = 0.1,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Render random scenes of the given colour and shape indices (each N); returns N×3×H×W images and N view indices."""
+    scenes = draw_scenes(colour, shape, generator, camera_config, overhead_fraction)
+    images = render_scenes(scenes, resolution, supersample)
+    return images, view_index(scenes.cameras.azimuth, scenes.cameras.elevation)
 
 
 def sample_shapes(

@@ -18,9 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
-import time
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +33,7 @@ from dreamlift.embedded.judge import ShapeJudge, augment
 from dreamlift.embedded.shapes import sample_shapes
 from dreamlift.embedded.tokenizer import MAX_LENGTH, build_tokenizer
 from dreamlift.outputs import save_torch, write_text
+from dreamlift.training import StagedTrainer, min_snr_weights
 
 
 @dataclass
@@ -161,39 +159,19 @@ def save_diffusers_folder(folder: Path, vae, text_encoder, tokenizer, unet, sche
     ).save_pretrained(folder)
 
 
-class PriorTrainer:
+class PriorTrainer(StagedTrainer):
     """Runs the stages in order inside ``work`` and exports the result to ``out``."""
 
+    stages = ("data", "vae", "latents", "unet", "judge", "export")
+
     def __init__(self, config: TrainPriorConfig, work: Path, out: Path, device: str = "cpu"):
-        self.config, self.work, self.out, self.device = config, work, out, torch.device(device)
-        self.work.mkdir(parents=True, exist_ok=True)
+        super().__init__(work, config.seed, config.checkpoint_every, device)
+        self.config, self.out = config, out
         self.tokenizer = build_tokenizer()
-        self.log: dict = self._read_log()
-
-    def _read_log(self) -> dict:
-        path = self.work / "log.json"
-        return json.loads(path.read_text()) if path.exists() else {"stages": {}}
-
-    def _write_log(self) -> None:
-        write_text(self.work / "log.json", json.dumps(self.log, indent=2))
-
-    def _done(self, stage: str) -> bool:
-        return self.log["stages"].get(stage, {}).get("done", False)
-
-    def _finish(self, stage: str, **info) -> None:
-        self.log["stages"][stage] = {"done": True, **info}
-        self._write_log()
 
     def run(self) -> None:
         write_text(self.work / "config.yaml", dump_yaml(self.config))
-        self.log.setdefault("hardware", f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
-        if self.device.type == "cuda":
-            self.log["hardware"] = torch.cuda.get_device_name(self.device)
-        for stage in ("data", "vae", "latents", "unet", "judge", "export"):
-            if not self._done(stage):
-                start = time.time()
-                info = getattr(self, f"stage_{stage}")() or {}
-                self._finish(stage, seconds=round(time.time() - start, 1), **info)
+        super().run()
 
     # --- stages -------------------------------------------------------------------------------------------
     def stage_data(self) -> dict:
@@ -211,37 +189,6 @@ class PriorTrainer:
     def _data(self) -> dict:
         return torch.load(self.work / "data.pt")
 
-    def _loop(self, stage: str, modules: dict, optimizer: torch.optim.Optimizer, steps: int, step_fn) -> float:
-        """Generic resumable training loop; ``step_fn(step, generator)`` returns the loss tensor of one batch."""
-        ckpt_path = self.work / f"{stage}.ckpt"
-        step, generator = 0, torch.Generator().manual_seed(self.config.seed + zlib.crc32(stage.encode()))
-        if ckpt_path.exists():
-            state = torch.load(ckpt_path, weights_only=False)
-            for name, module in modules.items():
-                module.load_state_dict(state[name])
-            optimizer.load_state_dict(state["optimizer"])
-            generator.set_state(state["generator"])
-            step = state["step"]
-        losses: list[float] = []
-        progress = tqdm(total=steps, initial=step, desc=stage, unit="step")
-        while step < steps:
-            loss = step_fn(step, generator)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            losses.append(loss.item())
-            progress.update(1)
-            if step % 20 == 0:
-                progress.set_postfix(loss=f"{sum(losses[-100:]) / len(losses[-100:]):.4f}")
-            if step % self.config.checkpoint_every == 0 or step == steps:
-                state = {name: module.state_dict() for name, module in modules.items()}
-                state.update(optimizer=optimizer.state_dict(), generator=generator.get_state(), step=step)
-                save_torch(ckpt_path, state)
-        progress.close()
-        tail = losses[-100:]
-        return sum(tail) / len(tail) if tail else float("nan")
-
     def stage_vae(self) -> dict:
         torch.manual_seed(self.config.seed)
         images = self._data()["images"]
@@ -256,7 +203,7 @@ class PriorTrainer:
             kl = posterior.kl().mean() / x[0].numel()
             return F.l1_loss(recon, x) + F.mse_loss(recon, x) + self.config.vae_kl_weight * kl
 
-        loss = self._loop("vae", {"vae": vae}, optimizer, self.config.vae_steps, step_fn)
+        loss = self.train_loop("vae", {"vae": vae}, optimizer, self.config.vae_steps, step_fn)
         vae.save_pretrained(self.work / "vae")
         return {"final_loss": round(loss, 5), "steps": self.config.vae_steps}
 
@@ -314,13 +261,10 @@ class PriorTrainer:
             states = text_encoder(ids).last_hidden_state
             pred = unet(noisy, t, encoder_hidden_states=states).sample
             per_sample = F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))
-            if self.config.min_snr_gamma > 0:
-                snr = alphas_cumprod[t] / (1 - alphas_cumprod[t])
-                per_sample = per_sample * snr.clamp(max=self.config.min_snr_gamma) / snr
-            return per_sample.mean()
+            return (per_sample * min_snr_weights(alphas_cumprod, t, self.config.min_snr_gamma)).mean()
 
         modules = {"unet": unet, "text_encoder": text_encoder, "ema": ema}
-        loss = self._loop("unet", modules, optimizer, self.config.unet_steps, step_fn)
+        loss = self.train_loop("unet", modules, optimizer, self.config.unet_steps, step_fn)
         ema.module["unet"].save_pretrained(self.work / "unet")
         ema.module["text_encoder"].save_pretrained(self.work / "text_encoder")
         return {"final_loss": round(loss, 5), "steps": self.config.unet_steps}
@@ -339,7 +283,7 @@ class PriorTrainer:
             target = labels[index].to(self.device)
             return F.cross_entropy(colour_logits, target[:, 0]) + F.cross_entropy(shape_logits, target[:, 1])
 
-        loss = self._loop("judge", {"judge": judge}, optimizer, self.config.judge_steps, step_fn)
+        loss = self.train_loop("judge", {"judge": judge}, optimizer, self.config.judge_steps, step_fn)
         judge.cpu().save(self.work / "judge.safetensors")
         held_out = sample_shapes(
             self.config.judge_eval_images, seed=self.config.seed * 100003 + 10**8, resolution=self.config.resolution

@@ -1,0 +1,97 @@
+"""Resumable staged training, shared by the embedded prior and the motion model.
+
+A trainer runs named stages in order inside a work folder. Each stage's completion (with its measurements)
+is recorded in ``log.json`` and a finished stage is skipped, so an interrupted run picks up where it
+stopped; inside a stage, :meth:`StagedTrainer.train_loop` checkpoints models, optimiser and random state.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+import zlib
+from pathlib import Path
+from typing import Callable
+
+import torch
+from tqdm import tqdm
+
+from dreamlift.outputs import save_torch, write_text
+
+
+class StagedTrainer:
+    """Base class: subclasses list ``stages`` and implement ``stage_<name>()`` returning a dict of measurements."""
+
+    stages: tuple[str, ...] = ()
+
+    def __init__(self, work: Path, seed: int, checkpoint_every: int, device: str = "cpu"):
+        self.work, self.seed, self.checkpoint_every, self.device = Path(work), seed, checkpoint_every, torch.device(device)
+        self.work.mkdir(parents=True, exist_ok=True)
+        path = self.work / "log.json"
+        self.log: dict = json.loads(path.read_text()) if path.exists() else {"stages": {}}
+
+    def _write_log(self) -> None:
+        write_text(self.work / "log.json", json.dumps(self.log, indent=2))
+
+    def run(self) -> None:
+        hardware = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+        if self.device.type == "cuda":
+            hardware = torch.cuda.get_device_name(self.device)
+        self.log.setdefault("hardware", hardware)
+        for stage in self.stages:
+            if not self.log["stages"].get(stage, {}).get("done", False):
+                start = time.time()
+                info = getattr(self, f"stage_{stage}")() or {}
+                self.log["stages"][stage] = {"done": True, "seconds": round(time.time() - start, 1), **info}
+                self._write_log()
+
+    def train_loop(
+        self,
+        stage: str,
+        modules: dict[str, torch.nn.Module],
+        optimizer: torch.optim.Optimizer,
+        steps: int,
+        step_fn: Callable[[int, torch.Generator], torch.Tensor],
+    ) -> float:
+        """Run ``steps`` optimiser steps, resuming from ``<stage>.ckpt``; returns the mean of the last 100 losses.
+
+        ``step_fn(step, generator)`` returns the loss of one batch; ``generator`` (CPU) draws all its randomness.
+        """
+        ckpt_path = self.work / f"{stage}.ckpt"
+        step, generator = 0, torch.Generator().manual_seed(self.seed + zlib.crc32(stage.encode()))
+        if ckpt_path.exists():
+            state = torch.load(ckpt_path, weights_only=False)
+            for name, module in modules.items():
+                module.load_state_dict(state[name])
+            optimizer.load_state_dict(state["optimizer"])
+            generator.set_state(state["generator"])
+            step = state["step"]
+        losses: list[float] = []
+        progress = tqdm(total=steps, initial=step, desc=stage, unit="step")
+        while step < steps:
+            loss = step_fn(step, generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            losses.append(loss.item())
+            progress.update(1)
+            if step % 20 == 0:
+                progress.set_postfix(loss=f"{sum(losses[-100:]) / len(losses[-100:]):.4f}")
+            if step % self.checkpoint_every == 0 or step == steps:
+                state = {name: module.state_dict() for name, module in modules.items()}
+                state.update(optimizer=optimizer.state_dict(), generator=generator.get_state(), step=step)
+                save_torch(ckpt_path, state)
+        progress.close()
+        tail = losses[-100:]
+        return sum(tail) / len(tail) if tail else float("nan")
+
+
+def min_snr_weights(alphas_cumprod: torch.Tensor, t: torch.Tensor, gamma: float, prediction_type: str = "epsilon") -> torch.Tensor:
+    """Per-sample loss weights of min-SNR weighting (Hang et al. 2023): min(SNR, γ)/SNR for an ε target,
+    min(SNR, γ)/(SNR + 1) for a v target; ones when γ is 0."""
+    if gamma <= 0:
+        return torch.ones(t.shape, device=alphas_cumprod.device)
+    snr = alphas_cumprod[t] / (1 - alphas_cumprod[t])
+    return snr.clamp(max=gamma) / (snr + 1 if prediction_type == "v_prediction" else snr)
