@@ -219,6 +219,130 @@ def text3d_main(argv: list[str] | None = None) -> int:
     return _guarded("text3d", run_text3d, argv)
 
 
+def _text2video_parser() -> OneLineParser:
+    parser = OneLineParser(
+        prog="text2video",
+        description="Make a short video from a text prompt with an image prior and temporal layers. "
+        "Subcommand: 'text2video train [CLIP_DIR] --out DIR' trains temporal layers.",
+    )
+    parser.add_argument("prompt", help="what to show, e.g. \"a blue sphere moving right\"")
+    parser.add_argument("overrides", nargs="*", help="dotted config overrides, e.g. zero_shot.motion=[0.05,0]")
+    parser.add_argument("--config", default=None, help="YAML file of Text2VideoConfig fields")
+    parser.add_argument("--frames", type=int, default=None, help="frames per video (default 8)")
+    parser.add_argument("--fps", type=int, default=None, help="frames per second (default 8)")
+    parser.add_argument("--steps", type=int, default=None, help="denoising steps (default 25)")
+    parser.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default 7.5)")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the first video; video i uses seed + i")
+    parser.add_argument("--videos", type=int, default=None, help="videos of the prompt, sampled in one batch")
+    parser.add_argument("--mode", choices=("animate", "zero-shot"), default=None)
+    parser.add_argument("--model", default=None, help="image prior: hub id, diffusers folder, or 'embedded'")
+    parser.add_argument("--motion-adapter", default=None, help="temporal layers: folder, hub id, AnimateDiff file, or 'embedded'")
+    parser.add_argument("--out", type=Path, default=None, help="run folder (default: outputs/video/<prompt>)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
+    return parser
+
+
+def load_motion_adapter(config, unet):
+    """The temporal layers named by ``config.motion_adapter``, checked against ``unet``."""
+    from dreamlift.embedded import EMBEDDED_MOTION_DIR
+    from dreamlift.video.temporal import TemporalAdapter, load_temporal_adapter
+
+    source = config.motion_adapter
+    if source == "embedded":
+        if (EMBEDDED_MOTION_DIR / "config.json").is_file():
+            source = EMBEDDED_MOTION_DIR
+        else:
+            print(
+                "warning: this install carries no trained embedded motion model; using zero-initialised temporal "
+                "layers, so every frame is the same image (pass --motion-adapter, or --mode zero-shot)",
+                file=sys.stderr,
+            )
+            return TemporalAdapter.for_unet(unet, text_attention=False, num_attention_heads=1)
+    adapter = load_temporal_adapter(source)
+    try:
+        adapter.check_fits(unet)
+    except ValueError as err:
+        raise UsageError(f"{err} (pass a matching --motion-adapter, or use --mode zero-shot)") from None
+    return adapter
+
+
+def run_text2video(argv: list[str]) -> int:
+    from dreamlift.config import load_config
+    from dreamlift.outputs import ensure_writable_dir
+    from dreamlift.pipelines.text_to_3d import resolve_device
+    from dreamlift.pipelines.text_to_video import Text2VideoConfig, TextToVideo, video_names
+
+    args = _text2video_parser().parse_intermixed_args(argv)
+    if not args.prompt.strip():
+        raise UsageError("the prompt is empty; say what to show, e.g. text2video \"a blue sphere moving right\"")
+    flags = {
+        "frames": args.frames, "fps": args.fps, "steps": args.steps, "guidance": args.guidance, "seed": args.seed,
+        "videos": args.videos, "mode": args.mode, "prior.model": args.model, "motion_adapter": args.motion_adapter,
+        "device": args.device,
+    }
+    values = {key: value for key, value in flags.items() if value is not None}
+    values["prompt"] = args.prompt.strip()
+    config = load_config(Text2VideoConfig, args.config, args.overrides, values)
+    run_dir = args.out if args.out is not None else fresh_run_dir(config.prompt, Path("outputs") / "video")
+    if (run_dir / "config.yaml").exists():
+        raise UsageError(f"{run_dir} already holds a run; choose another --out")
+    device = resolve_device(config.device)
+    prior = load_model(config, device)
+    adapter = load_motion_adapter(config, prior.unet) if config.mode == "animate" else None
+    try:
+        pipeline = TextToVideo(config, prior, adapter, run_dir)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    ensure_writable_dir(run_dir)
+    print(f"text2video: \"{config.prompt}\" ({config.mode}) on {device}, seed {config.seed} → {run_dir}", file=sys.stderr)
+    metrics = pipeline.run()
+    names = video_names(config.videos)
+    listed = names[0] if len(names) == 1 else f"{names[0]} … {names[-1]}"
+    print(f"text2video: wrote {run_dir}/{listed}.{{mp4,gif}} in {metrics['total_seconds']:.0f} s", file=sys.stderr)
+    return 0
+
+
+def run_train_motion(argv: list[str]) -> int:
+    from dreamlift.config import load_config
+    from dreamlift.outputs import ensure_writable_dir
+    from dreamlift.pipelines.text_to_3d import resolve_device
+    from dreamlift.pipelines.text_to_video import Text2VideoConfig
+    from dreamlift.priors.diffusion import PriorConfig
+    from dreamlift.video.train import MotionTrainer, TrainMotionConfig
+
+    parser = OneLineParser(
+        prog="text2video train",
+        description="Train temporal layers for an image prior (its weights frozen) on clips; resumable.",
+    )
+    parser.add_argument("data", nargs="?", default="procedural", help="folder of videos with .txt captions (default: procedural clips)")
+    parser.add_argument("overrides", nargs="*", help="dotted TrainMotionConfig overrides, e.g. steps=500")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the trained temporal layers")
+    parser.add_argument("--work", type=Path, default=None, help="folder for data and checkpoints (default: OUT.work)")
+    parser.add_argument("--model", default="embedded", help="image prior: hub id, diffusers folder, or 'embedded'")
+    parser.add_argument("--config", default=None, help="YAML file of TrainMotionConfig fields")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    args = parser.parse_intermixed_args(argv)
+    config = load_config(TrainMotionConfig, args.config, args.overrides, {"data": args.data})
+    if config.data != "procedural" and not Path(config.data).is_dir():
+        raise UsageError(f"clip folder not found: {config.data}")
+    device = resolve_device(args.device)
+    prior = load_model(Text2VideoConfig(prior=PriorConfig(model=args.model)), device)
+    work = args.work or args.out.with_name(args.out.name + ".work")
+    ensure_writable_dir(work)
+    try:
+        trainer = MotionTrainer(config, prior, work, args.out, str(device))
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    trainer.run()
+    print(f"text2video train: temporal layers → {args.out}", file=sys.stderr)
+    return 0
+
+
+TEXT2VIDEO_SUBCOMMANDS = {"train": run_train_motion}
+
+
 def text2video_main(argv: list[str] | None = None) -> int:
-    print("text2video: error: not yet available in this version (video generation is being built)", file=sys.stderr)
-    return 2
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in TEXT2VIDEO_SUBCOMMANDS:
+        return _guarded(f"text2video {argv[0]}", TEXT2VIDEO_SUBCOMMANDS[argv[0]], argv[1:])
+    return _guarded("text2video", run_text2video, argv)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 EMBEDDED_PRIOR_DIR = Path(__file__).parent / "prior"
 """The trained diffusers folder shipped inside the package (with its model card, README.md)."""
+EMBEDDED_MOTION_DIR = Path(__file__).parent / "motion"
+"""The embedded prior's trained temporal layers (a TemporalAdapter folder with its model card, README.md)."""
 
 
 def embedded_prior_path() -> tuple[Path, bool]:

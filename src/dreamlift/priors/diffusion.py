@@ -149,7 +149,7 @@ def quiet_libraries():
         transformers_logging.enable_progress_bar()
 
 
-def _looks_like_hub_id(name: str) -> bool:
+def looks_like_hub_id(name: str) -> bool:
     return name.count("/") == 1 and not name.startswith((".", "/", "~")) and not Path(name).exists()
 
 
@@ -158,7 +158,7 @@ def load_prior(config: PriorConfig, model_path: str | Path, device: torch.device
     from diffusers import DiffusionPipeline
 
     name = str(model_path)
-    local = not _looks_like_hub_id(name)
+    local = not looks_like_hub_id(name)
     if local:
         folder = Path(name).expanduser()
         if not folder.is_dir():

@@ -1,0 +1,257 @@
+"""text2video: sample short clips from an image prior, animated by temporal layers or zero-shot.
+
+Modes:
+- ``animate``: the prior's U-Net inflated with temporal layers (:class:`InflatedUNet`), sampled with the
+  prior's scheduler and CFG over video latents B×C×F×h×w. Clips longer than the layers' trained length use
+  FreeNoise: overlapping temporal windows blended inside the network, and the initial noise of later frames
+  a shuffled repeat of the first window's noise.
+- ``zero-shot`` (Text2Video-Zero): the plain U-Net; the first frame's latent is denoised a little, translated
+  along a motion vector for each frame, re-noised, and all frames denoised with cross-frame attention.
+
+Video i of a batch starts from the noise of seed + i, so ``--seed S+i --videos 1`` reproduces it alone.
+
+Run folder layout (everything written atomically):
+    config.yaml          the resolved config, prompt and seed included
+    video.mp4, video.gif the clip (with --videos N > 1: video-0.mp4 … video-{N-1}.mp4 and the same .gif)
+    frames/              PNG frames, when save_frames is set (frames/video-i/000.png …)
+    metrics.json         seeds, timings
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import imageio.v3 as iio
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from dreamlift.config import dump_yaml
+from dreamlift.outputs import atomic_path, write_text
+from dreamlift.pipelines.export import write_video
+from dreamlift.priors.diffusion import DiffusionPrior, PriorConfig, quiet_libraries
+from dreamlift.video.inflation import InflatedUNet, resolve_window
+from dreamlift.video.temporal import TemporalAdapter
+from dreamlift.video.zero_shot import cross_frame_attention, translate_latents
+
+
+@dataclass
+class ZeroShotConfig:
+    """Text2Video-Zero settings (``mode: zero-shot``)."""
+
+    motion: tuple[float, float] = (0.03, 0.0)
+    """Translation per frame as (right, up), in fractions of the frame's width and height."""
+    renoise_to: float = 0.94
+    """Noise level (fraction of the training timesteps) the translated frames are re-noised to, and denoised from."""
+    translate_at: float = 0.88
+    """Noise level down to which the first frame is denoised alone before it is translated; below renoise_to."""
+
+    def __post_init__(self):
+        if not 0 < self.translate_at < self.renoise_to <= 1:
+            raise ValueError("zero_shot needs 0 < translate_at < renoise_to <= 1")
+
+
+@dataclass
+class Text2VideoConfig:
+    """Everything a text2video run depends on; config.yaml of a run folder holds the resolved values."""
+
+    prompt: str = ""
+    """What to show, e.g. "a blue sphere moving right"."""
+    seed: int = 0
+    """Seed of video 0; video i uses seed + i."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    prior: PriorConfig = field(default_factory=PriorConfig)
+    motion_adapter: str = "embedded"
+    """Temporal layers: ``embedded`` (shipped with dreamlift), a folder or hub id (ours or an AnimateDiff
+    MotionAdapter), or an AnimateDiff checkpoint file. Unused in zero-shot mode."""
+    mode: Literal["animate", "zero-shot"] = "animate"
+    frames: int = 8
+    """Frames per video."""
+    fps: int = 8
+    """Frames per second of the written videos."""
+    steps: int = 25
+    """Denoising steps of the prior's scheduler."""
+    guidance: float = 7.5
+    """Classifier-free guidance scale s in ε_u + s·(ε_c − ε_u)."""
+    videos: int = 1
+    """Videos of the prompt, sampled in one batch."""
+    negative_prompt: str = ""
+    window: int = 0
+    """Frames per temporal window for long clips; 0 uses the length the temporal layers were trained on."""
+    window_stride: int = 0
+    """Frames between temporal windows; 0 uses half a window."""
+    decode_chunk: int = 16
+    """Frames decoded by the VAE at a time."""
+    save_frames: bool = False
+    """Also write every frame as a PNG."""
+    zero_shot: ZeroShotConfig = field(default_factory=ZeroShotConfig)
+
+    def __post_init__(self):
+        if self.frames < 1:
+            raise ValueError("frames must be >= 1")
+        if self.fps <= 0:
+            raise ValueError("fps must be > 0")
+        for name in ("steps", "videos", "decode_chunk"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        if self.window < 0 or self.window_stride < 0:
+            raise ValueError("window and window_stride must be >= 0")
+
+
+def video_names(videos: int) -> list[str]:
+    """File stems of the videos of a run: ``video`` alone, or ``video-0`` … ``video-{N-1}``."""
+    return ["video"] if videos == 1 else [f"video-{i}" for i in range(videos)]
+
+
+class TextToVideo:
+    """Samples ``config.videos`` clips of ``config.prompt`` and writes them to ``run_dir``."""
+
+    def __init__(self, config: Text2VideoConfig, prior: DiffusionPrior, adapter: TemporalAdapter | None, run_dir: Path):
+        if prior.vae is None:
+            raise ValueError("text2video needs a latent prior (with a VAE)")
+        if config.mode == "animate" and adapter is None:
+            raise ValueError("animate mode needs temporal layers")
+        self.config, self.prior, self.adapter, self.run_dir = config, prior, adapter, Path(run_dir)
+        if adapter is not None:
+            adapter.check_fits(prior.unet)
+            resolve_window(adapter, config.window or None, config.window_stride or None)
+            with quiet_libraries():
+                self.adapter = adapter.to(prior.device, prior.dtype).eval().requires_grad_(False)
+
+    def initial_noise(self, shape: tuple[int, ...], window: int | None = None) -> torch.Tensor:
+        """Noise B×C×F×h×w, video i drawn from seed + i (on the CPU, so devices agree).
+
+        With ``window``, frames past the first window repeat the first window's noise in shuffled order
+        (FreeNoise's noise rescheduling), so every temporal window starts from statistically alike noise.
+        """
+        batch, channels, frames, height, width = shape
+        noise = []
+        for i in range(batch):
+            generator = torch.Generator().manual_seed(self.config.seed + i)
+            clip = torch.randn(channels, frames, height, width, generator=generator)
+            if window is not None and frames > window:
+                for start in range(window, frames, window):
+                    order = torch.randperm(window, generator=generator)[: min(window, frames - start)]
+                    clip[:, start : start + len(order)] = clip[:, order]
+            noise.append(clip)
+        return torch.stack(noise).to(self.prior.device)
+
+    def _text(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Conditional and unconditional text states, each B×L×D (B = videos)."""
+        cond = self.prior.encode_text([self.config.prompt]).expand(self.config.videos, -1, -1)
+        uncond = self.prior.encode_text([self.config.negative_prompt]).expand(self.config.videos, -1, -1)
+        return cond, uncond
+
+    def _denoise(self, model, latents: torch.Tensor, timesteps: torch.Tensor, progress: tqdm) -> torch.Tensor:
+        """Run ``timesteps`` of the scheduler on latents B×C×F×h×w with CFG; ``model`` predicts B×C×F×h×w."""
+        cond, uncond = self._text()
+        text = torch.cat([cond, uncond]).to(self.prior.dtype)
+        scheduler = self.prior.scheduler
+        for t in timesteps:
+            model_input = scheduler.scale_model_input(torch.cat([latents, latents]), t)
+            out_cond, out_uncond = model(model_input.to(self.prior.dtype), t, text).float().chunk(2)
+            guided = out_uncond + self.config.guidance * (out_cond - out_uncond)
+            latents = scheduler.step(guided, t, latents).prev_sample
+            progress.update(1)
+        return latents
+
+    def _frames_model(self, sample: torch.Tensor, t: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """The plain U-Net over every frame: B×C×F×h×w → B×C×F×h×w (text B×L×D repeated per frame)."""
+        batch, channels, frames, height, width = sample.shape
+        flat = sample.permute(0, 2, 1, 3, 4).reshape(batch * frames, channels, height, width)
+        out = self.prior.unet(flat, t, encoder_hidden_states=text.repeat_interleave(frames, dim=0)).sample
+        return out.reshape(batch, frames, channels, height, width).permute(0, 2, 1, 3, 4)
+
+    @torch.no_grad()
+    def sample(self, show_progress: bool = True) -> torch.Tensor:
+        """Videos B×F×3×H×W in [0, 1] (float32, on the CPU)."""
+        config, prior = self.config, self.prior
+        scheduler = prior.scheduler
+        scheduler.set_timesteps(config.steps, device=prior.device)
+        timesteps = scheduler.timesteps
+        size = prior.unet.config.sample_size
+        shape = (config.videos, prior.unet.config.in_channels, config.frames, size, size)
+        if config.mode == "animate":
+            progress = tqdm(total=len(timesteps), desc="sample (animate)", unit="step", disable=not show_progress)
+            with InflatedUNet(prior.unet, self.adapter, config.window or None, config.window_stride or None) as inflated:
+                latents = self.initial_noise(shape, inflated.window) * scheduler.init_noise_sigma
+                latents = self._denoise(inflated, latents, timesteps, progress)
+        else:
+            renoise_index, translate_index = self.zero_shot_indices(timesteps)
+            total = translate_index + len(timesteps) - renoise_index
+            progress = tqdm(total=total, desc="sample (zero-shot)", unit="step", disable=not show_progress)
+            latents = self._sample_zero_shot(shape, timesteps, renoise_index, translate_index, progress)
+        progress.close()
+        return self.decode(latents)
+
+    def zero_shot_indices(self, timesteps: torch.Tensor) -> tuple[int, int]:
+        """Indices into ``timesteps`` of the re-noising level and of the translation level (the later one)."""
+        zero_shot, total = self.config.zero_shot, self.prior.num_train_timesteps
+        if len(timesteps) < 2:
+            raise ValueError("zero-shot mode needs at least 2 steps")
+        renoise = min(int((timesteps > zero_shot.renoise_to * total).sum()), len(timesteps) - 2)
+        translate = min(max(int((timesteps > zero_shot.translate_at * total).sum()), renoise + 1), len(timesteps) - 1)
+        return renoise, translate
+
+    def _sample_zero_shot(
+        self, shape: tuple[int, ...], timesteps: torch.Tensor, renoise_index: int, translate_index: int, progress: tqdm
+    ) -> torch.Tensor:
+        """Text2Video-Zero: the first frame alone down to the translation level, translated per frame, re-noised
+        (one noise shared by all frames) to the re-noising level, then all frames with cross-frame attention."""
+        prior = self.prior
+        single = (*shape[:2], 1, *shape[3:])
+        first = self.initial_noise(single) * prior.scheduler.init_noise_sigma
+        first = self._denoise(self._frames_model, first, timesteps[:translate_index], progress)[:, :, 0]
+        frames = translate_latents(first, shape[2], self.config.zero_shot.motion)
+        t_from, t_to = int(timesteps[translate_index]), int(timesteps[renoise_index])
+        ratio = prior.alphas_cumprod[t_to] / prior.alphas_cumprod[t_from]
+        noise = torch.randn(single, generator=torch.Generator().manual_seed(self.config.seed + 10**6)).to(prior.device)
+        latents = ratio.sqrt() * frames + (1 - ratio).sqrt() * noise
+        with cross_frame_attention(prior.unet, shape[2]):
+            return self._denoise(self._frames_model, latents, timesteps[renoise_index:], progress)
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Video latents B×C×F×h×w → frames B×F×3×H×W in [0, 1], decoded ``decode_chunk`` frames at a time."""
+        batch, channels, frames, height, width = latents.shape
+        flat = latents.permute(0, 2, 1, 3, 4).reshape(batch * frames, channels, height, width)
+        images = [self.prior.decode(chunk).cpu() for chunk in flat.split(self.config.decode_chunk)]
+        return torch.cat(images).reshape(batch, frames, *images[0].shape[1:])
+
+    def run(self) -> dict:
+        """Sample and write the run folder; returns the metrics written to metrics.json."""
+        start = time.time()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_text(self.run_dir / "config.yaml", dump_yaml(self.config))
+        videos = self.sample()
+        sample_seconds = time.time() - start
+        frames = (videos * 255).round().to(torch.uint8).permute(0, 1, 3, 4, 2).numpy()  # B×F×H×W×3
+        for name, clip in zip(video_names(self.config.videos), frames):
+            write_video(clip, self.run_dir / f"{name}.mp4", self.config.fps)
+            write_gif(clip, self.run_dir / f"{name}.gif", self.config.fps)
+            if self.config.save_frames:
+                folder = self.run_dir / "frames" / name
+                folder.mkdir(parents=True, exist_ok=True)
+                for index, frame in enumerate(clip):
+                    with atomic_path(folder / f"{index:03d}.png") as tmp:
+                        iio.imwrite(tmp, frame, extension=".png")
+        metrics = {
+            "prompt": self.config.prompt,
+            "mode": self.config.mode,
+            "seeds": [self.config.seed + i for i in range(self.config.videos)],
+            "frames": self.config.frames,
+            "size": list(frames.shape[2:4]),
+            "sample_seconds": round(sample_seconds, 2),
+            "total_seconds": round(time.time() - start, 2),
+        }
+        write_text(self.run_dir / "metrics.json", json.dumps(metrics, indent=2))
+        return metrics
+
+
+def write_gif(frames: np.ndarray, path: Path, fps: int) -> None:
+    """Looping GIF of frames F×H×W×3 uint8 at ``fps`` (GIF stores delays in hundredths of a second), atomically."""
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, frames, extension=".gif", duration=round(100 / fps) * 10, loop=0)

@@ -1,0 +1,200 @@
+"""Temporal layers for a 2D U-Net, laid out like diffusers' MotionAdapter (AnimateDiff).
+
+One temporal transformer (diffusers' ``AnimateDiffTransformer3D``) follows every spatial block of the U-Net:
+self-attention across the frames at each spatial position, sinusoidal frame-position embeddings, and, when
+``cross_attention_dim`` is set, a cross-attention to the prompt's text states, so that motion words can steer
+the motion directly. Every output projection starts at zero, so an inflated U-Net starts equal to the image
+model (diffusers leaves new motion modules randomly initialised; we do not).
+
+The parameter names are MotionAdapter's (``down_blocks.i.motion_modules.j…``, ``mid_block…``, ``up_blocks…``),
+so an AnimateDiff motion adapter converts by a plain state-dict copy (:func:`from_motion_adapter`), and an
+adapter without text cross-attention converts back (:func:`to_motion_adapter`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from diffusers import MotionAdapter, UNet2DConditionModel
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from diffusers.models.unets.unet_motion_model import AnimateDiffTransformer3D
+from torch import nn
+
+from dreamlift.errors import UsageError
+from dreamlift.priors.diffusion import looks_like_hub_id, quiet_libraries
+
+
+class TemporalBlock(nn.Module):
+    """The temporal layers that follow the spatial layers of one U-Net block (MotionAdapter's ``MotionModules``)."""
+
+    def __init__(self, channels: int, num_layers: int, heads: int, groups: int, max_frames: int, text_dim: int | None):
+        super().__init__()
+        self.motion_modules = nn.ModuleList(
+            AnimateDiffTransformer3D(
+                num_attention_heads=heads,
+                attention_head_dim=channels // heads,
+                in_channels=channels,
+                norm_num_groups=groups,
+                cross_attention_dim=text_dim,
+                activation_fn="geglu",
+                attention_bias=False,
+                double_self_attention=text_dim is None,
+                positional_embeddings="sinusoidal",
+                num_positional_embeddings=max_frames,
+            )
+            for _ in range(num_layers)
+        )
+
+
+class TemporalAdapter(ModelMixin, ConfigMixin):
+    """Temporal transformers for every spatial block of a UNet2DConditionModel.
+
+    Shapes: each temporal transformer maps hidden states (B·F)×C×H×W to the same shape, attending over the F
+    frames at each of the H×W positions (and, with text cross-attention, to (B·H·W)×L×D text states).
+    """
+
+    @register_to_config
+    def __init__(
+        self,
+        block_out_channels: tuple[int, ...] = (320, 640, 1280, 1280),
+        layers_per_block: int = 2,
+        mid_block_layers: int = 1,
+        num_attention_heads: int = 8,
+        norm_num_groups: int = 32,
+        max_frames: int = 32,
+        trained_frames: int = 16,
+        cross_attention_dim: int | None = None,
+    ):
+        """
+        block_out_channels: the U-Net's block widths. layers_per_block: the U-Net's (the up blocks get one more).
+        mid_block_layers: temporal layers in the mid block (0: none). max_frames: length of the frame-position
+        table. trained_frames: clip length the layers were trained on; longer clips are sampled in windows of it.
+        cross_attention_dim: width of the text states the temporal layers attend to (None: no text attention).
+        """
+        super().__init__()
+
+        def block(channels: int, num_layers: int) -> TemporalBlock:
+            heads = num_attention_heads
+            return TemporalBlock(channels, num_layers, heads, norm_num_groups, max_frames, cross_attention_dim)
+
+        self.down_blocks = nn.ModuleList(block(c, layers_per_block) for c in block_out_channels)
+        self.mid_block = block(block_out_channels[-1], mid_block_layers) if mid_block_layers > 0 else None
+        self.up_blocks = nn.ModuleList(block(c, layers_per_block + 1) for c in reversed(block_out_channels))
+        for module in self.modules():
+            if isinstance(module, AnimateDiffTransformer3D):
+                nn.init.zeros_(module.proj_out.weight)
+                nn.init.zeros_(module.proj_out.bias)
+
+    @classmethod
+    def for_unet(cls, unet: UNet2DConditionModel, text_attention: bool = True, **kwargs) -> TemporalAdapter:
+        """Zero-initialised temporal layers that fit ``unet`` (text attention at the U-Net's text width)."""
+        config = unet.config
+        return cls(
+            block_out_channels=tuple(config.block_out_channels),
+            layers_per_block=config.layers_per_block,
+            mid_block_layers=1,
+            norm_num_groups=config.norm_num_groups,
+            cross_attention_dim=config.cross_attention_dim if text_attention else None,
+            **kwargs,
+        )
+
+    def check_fits(self, unet: UNet2DConditionModel) -> None:
+        """Raise ValueError (one line) unless these layers fit ``unet``'s blocks and text width."""
+        config, own = unet.config, self.config
+        if not isinstance(config.layers_per_block, int):
+            raise ValueError("motion adapter: U-Nets with per-block layer counts are not supported")
+        problems = []
+        if tuple(own.block_out_channels) != tuple(config.block_out_channels):
+            problems.append(f"block widths {tuple(own.block_out_channels)} vs the U-Net's {tuple(config.block_out_channels)}")
+        if own.layers_per_block != config.layers_per_block:
+            problems.append(f"{own.layers_per_block} layers per block vs the U-Net's {config.layers_per_block}")
+        if own.cross_attention_dim not in (None, config.cross_attention_dim):
+            problems.append(f"text width {own.cross_attention_dim} vs the U-Net's {config.cross_attention_dim}")
+        mid_attentions = len(getattr(unet.mid_block, "attentions", []))
+        if own.mid_block_layers not in (0, mid_attentions):
+            problems.append(f"{own.mid_block_layers} mid-block layers vs the U-Net's {mid_attentions} mid attentions")
+        if problems:
+            raise ValueError("motion adapter does not fit the U-Net: " + "; ".join(problems))
+
+    @classmethod
+    def from_motion_adapter(cls, adapter: MotionAdapter, trained_frames: int = 16) -> TemporalAdapter:
+        """The same layers as an AnimateDiff MotionAdapter (weights copied; no text attention)."""
+        config = adapter.config
+        uniform = {
+            "motion_layers_per_block": config.motion_layers_per_block,
+            "motion_num_attention_heads": config.motion_num_attention_heads,
+            "motion_transformer_layers_per_block": config.motion_transformer_layers_per_block,
+        }
+        for name, value in uniform.items():
+            values = set(value) if isinstance(value, (list, tuple)) else {value}
+            if len(values) != 1:
+                raise ValueError(f"motion adapter: per-block {name} is not supported")
+        if set(_flatten(config.motion_transformer_layers_per_block)) != {1} or config.conv_in_channels:
+            raise ValueError("motion adapter: only one transformer layer per motion module and no conv_in are supported")
+        ours = cls(
+            block_out_channels=tuple(config.block_out_channels),
+            layers_per_block=_first(config.motion_layers_per_block),
+            mid_block_layers=config.motion_mid_block_layers_per_block if config.use_motion_mid_block else 0,
+            num_attention_heads=_first(config.motion_num_attention_heads),
+            norm_num_groups=config.motion_norm_num_groups,
+            max_frames=config.motion_max_seq_length,
+            trained_frames=trained_frames,
+        )
+        ours.load_state_dict(adapter.state_dict())
+        return ours
+
+    def to_motion_adapter(self) -> MotionAdapter:
+        """These layers as an AnimateDiff MotionAdapter (only possible without text attention)."""
+        config = self.config
+        if config.cross_attention_dim is not None:
+            raise ValueError("temporal layers with text attention have no MotionAdapter equivalent")
+        adapter = MotionAdapter(
+            block_out_channels=tuple(config.block_out_channels),
+            motion_layers_per_block=config.layers_per_block,
+            motion_mid_block_layers_per_block=max(config.mid_block_layers, 1),
+            motion_num_attention_heads=config.num_attention_heads,
+            motion_norm_num_groups=config.norm_num_groups,
+            motion_max_seq_length=config.max_frames,
+            use_motion_mid_block=config.mid_block_layers > 0,
+        )
+        adapter.load_state_dict(self.state_dict())
+        return adapter
+
+
+def _flatten(value) -> list:
+    if isinstance(value, (list, tuple)):
+        return [x for item in value for x in _flatten(item)]
+    return [value]
+
+
+def _first(value):
+    return value[0] if isinstance(value, (list, tuple)) else value
+
+
+def load_temporal_adapter(source: str | Path) -> TemporalAdapter:
+    """Temporal layers from a folder or hub id (ours, or a diffusers MotionAdapter) or an AnimateDiff checkpoint file.
+
+    Every failure is a one-line :class:`UsageError`.
+    """
+    name = str(source)
+    path = Path(name).expanduser()
+    try:
+        with quiet_libraries():
+            if looks_like_hub_id(name):
+                return TemporalAdapter.from_motion_adapter(MotionAdapter.from_pretrained(name))
+            if path.is_file():
+                return TemporalAdapter.from_motion_adapter(MotionAdapter.from_single_file(str(path)))
+            if not path.is_dir():
+                raise UsageError(f"motion adapter not found: {path}")
+            if not (path / "config.json").is_file():
+                raise UsageError(f"{path} is not a motion adapter folder (no config.json)")
+            class_name = TemporalAdapter.load_config(path).get("_class_name")
+            if class_name == "TemporalAdapter":
+                return TemporalAdapter.from_pretrained(path, local_files_only=True)
+            if class_name == "MotionAdapter":
+                return TemporalAdapter.from_motion_adapter(MotionAdapter.from_pretrained(path, local_files_only=True))
+            raise UsageError(f"{path} holds a {class_name}, not a motion adapter")
+    except (OSError, ValueError, KeyError, RuntimeError) as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UsageError(f"cannot load motion adapter {name}: {first_line}") from None

@@ -1,0 +1,175 @@
+"""Training of temporal layers on clips, the image prior frozen (the Video LDM / AnimateDiff recipe).
+
+Stages, each checkpointed in the work folder and skipped once done, so an interrupted run resumes:
+
+1. ``data``: the clips — procedural motion clips of the embedded prior's objects, or a folder of captioned videos.
+2. ``latents``: every frame encoded once by the prior's frozen VAE (posterior mean and std).
+3. ``temporal``: a zero-initialised :class:`TemporalAdapter` trained on the diffusion loss of whole clips (one
+   timestep per clip, min-SNR weighting, caption dropout for CFG); the U-Net, VAE and text encoder never change.
+4. ``export``: the adapter folder (``--motion-adapter`` loads it) and ``training.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler
+from tqdm import tqdm
+
+from dreamlift.config import dump_yaml
+from dreamlift.outputs import save_torch, write_text
+from dreamlift.priors.diffusion import DiffusionPrior
+from dreamlift.training import StagedTrainer, min_snr_weights
+from dreamlift.video.clips import read_clip_folder
+from dreamlift.video.inflation import InflatedUNet
+from dreamlift.video.temporal import TemporalAdapter
+
+
+@dataclass
+class TrainMotionConfig:
+    """Settings of a temporal-layer training run."""
+
+    data: str = "procedural"
+    """'procedural' (motion clips of the embedded prior's objects) or a folder of videos with .txt captions."""
+    seed: int = 0
+    """Seed of the procedural clips, the initialisation and the batches."""
+    num_clips: int = 1200
+    """Number of procedural clips (ignored for a clip folder)."""
+    num_frames: int = 8
+    """Frames per training clip; sampling uses windows of this length for longer clips."""
+    steps: int = 2000
+    batch: int = 4
+    """Clips per step (each of num_frames frames)."""
+    lr: float = 5e-4
+    """Peak AdamW learning rate (linear warm-up, cosine decay to a tenth)."""
+    caption_dropout: float = 0.1
+    """Fraction of captions replaced by the empty prompt, so classifier-free guidance works."""
+    min_snr_gamma: float = 5.0
+    """Min-SNR loss weighting; 0 disables it."""
+    num_attention_heads: int = 4
+    """Heads of each temporal attention (must divide every block width)."""
+    text_attention: bool = True
+    """Give the temporal layers a cross-attention to the prompt, so motion words steer motion directly."""
+    checkpoint_every: int = 100
+    """Steps between checkpoints."""
+
+    def __post_init__(self):
+        for name in ("num_clips", "num_frames", "steps", "batch", "checkpoint_every", "num_attention_heads"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0")
+        if not 0 <= self.caption_dropout < 1:
+            raise ValueError("caption_dropout must lie in [0, 1)")
+        if self.lr <= 0:
+            raise ValueError("lr must be > 0")
+
+
+class MotionTrainer(StagedTrainer):
+    """Trains temporal layers for ``prior`` inside ``work`` and exports them to ``out``."""
+
+    stages = ("data", "latents", "temporal", "export")
+
+    def __init__(self, config: TrainMotionConfig, prior: DiffusionPrior, work: Path, out: Path, device: str = "cpu"):
+        super().__init__(work, config.seed, config.checkpoint_every, device)
+        if prior.vae is None:
+            raise ValueError("temporal-layer training needs a latent prior (with a VAE)")
+        self.config, self.prior, self.out = config, prior, Path(out)
+
+    def run(self) -> None:
+        write_text(self.work / "config.yaml", dump_yaml(self.config))
+        super().run()
+
+    def stage_data(self) -> dict:
+        size = self.prior.image_size
+        if self.config.data == "procedural":
+            from dreamlift.embedded.motions import render_motion_clips
+
+            chunk, parts = 50, []
+            for start in tqdm(range(0, self.config.num_clips, chunk), desc="render clips", unit="chunk"):
+                count = min(chunk, self.config.num_clips - start)
+                parts.append(render_motion_clips(count, self.config.num_frames, self.config.seed * 100003 + start, size))
+            frames, captions = torch.cat([p.frames for p in parts]), [c for p in parts for c in p.captions]
+        else:
+            clips = read_clip_folder(Path(self.config.data), self.config.num_frames, size)
+            frames, captions = clips.frames, clips.captions
+        save_torch(self.work / "data.pt", {"frames": frames, "captions": captions})
+        return {"clips": len(captions)}
+
+    @torch.no_grad()
+    def stage_latents(self) -> dict:
+        data = torch.load(self.work / "data.pt")
+        frames = data["frames"].flatten(0, 1)  # (N·F)×3×H×W uint8
+        vae = self.prior.vae
+        means, stds = [], []
+        for start in tqdm(range(0, len(frames), 256), desc="encode frames"):
+            x = frames[start : start + 256].to(self.device, self.prior.dtype) / 127.5 - 1
+            dist = vae.encode(x).latent_dist
+            means.append(dist.mean.float().cpu())
+            stds.append(dist.std.float().cpu())
+        shape = (len(data["captions"]), self.config.num_frames, *means[0].shape[1:])
+        save_torch(self.work / "latents.pt", {"mean": torch.cat(means).reshape(shape), "std": torch.cat(stds).reshape(shape)})
+        return {"frames": len(frames)}
+
+    def make_adapter(self) -> TemporalAdapter:
+        return TemporalAdapter.for_unet(
+            self.prior.unet,
+            text_attention=self.config.text_attention,
+            num_attention_heads=self.config.num_attention_heads,
+            trained_frames=self.config.num_frames,
+        )
+
+    def stage_temporal(self) -> dict:
+        torch.manual_seed(self.config.seed + 1)
+        config, prior = self.config, self.prior
+        captions = torch.load(self.work / "data.pt")["captions"]
+        latents = torch.load(self.work / "latents.pt")
+        scaling = prior.vae.config.scaling_factor
+        adapter = self.make_adapter().to(self.device).train()
+        inflated = InflatedUNet(prior.unet, adapter, window=config.num_frames)
+        noise_scheduler = DDPMScheduler.from_config(prior.scheduler.config)
+        optimizer = torch.optim.AdamW(adapter.parameters(), lr=config.lr, weight_decay=1e-2)
+        warmup = min(100, config.steps // 10 + 1)
+
+        def step_fn(step: int, generator: torch.Generator) -> torch.Tensor:
+            for group in optimizer.param_groups:
+                cosine = 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / config.steps))
+                group["lr"] = config.lr * min(1.0, (step + 1) / warmup) * cosine
+            b = config.batch
+            index = torch.randint(len(captions), (b,), generator=generator)
+            mean, std = latents["mean"][index], latents["std"][index]  # B×F×C×h×w
+            z0 = ((mean + std * torch.randn(mean.shape, generator=generator)) * scaling).permute(0, 2, 1, 3, 4)
+            noise = torch.randn(z0.shape, generator=generator)
+            t = torch.randint(0, prior.num_train_timesteps, (b,), generator=generator)
+            dropped = torch.rand(b, generator=generator) < config.caption_dropout
+            batch_captions = ["" if drop else captions[i] for i, drop in zip(index.tolist(), dropped.tolist())]
+            z0, noise, t = z0.to(self.device), noise.to(self.device), t.to(self.device)
+            noisy = prior.add_noise(z0, noise, t)
+            target = noise if prior.prediction_type == "epsilon" else noise_scheduler.get_velocity(z0, noise, t)
+            text = prior.encode_text(batch_captions)
+            pred = inflated(noisy.to(prior.dtype), t, text).float()
+            per_clip = F.mse_loss(pred, target, reduction="none").mean(dim=(1, 2, 3, 4))
+            return (per_clip * min_snr_weights(prior.alphas_cumprod, t, config.min_snr_gamma, prior.prediction_type)).mean()
+
+        try:
+            loss = self.train_loop("temporal", {"adapter": adapter}, optimizer, config.steps, step_fn)
+        finally:
+            inflated.remove()
+        adapter.save_pretrained(self.work / "adapter")
+        return {"final_loss": round(loss, 5), "steps": config.steps}
+
+    def stage_export(self) -> dict:
+        adapter = TemporalAdapter.from_pretrained(self.work / "adapter")
+        adapter.save_pretrained(self.out)
+        summary = {
+            "hardware": self.log["hardware"],
+            "prior": self.prior.config.model,
+            "config": json.loads(json.dumps(vars(self.config), default=list)),
+            "parameters": sum(p.numel() for p in adapter.parameters()),
+            "stages": self.log["stages"],
+        }
+        write_text(self.out / "training.json", json.dumps(summary, indent=2))
+        return {}

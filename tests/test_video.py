@@ -1,0 +1,243 @@
+"""text2video: temporal layers, inflation, sampling, zero-shot mode, training and the CLI, on tiny random models."""
+
+from __future__ import annotations
+
+import json
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+from diffusers import UNetMotionModel
+from PIL import Image
+
+from dreamlift.cli import text2video_main
+from dreamlift.pipelines.text_to_video import Text2VideoConfig, TextToVideo
+from dreamlift.video.inflation import InflatedUNet, frame_windows, window_weights
+from dreamlift.video.temporal import TemporalAdapter, load_temporal_adapter
+from dreamlift.video.zero_shot import CrossFrameAttnProcessor, cross_frame_attention, translate_latents
+
+
+def frame_by_frame(unet, sample, t, text):
+    """The 2D U-Net applied to each frame of B×C×F×h×w latents (the oracle for zero-initialised layers)."""
+    b, c, f, h, w = sample.shape
+    flat = sample.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w)
+    out = unet(flat, t, encoder_hidden_states=text.repeat_interleave(f, 0)).sample
+    return out.reshape(b, f, c, h, w).permute(0, 2, 1, 3, 4)
+
+
+def randomised(adapter: TemporalAdapter, seed: int = 0) -> TemporalAdapter:
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in adapter.parameters():
+            p.copy_(0.05 * torch.randn(p.shape, generator=generator))
+    return adapter
+
+
+@pytest.fixture
+def inputs():
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn(2, 4, 5, 16, 16, generator=generator), torch.randn(2, 16, 32, generator=generator)
+
+
+@pytest.mark.parametrize("text_attention", [True, False])
+def test_zero_initialised_layers_equal_the_image_model(tiny_prior, inputs, text_attention):
+    unet = tiny_prior.unet
+    adapter = TemporalAdapter.for_unet(unet, text_attention=text_attention, num_attention_heads=2)
+    sample, text = inputs
+    with torch.no_grad(), InflatedUNet(unet, adapter) as inflated:
+        video = inflated(sample, torch.tensor(400), text)
+    expected = frame_by_frame(unet, sample, 400, text)
+    assert video.shape == sample.shape
+    torch.testing.assert_close(video, expected, atol=1e-5, rtol=0)
+
+
+def test_hooks_come_off(tiny_prior, inputs):
+    unet = tiny_prior.unet
+    sample, text = inputs
+    flat = sample[:, :, 0]
+    before = unet(flat, 400, encoder_hidden_states=text).sample
+    with InflatedUNet(unet, randomised(TemporalAdapter.for_unet(unet, num_attention_heads=2))):
+        pass
+    torch.testing.assert_close(unet(flat, 400, encoder_hidden_states=text).sample, before)
+
+
+def test_animatediff_motion_adapter_round_trips(tiny_prior, inputs, tmp_path):
+    """Ours → MotionAdapter folder → ours gives the same weights, and the same output as diffusers' UNetMotionModel."""
+    unet = tiny_prior.unet
+    ours = randomised(TemporalAdapter.for_unet(unet, text_attention=False, num_attention_heads=2))
+    ours.to_motion_adapter().save_pretrained(tmp_path / "adapter")
+    loaded = load_temporal_adapter(tmp_path / "adapter")
+    for (name, a), b in zip(ours.state_dict().items(), loaded.state_dict().values()):
+        assert torch.equal(a, b), name
+    sample, text = inputs
+    reference = UNetMotionModel.from_unet2d(unet, loaded.to_motion_adapter()).eval()
+    with torch.no_grad(), InflatedUNet(unet, loaded) as inflated:
+        video = inflated(sample, torch.tensor(400), text)
+        expected = reference(sample, 400, encoder_hidden_states=text.repeat_interleave(sample.shape[2], 0)).sample
+    assert (video - frame_by_frame(unet, sample, 400, text)).abs().max() > 1e-2  # the layers do something
+    torch.testing.assert_close(video, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_adapter_that_does_not_fit_is_refused(tiny_prior):
+    adapter = TemporalAdapter(block_out_channels=(32, 64), layers_per_block=1, num_attention_heads=2, norm_num_groups=8)
+    with pytest.raises(ValueError, match="does not fit"):
+        adapter.check_fits(tiny_prior.unet)
+
+
+def test_frame_windows_cover_every_frame_and_blend_symmetrically():
+    assert frame_windows(6, 8, 4) == [range(6)]
+    assert frame_windows(10, 4, 2) == [range(0, 4), range(2, 6), range(4, 8), range(6, 10)]
+    assert frame_windows(9, 4, 3) == [range(0, 4), range(3, 7), range(5, 9)]
+    assert window_weights(4).tolist() == [1, 2, 2, 1]
+
+
+def test_windowed_layers_match_unwindowed_when_one_window_holds_the_clip(tiny_prior, inputs):
+    unet = tiny_prior.unet
+    adapter = randomised(TemporalAdapter.for_unet(unet, num_attention_heads=2, trained_frames=5))
+    sample, text = inputs
+    with torch.no_grad():
+        with InflatedUNet(unet, adapter) as whole:
+            one = whole(sample, torch.tensor(300), text)
+        with InflatedUNet(unet, adapter, window=3, stride=1) as windowed:
+            blended = windowed(sample, torch.tensor(300), text)
+    assert blended.shape == one.shape and torch.isfinite(blended).all()
+    assert not torch.allclose(blended, one)  # windows see fewer frames, so they differ
+
+
+def run_pipeline(prior, tmp_path, name, **overrides):
+    config = Text2VideoConfig(**{"prompt": "a red cube moving left", "steps": 3, "frames": 4, **overrides})
+    adapter = randomised(TemporalAdapter.for_unet(prior.unet, num_attention_heads=2, trained_frames=4))
+    return TextToVideo(config, prior, adapter if config.mode == "animate" else None, tmp_path / name)
+
+
+def test_videos_in_one_batch_are_the_single_videos_of_their_seeds(tiny_prior, tmp_path):
+    batch = run_pipeline(tiny_prior, tmp_path, "batch", videos=2, seed=5).sample(show_progress=False)
+    second = run_pipeline(tiny_prior, tmp_path, "single", videos=1, seed=6).sample(show_progress=False)
+    assert batch.shape == (2, 4, 3, 32, 32)
+    assert (batch[0] - batch[1]).abs().mean() > 1e-3
+    torch.testing.assert_close(batch[1], second[0], atol=2e-4, rtol=0)
+
+
+def test_run_writes_mp4_gif_frames_and_config(tiny_prior, tmp_path):
+    pipeline = run_pipeline(tiny_prior, tmp_path, "run", fps=10, save_frames=True)
+    metrics = pipeline.run()
+    folder = tmp_path / "run"
+    video = iio.imread(folder / "video.mp4", index=None)
+    assert video.shape == (4, 32, 32, 3)
+    with Image.open(folder / "video.gif") as gif:
+        assert gif.n_frames == 4
+        assert gif.info["duration"] == 100
+    assert len(list((folder / "frames" / "video").glob("*.png"))) == 4
+    assert "seed: 0" in (folder / "config.yaml").read_text()
+    assert json.loads((folder / "metrics.json").read_text())["seeds"] == metrics["seeds"] == [0]
+
+
+def test_long_clips_use_temporal_windows_and_rescheduled_noise(tiny_prior, tmp_path):
+    pipeline = run_pipeline(tiny_prior, tmp_path, "long", frames=10)
+    noise = pipeline.initial_noise((1, 4, 10, 16, 16), window=4)
+    first_window = {tuple(noise[0, :, i].flatten()[:4].tolist()) for i in range(4)}
+    assert all(tuple(noise[0, :, i].flatten()[:4].tolist()) in first_window for i in range(4, 10))
+    videos = pipeline.sample(show_progress=False)
+    assert videos.shape == (1, 10, 3, 32, 32) and torch.isfinite(videos).all()
+
+
+def centroid(x: torch.Tensor) -> tuple[float, float]:
+    """(column, row) centre of mass of a non-negative h×w map."""
+    rows, cols = torch.meshgrid(torch.arange(x.shape[0]), torch.arange(x.shape[1]), indexing="ij")
+    return float((x * cols).sum() / x.sum()), float((x * rows).sum() / x.sum())
+
+
+def test_translate_latents_moves_content_right_and_up():
+    latent = torch.zeros(1, 1, 16, 16)
+    latent[..., 6:10, 4:8] = 1
+    frames = translate_latents(latent, 3, motion=(0.125, 0.0))  # 2 latent pixels right per frame
+    xs = [centroid(frames[0, 0, k])[0] for k in range(3)]
+    assert xs == pytest.approx([5.5, 7.5, 9.5], abs=1e-4)
+    up = translate_latents(latent, 2, motion=(0.0, 0.125))
+    assert centroid(up[0, 0, 1])[1] == pytest.approx(centroid(latent[0, 0])[1] - 2, abs=1e-4)
+
+
+def test_cross_frame_attention_keeps_the_first_frame_and_ties_the_others_to_it(tiny_prior):
+    unet = tiny_prior.unet
+    generator = torch.Generator().manual_seed(1)
+    frames = torch.randn(3, 4, 16, 16, generator=generator)
+    text = torch.randn(1, 16, 32, generator=generator).expand(3, -1, -1)
+    plain = unet(frames, 500, encoder_hidden_states=text).sample
+    with cross_frame_attention(unet, num_frames=3):
+        tied = unet(frames, 500, encoder_hidden_states=text).sample
+    torch.testing.assert_close(tied[0], plain[0], atol=1e-5, rtol=0)
+    assert (tied[1:] - plain[1:]).abs().max() > 1e-4
+    assert not any(isinstance(p, CrossFrameAttnProcessor) for p in unet.attn_processors.values())
+
+
+def test_zero_shot_samples_without_temporal_layers(tiny_prior, tmp_path):
+    pipeline = run_pipeline(tiny_prior, tmp_path, "zero", mode="zero-shot", steps=6)
+    renoise, translate = pipeline.zero_shot_indices(torch.tensor([999, 833, 666, 500, 333, 166]))
+    assert 0 <= renoise < translate
+    videos = pipeline.sample(show_progress=False)
+    assert videos.shape == (1, 4, 3, 32, 32) and torch.isfinite(videos).all()
+
+
+def test_training_updates_only_the_temporal_layers_and_resumes(tiny_prior, tmp_path):
+    from dreamlift.video.train import MotionTrainer, TrainMotionConfig
+
+    unet_before = {k: v.clone() for k, v in tiny_prior.unet.state_dict().items()}
+    config = TrainMotionConfig(num_clips=3, num_frames=4, steps=2, batch=2, num_attention_heads=2, checkpoint_every=1)
+    MotionTrainer(config, tiny_prior, tmp_path / "work", tmp_path / "motion").run()
+    adapter = load_temporal_adapter(tmp_path / "motion")
+    assert adapter.config.trained_frames == 4 and adapter.config.cross_attention_dim == 32
+    assert adapter.down_blocks[0].motion_modules[0].proj_out.weight.abs().max() > 0
+    for key, value in tiny_prior.unet.state_dict().items():
+        assert torch.equal(value, unet_before[key]), key
+    log = json.loads((tmp_path / "work" / "log.json").read_text())
+    assert log["stages"]["temporal"]["steps"] == 2
+    mtime = (tmp_path / "motion" / "training.json").stat().st_mtime_ns
+    MotionTrainer(config, tiny_prior, tmp_path / "work", tmp_path / "motion").run()  # everything done: a no-op
+    assert (tmp_path / "motion" / "training.json").stat().st_mtime_ns == mtime
+
+
+def test_clip_folder_reads_captioned_videos(tmp_path):
+    from dreamlift.video.clips import read_clip_folder
+
+    frames = np.zeros((6, 40, 48, 3), np.uint8)
+    for k in range(6):
+        frames[k, 10:20, 12 + 2 * k : 24 + 2 * k, 0] = 255
+    iio.imwrite(tmp_path / "a.gif", frames, extension=".gif", duration=100)
+    (tmp_path / "a.txt").write_text("a red cube moving left\n")
+    iio.imwrite(tmp_path / "uncaptioned.gif", frames, extension=".gif", duration=100)
+    clips = read_clip_folder(tmp_path, num_frames=4, resolution=32)
+    assert clips.frames.shape == (1, 4, 3, 32, 32) and clips.captions == ["a red cube moving left"]
+    assert clips.frames[0, 0, 0].max() > 200
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["a red cube", "--frames", "0"], "frames must be >= 1"),
+        (["a red cube", "--fps", "0"], "fps must be > 0"),
+        (["a red cube", "--mode", "sideways"], "invalid choice"),
+        (["  "], "prompt is empty"),
+        (["a red cube", "--motion-adapter", "/no/such/adapter"], "motion adapter not found"),
+    ],
+)
+def test_cli_bad_input_is_one_line_and_exit_2(tiny_prior_dir, tmp_path, capsys, argv, message):
+    out = tmp_path / "run"
+    code = text2video_main([*argv, "--model", str(tiny_prior_dir), "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_cli_refuses_an_adapter_that_does_not_fit(tiny_prior_dir, tmp_path, capsys):
+    adapter = TemporalAdapter(block_out_channels=(32, 64), layers_per_block=1, num_attention_heads=2, norm_num_groups=8)
+    adapter.save_pretrained(tmp_path / "adapter")
+    code = text2video_main(["a red cube", "--model", str(tiny_prior_dir), "--motion-adapter", str(tmp_path / "adapter"), "--out", str(tmp_path / "run")])
+    assert code == 2 and "does not fit" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_writes_a_zero_shot_video(tiny_prior_dir, tmp_path):
+    code = text2video_main(["a red cube moving right", "--model", str(tiny_prior_dir), "--mode", "zero-shot", "--steps", "4", "--frames", "3", "--out", str(tmp_path / "run")])
+    assert code == 0
+    assert iio.imread(tmp_path / "run" / "video.mp4", index=None).shape[0] == 3
