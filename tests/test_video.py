@@ -241,3 +241,26 @@ def test_cli_writes_a_zero_shot_video(tiny_prior_dir, tmp_path):
     code = text2video_main(["a red cube moving right", "--model", str(tiny_prior_dir), "--mode", "zero-shot", "--steps", "4", "--frames", "3", "--out", str(tmp_path / "run")])
     assert code == 0
     assert iio.imread(tmp_path / "run" / "video.mp4", index=None).shape[0] == 3
+
+
+def test_motion_judge_agrees_with_the_ground_truth_of_procedural_clips():
+    from dreamlift.embedded.motion_judge import judge_clip
+    from dreamlift.embedded.motions import render_motion_clips
+
+    clips = render_motion_clips(12, 6, seed=7, resolution=48)
+    for frames, caption in zip(clips.frames, clips.captions):
+        verdict = judge_clip(frames.float() / 255)
+        assert caption.endswith(verdict.motion) and f" {verdict.colour} " in caption, (caption, verdict)
+        assert verdict.colour_steady and not verdict.flicker, (caption, verdict)
+
+
+def test_motion_judge_sees_a_static_and_a_flickering_clip():
+    from dreamlift.embedded.motion_judge import judge_clip
+
+    frames = torch.full((6, 3, 32, 32), 0.9)
+    frames[:, :, 10:20, 10:20] = torch.tensor([0.85, 0.08, 0.08])[:, None, None]
+    static = judge_clip(frames)
+    assert static.motion == "static" and static.colour == "red" and not static.flicker
+    frames[::2, :, 10:20, 10:20] = 0.9
+    frames[::2, :, 12:14, 12:14] = torch.tensor([0.85, 0.08, 0.08])[:, None, None]
+    assert judge_clip(frames).flicker

@@ -201,14 +201,14 @@ TEXT3D_SUBCOMMANDS = {
 }
 
 
-def _guarded(prog: str, run, argv: list[str]) -> int:
+def _guarded(prog: str, run, argv: list[str], on_interrupt: str = "the last checkpoint is kept, continue with --resume") -> int:
     try:
         return run(argv)
     except UsageError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"\n{prog}: interrupted; the last checkpoint is kept, continue with --resume", file=sys.stderr)
+        print(f"\n{prog}: interrupted; {on_interrupt}", file=sys.stderr)
         return 130
 
 
@@ -338,11 +338,8 @@ def run_train_motion(argv: list[str]) -> int:
     return 0
 
 
-TEXT2VIDEO_SUBCOMMANDS = {"train": run_train_motion}
-
-
 def text2video_main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in TEXT2VIDEO_SUBCOMMANDS:
-        return _guarded(f"text2video {argv[0]}", TEXT2VIDEO_SUBCOMMANDS[argv[0]], argv[1:])
-    return _guarded("text2video", run_text2video, argv)
+    if argv and argv[0] == "train":
+        return _guarded("text2video train", run_train_motion, argv[1:], "the last checkpoint is kept; run the same command to resume")
+    return _guarded("text2video", run_text2video, argv, "nothing was written")

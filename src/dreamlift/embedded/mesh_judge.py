@@ -9,7 +9,6 @@ mesh's mean vertex colour.
 
 from __future__ import annotations
 
-import colorsys
 import math
 from collections import Counter
 
@@ -18,7 +17,7 @@ import torch
 import trimesh
 
 from dreamlift.embedded.judge import ShapeJudge
-from dreamlift.embedded.shapes import COLOURS
+from dreamlift.embedded.shapes import nearest_hue_colour
 from dreamlift.renderers.cameras import turntable_cameras
 from dreamlift.renderers.shading import fixed_light
 
@@ -76,14 +75,7 @@ def render_views(mesh: trimesh.Trimesh, views: int = 8, size: int = 64) -> torch
 
 def hue_colour(mesh: trimesh.Trimesh) -> str:
     """The palette colour whose hue is nearest the mean vertex colour's."""
-    mean = np.asarray(mesh.visual.vertex_colors)[:, :3].mean(0) / 255
-    hue = colorsys.rgb_to_hsv(*mean)[0]
-
-    def distance(rgb) -> float:
-        h = colorsys.rgb_to_hsv(*rgb)[0]
-        return min(abs(h - hue), 1 - abs(h - hue))
-
-    return min(COLOURS, key=lambda name: distance(COLOURS[name]))
+    return nearest_hue_colour(np.asarray(mesh.visual.vertex_colors)[:, :3].mean(0) / 255)
 
 
 def judge_mesh(mesh: trimesh.Trimesh, judge: ShapeJudge) -> dict:

@@ -7,6 +7,7 @@ with Lambertian shading under a varied light. Everything is a pure function of t
 
 from __future__ import annotations
 
+import colorsys
 from dataclasses import dataclass
 
 import torch
@@ -26,6 +27,17 @@ COLOURS = {
     "purple": (0.55, 0.15, 0.75),
 }
 """Colours the embedded prior knows, with their linear RGB albedo in [0, 1]."""
+
+
+def nearest_hue_colour(rgb) -> str:
+    """The palette colour (of COLOURS) whose hue is nearest that of ``rgb`` (3 values in [0, 1])."""
+    hue = colorsys.rgb_to_hsv(*(float(c) for c in rgb))[0]
+
+    def distance(rgb) -> float:
+        h = colorsys.rgb_to_hsv(*rgb)[0]
+        return min(abs(h - hue), 1 - abs(h - hue))
+
+    return min(COLOURS, key=lambda name: distance(COLOURS[name]))
 
 
 def caption(colour: str, shape: str, view: str | None = None) -> str:

@@ -222,12 +222,12 @@ class TextToVideo:
         return torch.cat(images).reshape(batch, frames, *images[0].shape[1:])
 
     def run(self) -> dict:
-        """Sample and write the run folder; returns the metrics written to metrics.json."""
+        """Sample, then write the run folder (nothing is written before sampling ends); returns the metrics."""
         start = time.time()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        write_text(self.run_dir / "config.yaml", dump_yaml(self.config))
         videos = self.sample()
         sample_seconds = time.time() - start
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_text(self.run_dir / "config.yaml", dump_yaml(self.config))
         frames = (videos * 255).round().to(torch.uint8).permute(0, 1, 3, 4, 2).numpy()  # B×F×H×W×3
         for name, clip in zip(video_names(self.config.videos), frames):
             write_video(clip, self.run_dir / f"{name}.mp4", self.config.fps)
