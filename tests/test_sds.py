@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from dreamlift.guidance.sds import SDSConfig, SDSGuidance
+from dreamlift.guidance.base import GuidanceConfig
+from dreamlift.guidance.sds import SDSGuidance
 from dreamlift.priors.prompts import PromptEmbeddings
 from dreamlift.renderers.cameras import orbit_cameras
 
@@ -12,7 +13,7 @@ def cameras(batch):
 
 
 def test_sds_gradient_equals_weighted_noise_residual(tiny_prior, monkeypatch):
-    guidance = SDSGuidance(SDSConfig(scale=20.0, weighting="sds"), tiny_prior)
+    guidance = SDSGuidance(GuidanceConfig(scale=20.0, weighting="sds"), tiny_prior)
     prompts = PromptEmbeddings(tiny_prior, "a red cube")
     cams = cameras(3)
     latents = tiny_prior.encode_images(torch.rand(3, 3, 32, 32)).detach().requires_grad_(True)
@@ -39,7 +40,7 @@ def test_sds_gradient_equals_weighted_noise_residual(tiny_prior, monkeypatch):
 
 def test_uniform_weighting_clipping_and_nan_guard(tiny_prior, monkeypatch):
     prompts = PromptEmbeddings(tiny_prior, "a red cube")
-    guidance = SDSGuidance(SDSConfig(weighting="uniform", grad_clip=0.01), tiny_prior)
+    guidance = SDSGuidance(GuidanceConfig(weighting="uniform", grad_clip=0.01), tiny_prior)
     assert guidance.weight(torch.tensor([10, 900])).tolist() == [1.0, 1.0]
     monkeypatch.setattr(tiny_prior, "encode_images", lambda x: x)
     latents = torch.rand(2, 4, 16, 16, requires_grad=True)
@@ -57,7 +58,7 @@ def test_uniform_weighting_clipping_and_nan_guard(tiny_prior, monkeypatch):
 
 
 def test_timestep_annealing(tiny_prior):
-    guidance = SDSGuidance(SDSConfig(t_min=0.02, t_max=0.98, t_max_final=0.5), tiny_prior)
+    guidance = SDSGuidance(GuidanceConfig(t_min=0.02, t_max=0.98, t_max_final=0.5), tiny_prior)
     assert guidance.timestep_range(0.0) == (20, 980)
     assert guidance.timestep_range(0.5) == (20, 740)
     assert guidance.timestep_range(1.0) == (20, 500)

@@ -5,8 +5,9 @@ import pytest
 import torch
 import trimesh
 
-from dreamlift.config import load_config
+from dreamlift.config import load_config, preset_names
 from dreamlift.pipelines.text_to_3d import Text3DConfig, TextTo3D, read_run_config
+from dreamlift.priors.diffusion import PriorConfig, load_prior
 
 TINY_RUN = [
     "field.hashgrid.num_levels=4",
@@ -27,8 +28,17 @@ TINY_RUN = [
 ]
 
 
-def tiny_config(steps: int, **values) -> Text3DConfig:
-    return load_config(Text3DConfig, "dreamfusion", TINY_RUN, {"prompt": "a red cube", "train.steps": steps, **values})
+def tiny_config(steps: int, preset: str = "dreamfusion", **values) -> Text3DConfig:
+    return load_config(Text3DConfig, preset, TINY_RUN, {"prompt": "a red cube", "train.steps": steps, **values})
+
+
+@pytest.mark.parametrize("preset", preset_names())
+def test_every_preset_loads_and_trains_two_steps(tiny_prior_dir, tmp_path, preset):
+    prior = load_prior(PriorConfig(model=str(tiny_prior_dir)), tiny_prior_dir, torch.device("cpu"))
+    run = TextTo3D(tiny_config(2, preset), prior, tmp_path, torch.device("cpu"))
+    losses = [run.train_step()["loss"] for _ in range(2)]
+    run.guidance.close()
+    assert all(torch.isfinite(torch.tensor(losses)))
 
 
 def test_run_writes_every_output(tiny_prior, tmp_path):

@@ -26,7 +26,8 @@ from tqdm import tqdm
 
 from dreamlift.config import dump_yaml, load_config
 from dreamlift.errors import UsageError
-from dreamlift.guidance.sds import SDSConfig, SDSGuidance
+from dreamlift.guidance import make_guidance
+from dreamlift.guidance.base import GuidanceConfig
 from dreamlift.outputs import atomic_path, save_torch, write_text
 from dreamlift.pipelines.export import ExportConfig, extract_mesh, render_turntable, write_meshes, write_video
 from dreamlift.priors.diffusion import DiffusionPrior, PriorConfig
@@ -128,7 +129,7 @@ class Text3DConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """``auto`` picks CUDA when available."""
     prior: PriorConfig = dataclasses.field(default_factory=PriorConfig)
-    guidance: SDSConfig = dataclasses.field(default_factory=SDSConfig)
+    guidance: GuidanceConfig = dataclasses.field(default_factory=GuidanceConfig)
     camera: CameraConfig = dataclasses.field(default_factory=CameraConfig)
     field: FieldConfig = dataclasses.field(default_factory=FieldConfig)
     renderer: RendererConfig = dataclasses.field(default_factory=RendererConfig)
@@ -207,7 +208,7 @@ class TextTo3D:
         seed_everything(config.seed)
         self.scene = NeRFScene(config.field, config.renderer, config.background, device).to(device)
         self.optimizer = build_optimizer(self.scene, config.optim)
-        self.guidance = SDSGuidance(config.guidance, prior)
+        self.guidance = make_guidance(config.guidance, prior)
         self.prompts = PromptEmbeddings(prior, config.prompt, config.guidance.negative_prompt, config.guidance.view_dependent)
         self.camera_generator = torch.Generator().manual_seed(config.seed)
         self.noise_generator = torch.Generator(device).manual_seed(config.seed + 1)
@@ -232,6 +233,7 @@ class TextTo3D:
                 "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
                 "metrics": self.metrics,
+                "guidance": self.guidance.state_dict(),
             },
         )
 
@@ -247,6 +249,8 @@ class TextTo3D:
         if self.device.type == "cuda" and state.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)
         self.step, self.metrics = state["step"], state["metrics"]
+        if state.get("guidance"):
+            self.guidance.load_state_dict(state["guidance"])
 
     # --- one step ---------------------------------------------------------------------------------------------
     def shading_for_step(self) -> str:
@@ -332,9 +336,10 @@ class TextTo3D:
         except KeyboardInterrupt:
             self.metrics["train_seconds"] += time.time() - start
             self.save_checkpoint()
-            progress.close()
             raise
-        progress.close()
+        finally:
+            progress.close()
+            self.guidance.close()
         self.metrics["train_seconds"] = round(self.metrics["train_seconds"], 2)
         self.metrics["seconds_per_step"] = round(self.metrics["train_seconds"] / max(1, c.train.steps), 4)
         self.metrics["phase_seconds"] = {phase: round(s, 5) for phase, s in self.timer.means().items()}

@@ -1,0 +1,241 @@
+"""One interface for score-distillation guidance, and what the kinds share.
+
+A guidance object takes renders B×3×H×W in [0, 1], their cameras, the prompt embeddings and the point of
+training (progress 0–1), and returns a loss whose gradient with respect to the renders is the kind's update,
+with scalar diagnostics. The kinds (``guidance.kind``): ``sds`` (DreamFusion), ``sjc`` (score Jacobian
+chaining), ``vsd`` (ProlificDreamer) and ``esd`` (entropic score distillation); see their modules.
+
+Shared here: timestep sampling with an annealed upper bound, w(t), the prior's guided prediction (CFG, or
+Perp-Neg for side and back views), and the target-MSE trick — loss = ½‖z − sg(z − g)‖² / B, whose gradient
+with respect to z is exactly g / B, so the logged loss is the size of the update.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+from dreamlift.priors.diffusion import DiffusionPrior
+from dreamlift.priors.prompts import PromptEmbeddings
+from dreamlift.priors.views import VIEWS, view_index
+from dreamlift.renderers.cameras import Cameras
+from dreamlift.timing import PhaseTimer
+
+
+@dataclass
+class PerpNegConfig:
+    """Perp-Neg (Armandpour et al. 2023): side and back views push away from the front view's prompt, along the
+    part of its score perpendicular to the positive prompt's, against the multi-face (Janus) problem."""
+
+    enabled: bool = False
+    side_weight: float = 0.5
+    """Weight of the front-view negative for side views."""
+    back_weight: float = 1.0
+    """Weight of the front-view negative for back views."""
+
+    def __post_init__(self):
+        if self.side_weight < 0 or self.back_weight < 0:
+            raise ValueError("perp_neg weights must be >= 0")
+
+
+@dataclass
+class VSDConfig:
+    """The LoRA score model of VSD and ESD."""
+
+    lora_rank: int = 4
+    """Rank of the LoRA on the U-Net's attention projections (to_q, to_k, to_v, to_out)."""
+    lora_lr: float = 1e-3
+    """AdamW learning rate of the LoRA and the camera embedding (their own optimiser)."""
+    lora_steps: int = 1
+    """LoRA updates per guidance step, on the detached renders."""
+    camera_dropout: float = 0.1
+    """Fraction of LoRA training samples whose camera condition is dropped (zeros), so the LoRA also learns
+    the unconditioned score ESD needs."""
+
+    def __post_init__(self):
+        if self.lora_rank <= 0:
+            raise ValueError("lora_rank must be > 0")
+        if self.lora_lr <= 0 or self.lora_steps < 0:
+            raise ValueError("lora_lr must be > 0 and lora_steps >= 0")
+        if not 0 <= self.camera_dropout < 1:
+            raise ValueError("camera_dropout must lie in [0, 1)")
+
+
+@dataclass
+class SJCConfig:
+    """Score Jacobian chaining (Wang et al. 2023)."""
+
+    samples: int = 2
+    """Noise draws averaged per step (perturb-and-average scoring)."""
+
+    def __post_init__(self):
+        if self.samples <= 0:
+            raise ValueError("sjc.samples must be > 0")
+
+
+@dataclass
+class ESDConfig:
+    """Entropic score distillation (Wang et al. 2024)."""
+
+    entropy_weight: float = 0.5
+    """λ: the LoRA score subtracted is λ·ε_LoRA(no camera) + (1 − λ)·ε_LoRA(camera)."""
+
+    def __post_init__(self):
+        if not 0 <= self.entropy_weight <= 1:
+            raise ValueError("esd.entropy_weight must lie in [0, 1]")
+
+
+@dataclass
+class GuidanceConfig:
+    """Score distillation settings: the kind, and what the kinds share."""
+
+    kind: Literal["sds", "sjc", "vsd", "esd"] = "sds"
+    """Which guidance: sds (DreamFusion), sjc (score Jacobian chaining), vsd (ProlificDreamer), esd (entropic)."""
+    scale: float = 100.0
+    """Classifier-free guidance scale s in ε_u + s·(ε_c − ε_u); DreamFusion-with-SD practice uses 100, VSD 7.5."""
+    t_min: float = 0.02
+    """Smallest timestep, as a fraction of the prior's training timesteps."""
+    t_max: float = 0.98
+    """Largest timestep at the start of training (fraction)."""
+    t_max_final: float = 0.98
+    """Largest timestep at the end of training (fraction): it falls linearly from t_max over the run."""
+    weighting: Literal["sds", "uniform"] = "sds"
+    """w(t): ``sds`` is 1 − ᾱ_t (DreamFusion), ``uniform`` is 1. SJC always uses its own 1/σ_t."""
+    grad_clip: float | None = None
+    """Clip each element of the gradient to [−c, c]; None = no clipping."""
+    view_dependent: bool = True
+    """Append ", front view" etc. to the prompt from the camera's angles."""
+    negative_prompt: str = ""
+    """Text of the unconditional branch of CFG."""
+    perp_neg: PerpNegConfig = field(default_factory=PerpNegConfig)
+    vsd: VSDConfig = field(default_factory=VSDConfig)
+    sjc: SJCConfig = field(default_factory=SJCConfig)
+    esd: ESDConfig = field(default_factory=ESDConfig)
+
+    def __post_init__(self):
+        if not 0 <= self.t_min < self.t_max <= 1 or not self.t_min < self.t_max_final <= 1:
+            raise ValueError("timesteps need 0 <= t_min < t_max <= 1 and t_min < t_max_final <= 1")
+        if self.scale < 0:
+            raise ValueError("scale must be >= 0")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ValueError("grad_clip must be > 0 (or null to disable)")
+        if self.perp_neg.enabled and not self.view_dependent:
+            raise ValueError("perp_neg needs view_dependent prompts")
+
+
+@dataclass
+class GuidanceOutput:
+    """What a guidance step returns: the loss to backpropagate and scalar diagnostics to log."""
+
+    loss: torch.Tensor
+    diagnostics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class NoisedLatents:
+    """The renders in the prior's space and their noised copy: latents (with gradient) B×C×h×w, t (B), ε, x_t."""
+
+    latents: torch.Tensor
+    t: torch.Tensor
+    noise: torch.Tensor
+    noisy: torch.Tensor
+
+
+class Guidance:
+    """Base class of the guidance kinds; subclasses implement :meth:`__call__`."""
+
+    def __init__(self, config: GuidanceConfig, prior: DiffusionPrior):
+        self.config, self.prior = config, prior
+
+    def __call__(
+        self,
+        images: torch.Tensor,
+        cameras: Cameras,
+        prompts: PromptEmbeddings,
+        progress: float,
+        generator: torch.Generator | None = None,
+        timer: PhaseTimer | None = None,
+    ) -> GuidanceOutput:
+        """Loss for renders (B×3×H×W, [0, 1]) seen from ``cameras``, ``progress`` (0–1) into training.
+
+        ``generator`` (on the prior's device) fixes t and ε, for tests and reproducible runs; ``timer`` charges
+        the VAE encoding to "encode" and the U-Net calls to "unet".
+        """
+        raise NotImplementedError
+
+    # --- state (for checkpoints; only guidance that learns has any) -----------------------------------------
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+    def close(self) -> None:
+        """Undo any change to the prior (VSD's LoRA); the prior is the plain frozen model afterwards."""
+
+    # --- shared steps ---------------------------------------------------------------------------------------
+    def timestep_range(self, progress: float) -> tuple[int, int]:
+        """Integer [low, high] timestep range at a point of training (progress from 0 to 1)."""
+        c, total = self.config, self.prior.num_train_timesteps
+        t_max = c.t_max + (c.t_max_final - c.t_max) * min(max(progress, 0.0), 1.0)
+        return int(c.t_min * total), max(int(c.t_min * total) + 1, int(t_max * total))
+
+    def weight(self, t: torch.Tensor) -> torch.Tensor:
+        """w(t) per batch item (B)."""
+        if self.config.weighting == "sds":
+            return 1 - self.prior.alphas_cumprod[t]
+        return torch.ones_like(t, dtype=torch.float32)
+
+    def encode_and_noise(
+        self, images: torch.Tensor, progress: float, generator: torch.Generator | None, timer: PhaseTimer
+    ) -> NoisedLatents:
+        """Encode renders (gradient kept), draw t in the annealed range and ε, and noise the detached latents."""
+        prior = self.prior
+        with timer("encode"):
+            latents = prior.encode_images(images).float()
+        low, high = self.timestep_range(progress)
+        t = torch.randint(low, high + 1, (images.shape[0],), device=prior.device, generator=generator)
+        noise = torch.randn(latents.shape, device=prior.device, generator=generator)
+        return NoisedLatents(latents, t, noise, prior.add_noise(latents.detach(), noise, t))
+
+    def guided_noise(self, noisy: torch.Tensor, t: torch.Tensor, cameras: Cameras, prompts: PromptEmbeddings) -> torch.Tensor:
+        """The prior's guided ε̂ (B×C×h×w): CFG ε_u + s·(ε_c − ε_u), or with Perp-Neg for side and back views
+        ε_u + s·(d_c − w·(d_n − proj_{d_c} d_n)), d_c = ε_c − ε_u, d_n = ε_front − ε_u."""
+        c, prior = self.config, self.prior
+        cond, uncond = prompts.for_cameras(cameras.azimuth, cameras.elevation)
+        if not c.perp_neg.enabled:
+            return prior.predict_noise_cfg(noisy, t, cond, uncond, c.scale)[0]
+        batch = noisy.shape[0]
+        front = prompts.views[VIEWS.index("front")].expand(batch, -1, -1)
+        eps_c, eps_u, eps_n = prior.predict_noise(noisy.repeat(3, 1, 1, 1), t.repeat(3), torch.cat([cond, uncond, front])).chunk(3)
+        views = view_index(cameras.azimuth, cameras.elevation).to(noisy.device)
+        weights = torch.zeros(len(VIEWS), device=noisy.device)
+        weights[VIEWS.index("side")], weights[VIEWS.index("back")] = c.perp_neg.side_weight, c.perp_neg.back_weight
+        return perp_neg_combine(eps_c, eps_u, eps_n, weights[views], c.scale)
+
+    def distil(self, latents: torch.Tensor, grad: torch.Tensor, t: torch.Tensor, **diagnostics: float) -> GuidanceOutput:
+        """The target-MSE loss that applies ``grad`` (B×C×h×w) to ``latents``, after the NaN guard and clipping."""
+        batch = latents.shape[0]
+        finite = torch.isfinite(grad).all()
+        grad = torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)
+        if self.config.grad_clip is not None:
+            grad = grad.clamp(-self.config.grad_clip, self.config.grad_clip)
+        target = (latents - grad).detach()
+        loss = 0.5 * ((latents - target) ** 2).sum() / batch
+        return GuidanceOutput(
+            loss,
+            {"t": t.float().mean().item(), "grad_norm": grad.norm().item() / batch, "nonfinite": float(not finite), **diagnostics},
+        )
+
+
+def perp_neg_combine(
+    eps_c: torch.Tensor, eps_u: torch.Tensor, eps_n: torch.Tensor, weight: torch.Tensor, scale: float
+) -> torch.Tensor:
+    """Perp-Neg's ε̂ = ε_u + s·(d_c − w·(d_n − (⟨d_n, d_c⟩ / ⟨d_c, d_c⟩)·d_c)) per batch item (weights w: B)."""
+    d_c, d_n = eps_c - eps_u, eps_n - eps_u
+    dims = tuple(range(1, d_c.dim()))
+    projection = (d_n * d_c).sum(dims, keepdim=True) / (d_c * d_c).sum(dims, keepdim=True).clamp(min=1e-12)
+    perpendicular = d_n - projection * d_c
+    return eps_u + scale * (d_c - weight.view(-1, *([1] * len(dims))) * perpendicular)
