@@ -79,9 +79,9 @@ def test_run_export_and_resume_guard(tmp_path, capsys, tiny_prior_dir):
     assert "run folder not found" in error_line(capsys)
 
 
-def test_text2video_says_not_yet(capsys):
+def test_text2video_without_a_prompt_is_a_usage_error(capsys):
     assert text2video_main([]) == 2
-    assert "not yet available" in error_line(capsys)
+    assert "required: prompt" in error_line(capsys)
 
 
 def test_console_script_exit_code(tmp_path):

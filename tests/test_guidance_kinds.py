@@ -126,6 +126,9 @@ def test_closing_vsd_leaves_the_plain_prior(fresh_prior):
     guidance.close()
     assert not any("lora" in name for name, _ in fresh_prior.unet.named_parameters())
     torch.testing.assert_close(fresh_prior.predict_noise(noisy, t, text), before)
+    again = make_guidance(GuidanceConfig(kind="vsd"), fresh_prior)  # the next run on the same prior starts afresh
+    torch.testing.assert_close(again.lora_noise(noisy, t, text, cameras(1).c2w), before, atol=1e-6, rtol=0)
+    again.close()
 
 
 def test_sjc_averages_scores_over_noise_draws(tiny_prior, monkeypatch):
@@ -169,7 +172,7 @@ def test_perp_neg_leaves_front_views_alone(tiny_prior):
     prompts = PromptEmbeddings(tiny_prior, "a red cube")
     cams = cameras(3)  # front, side, back
     noisy, t = torch.randn(3, 4, 16, 16), torch.tensor([400, 400, 400])
-    a, b = plain.guided_noise(noisy, t, cams, prompts), perp.guided_noise(noisy, t, cams, prompts)
+    a, b = plain.guided_noise(noisy, t, cams, prompts, 20.0), perp.guided_noise(noisy, t, cams, prompts, 20.0)
     torch.testing.assert_close(a[0], b[0], atol=1e-5, rtol=0)
     assert (a[1:] - b[1:]).abs().amax(dim=(1, 2, 3)).min() > 1e-4
 
@@ -180,6 +183,7 @@ def test_perp_neg_leaves_front_views_alone(tiny_prior):
         ("guidance.vsd.lora_rank=0", "lora_rank must be > 0"),
         ("guidance.kind=magic", "must be one of"),
         ("guidance.sjc.samples=0", "sjc.samples must be > 0"),
+        ("train.particles=0", "particles must be >= 1"),
     ],
 )
 def test_bad_guidance_settings_are_one_line_errors(tiny_prior_dir, tmp_path, capsys, override, message):

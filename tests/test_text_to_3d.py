@@ -44,8 +44,10 @@ def test_every_preset_loads_and_trains_two_steps(tiny_prior_dir, tmp_path, prese
 def test_run_writes_every_output(tiny_prior, tmp_path):
     metrics = TextTo3D(tiny_config(4), tiny_prior, tmp_path, torch.device("cpu")).run()
     assert (tmp_path / "checkpoints" / "last.pt").is_file()
-    assert sorted(p.name for p in (tmp_path / "validation").iterdir()) == ["step_000003.png"]
+    assert sorted(p.name for p in (tmp_path / "validation").iterdir()) == ["guidance_000003.png", "step_000003.png"]
     assert iio.imread(tmp_path / "validation" / "step_000003.png").shape == (32, 64, 3)
+    # render, noised, one-step denoised by the prior; four views at the prior's 32 pixels
+    assert iio.imread(tmp_path / "validation" / "guidance_000003.png").shape == (96, 128, 3)
     saved = read_run_config(tmp_path)
     assert saved.prompt == "a red cube" and saved.seed == 0 and saved.train.steps == 4
     written = json.loads((tmp_path / "metrics.json").read_text())
@@ -86,12 +88,35 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_prior, tmp_
     resumed = TextTo3D(tiny_config(4), tiny_prior, tmp_path / "resumed", torch.device("cpu"))
     resumed.load_checkpoint()
     assert resumed.step == 3
-    saved_moments = interrupted.optimizer.state_dict()["state"][0]["exp_avg"]
-    assert torch.equal(resumed.optimizer.state_dict()["state"][0]["exp_avg"], saved_moments)
+    saved_moments = interrupted.optimizers[0].state_dict()["state"][0]["exp_avg"]
+    assert torch.equal(resumed.optimizers[0].state_dict()["state"][0]["exp_avg"], saved_moments)
     resumed = TextTo3D(tiny_config(4), tiny_prior, tmp_path / "resumed", torch.device("cpu"))
     resumed.run(resume=True)
-    for (name, a), (_, b) in zip(straight.scene.state_dict().items(), resumed.scene.state_dict().items()):
+    for (name, a), (_, b) in zip(straight.scenes[0].state_dict().items(), resumed.scenes[0].state_dict().items()):
         assert torch.equal(a, b), name
     assert torch.equal(
-        straight.optimizer.state_dict()["state"][0]["exp_avg_sq"], resumed.optimizer.state_dict()["state"][0]["exp_avg_sq"]
+        straight.optimizers[0].state_dict()["state"][0]["exp_avg_sq"], resumed.optimizers[0].state_dict()["state"][0]["exp_avg_sq"]
     )
+
+
+def test_two_particles_share_one_vsd_lora_and_export_separately(tiny_prior_dir, tmp_path):
+    prior = load_prior(PriorConfig(model=str(tiny_prior_dir)), tiny_prior_dir, torch.device("cpu"))
+    config = tiny_config(2, "prolificdreamer", **{"train.particles": 2, "train.validate_every": 2})
+    run = TextTo3D(config, prior, tmp_path, torch.device("cpu"))
+    first, second = (dict(scene.named_parameters())["field.mlp.0.weight"].detach().clone() for scene in run.scenes)
+    assert not torch.equal(first, second)  # independently initialised
+    metrics = run.run()
+    assert len(metrics["particle_exports"]) == 2 and metrics["export"] == metrics["particle_exports"][0]
+    assert (tmp_path / "mesh.glb").is_file() and (tmp_path / "particle-1" / "mesh.glb").is_file()
+    assert iio.imread(tmp_path / "validation" / "step_000002.png").shape == (64, 64, 3)  # 2 particles × 2 rows
+    assert iio.imread(tmp_path / "validation" / "guidance_000002.png").shape == (128, 128, 3)  # + the LoRA's row
+    assert not any("lora" in name for name, _ in prior.unet.named_parameters())  # the LoRA is gone after the run
+
+
+def test_staged_settings_follow_the_step():
+    config = tiny_config(10, **{"train.high_resolution": 32, "train.high_resolution_from": 0.5, "guidance.scale_final": 10.0})
+    assert [config.train.resolution_at(step) for step in (0, 4, 5, 9)] == [16, 16, 32, 32]
+    from dreamlift.guidance.base import Guidance
+
+    guidance = Guidance(config.guidance, prior=None)
+    assert [guidance.scale_at(p) for p in (0.0, 0.5, 1.0)] == [100.0, 55.0, 10.0]

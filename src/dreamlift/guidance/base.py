@@ -95,6 +95,8 @@ class GuidanceConfig:
     """Which guidance: sds (DreamFusion), sjc (score Jacobian chaining), vsd (ProlificDreamer), esd (entropic)."""
     scale: float = 100.0
     """Classifier-free guidance scale s in ε_u + s·(ε_c − ε_u); DreamFusion-with-SD practice uses 100, VSD 7.5."""
+    scale_final: float | None = None
+    """Guidance scale at the end of training: s moves linearly from ``scale`` to it over the run (None: constant)."""
     t_min: float = 0.02
     """Smallest timestep, as a fraction of the prior's training timesteps."""
     t_max: float = 0.98
@@ -119,6 +121,8 @@ class GuidanceConfig:
             raise ValueError("timesteps need 0 <= t_min < t_max <= 1 and t_min < t_max_final <= 1")
         if self.scale < 0:
             raise ValueError("scale must be >= 0")
+        if self.scale_final is not None and self.scale_final < 0:
+            raise ValueError("scale_final must be >= 0 (or null for a constant scale)")
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise ValueError("grad_clip must be > 0 (or null to disable)")
         if self.perp_neg.enabled and not self.view_dependent:
@@ -182,6 +186,13 @@ class Guidance:
         t_max = c.t_max + (c.t_max_final - c.t_max) * min(max(progress, 0.0), 1.0)
         return int(c.t_min * total), max(int(c.t_min * total) + 1, int(t_max * total))
 
+    def scale_at(self, progress: float) -> float:
+        """The guidance scale at a point of training (progress from 0 to 1)."""
+        c = self.config
+        if c.scale_final is None:
+            return c.scale
+        return c.scale + (c.scale_final - c.scale) * min(max(progress, 0.0), 1.0)
+
     def weight(self, t: torch.Tensor) -> torch.Tensor:
         """w(t) per batch item (B)."""
         if self.config.weighting == "sds":
@@ -200,20 +211,46 @@ class Guidance:
         noise = torch.randn(latents.shape, device=prior.device, generator=generator)
         return NoisedLatents(latents, t, noise, prior.add_noise(latents.detach(), noise, t))
 
-    def guided_noise(self, noisy: torch.Tensor, t: torch.Tensor, cameras: Cameras, prompts: PromptEmbeddings) -> torch.Tensor:
+    def guided_noise(
+        self, noisy: torch.Tensor, t: torch.Tensor, cameras: Cameras, prompts: PromptEmbeddings, scale: float
+    ) -> torch.Tensor:
         """The prior's guided ε̂ (B×C×h×w): CFG ε_u + s·(ε_c − ε_u), or with Perp-Neg for side and back views
         ε_u + s·(d_c − w·(d_n − proj_{d_c} d_n)), d_c = ε_c − ε_u, d_n = ε_front − ε_u."""
         c, prior = self.config, self.prior
         cond, uncond = prompts.for_cameras(cameras.azimuth, cameras.elevation)
         if not c.perp_neg.enabled:
-            return prior.predict_noise_cfg(noisy, t, cond, uncond, c.scale)[0]
+            return prior.predict_noise_cfg(noisy, t, cond, uncond, scale)[0]
         batch = noisy.shape[0]
         front = prompts.views[VIEWS.index("front")].expand(batch, -1, -1)
         eps_c, eps_u, eps_n = prior.predict_noise(noisy.repeat(3, 1, 1, 1), t.repeat(3), torch.cat([cond, uncond, front])).chunk(3)
         views = view_index(cameras.azimuth, cameras.elevation).to(noisy.device)
         weights = torch.zeros(len(VIEWS), device=noisy.device)
         weights[VIEWS.index("side")], weights[VIEWS.index("back")] = c.perp_neg.side_weight, c.perp_neg.back_weight
-        return perp_neg_combine(eps_c, eps_u, eps_n, weights[views], c.scale)
+        return perp_neg_combine(eps_c, eps_u, eps_n, weights[views], scale)
+
+    def predictions(
+        self, noisy: torch.Tensor, t: torch.Tensor, cameras: Cameras, prompts: PromptEmbeddings, progress: float
+    ) -> dict[str, torch.Tensor]:
+        """The noise predictions (each B×C×h×w) a step of this kind weighs against each other, by name."""
+        return {"prior": self.guided_noise(noisy, t, cameras, prompts, self.scale_at(progress))}
+
+    @torch.no_grad()
+    def preview(
+        self, images: torch.Tensor, cameras: Cameras, prompts: PromptEmbeddings, progress: float, t_fraction: float = 0.5, seed: int = 0
+    ) -> torch.Tensor:
+        """What the guidance sees, K×B×3×S×S in [0, 1] at the prior's size S: the renders, their noised latents at
+        ``t_fraction`` of the timesteps decoded, and the one-step denoised x̂_0 = (x_t − √(1 − ᾱ_t)·ε)/√ᾱ_t of each
+        of :meth:`predictions`."""
+        prior = self.prior
+        latents = prior.encode_images(images).float()
+        t = torch.full((images.shape[0],), int(t_fraction * prior.num_train_timesteps), device=prior.device)
+        noise = torch.randn(latents.shape, device=prior.device, generator=torch.Generator(prior.device).manual_seed(seed))
+        noisy = prior.add_noise(latents, noise, t)
+        a = prior.alphas_cumprod[t].view(-1, 1, 1, 1)
+        panels = [prior.decode(latents), prior.decode(noisy)]
+        for eps in self.predictions(noisy, t, cameras, prompts, progress).values():
+            panels.append(prior.decode((noisy - (1 - a).sqrt() * eps) / a.sqrt()))
+        return torch.stack(panels)
 
     def distil(self, latents: torch.Tensor, grad: torch.Tensor, t: torch.Tensor, **diagnostics: float) -> GuidanceOutput:
         """The target-MSE loss that applies ``grad`` (B×C×h×w) to ``latents``, after the NaN guard and clipping."""

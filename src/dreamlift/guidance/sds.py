@@ -29,5 +29,5 @@ class SDSGuidance(Guidance):
         timer = timer or PhaseTimer(self.prior.device, enabled=False)
         x = self.encode_and_noise(images, progress, generator, timer)
         with timer("unet"):
-            eps_hat = self.guided_noise(x.noisy, x.t, cameras, prompts)
+            eps_hat = self.guided_noise(x.noisy, x.t, cameras, prompts, self.scale_at(progress))
         return self.distil(x.latents, self.weight(x.t).view(-1, 1, 1, 1) * (eps_hat - x.noise), x.t)

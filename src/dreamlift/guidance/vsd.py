@@ -112,15 +112,23 @@ class VSDGuidance(Guidance):
         cond, _ = prompts.for_cameras(cameras.azimuth, cameras.elevation)
         c2w = cameras.c2w.to(self.prior.device)
         with timer("unet"):
-            eps_prior = self.guided_noise(x.noisy, x.t, cameras, prompts)
-            eps_lora = self.lora_noise(x.noisy, x.t, cond, c2w)
-            if self.entropy_weight > 0:
-                eps_free = self.lora_noise(x.noisy, x.t, cond, torch.zeros_like(c2w))
-                eps_lora = self.entropy_weight * eps_free + (1 - self.entropy_weight) * eps_lora
-        out = self.distil(x.latents, self.weight(x.t).view(-1, 1, 1, 1) * (eps_prior - eps_lora), x.t)
+            eps = self.predictions(x.noisy, x.t, cameras, prompts, progress)
+        out = self.distil(x.latents, self.weight(x.t).view(-1, 1, 1, 1) * (eps["prior"] - eps["lora"]), x.t)
         with timer("lora"):
             out.diagnostics["lora_loss"] = self.train_lora(x.latents.detach(), cond, c2w, generator)
         return out
+
+    def predictions(
+        self, noisy: torch.Tensor, t: torch.Tensor, cameras: Cameras, prompts: PromptEmbeddings, progress: float
+    ) -> dict[str, torch.Tensor]:
+        """The prior's guided ε̂ and the LoRA's score ε_LoRA (for ESD, λ·ε_LoRA(no camera) + (1 − λ)·ε_LoRA(camera))."""
+        cond, _ = prompts.for_cameras(cameras.azimuth, cameras.elevation)
+        c2w = cameras.c2w.to(self.prior.device)
+        eps_lora = self.lora_noise(noisy, t, cond, c2w)
+        if self.entropy_weight > 0:
+            eps_free = self.lora_noise(noisy, t, cond, torch.zeros_like(c2w))
+            eps_lora = self.entropy_weight * eps_free + (1 - self.entropy_weight) * eps_lora
+        return {"prior": self.guided_noise(noisy, t, cameras, prompts, self.scale_at(progress)), "lora": eps_lora}
 
     def lora_loss(
         self, latents: torch.Tensor, text: torch.Tensor, c2w: torch.Tensor, generator: torch.Generator | None

@@ -3,9 +3,10 @@
 Run folder layout (everything written atomically):
     config.yaml          the resolved config, prompt and seed included (a run is reproducible from it)
     checkpoints/last.pt  scene, optimiser, random states and metrics so far (every N steps and at the end)
-    validation/*.png     four views (front, side, back, side) every N steps
+    validation/*.png     four views (front, side, back, side) of each particle every N steps
     mesh.glb|obj|ply     the exported mesh with vertex colours (y-up)
     turntable.mp4        a 360° orbit
+    particle-i/          mesh and turntable of particle i > 0, when train.particles > 1
     metrics.json         loss curve, timings, export statistics
 """
 
@@ -99,9 +100,17 @@ class TrainConfig:
     steps: int = 800
     """Optimisation steps."""
     batch_size: int = 1
-    """Renders per step."""
+    """Renders per step (of each particle)."""
+    particles: int = 1
+    """Independent 3D models optimised together (ProlificDreamer's n); with VSD they share one LoRA. Particle 0
+    is exported to the run folder, particle i to ``particle-i/``."""
     resolution: int = 64
     """Training render size in pixels (renders are resized to the prior's resolution)."""
+    high_resolution: int = 0
+    """Render size from step ``high_resolution_from``·steps on (ProlificDreamer's 64 → 512 with a 512-pixel
+    prior); 0 keeps ``resolution`` throughout."""
+    high_resolution_from: float = 0.5
+    """Fraction of the steps after which ``high_resolution`` applies."""
     checkpoint_every: int = 200
     """Steps between checkpoints (one is always written at the end)."""
     validate_every: int = 200
@@ -112,10 +121,22 @@ class TrainConfig:
     def __post_init__(self):
         if self.steps <= 0:
             raise ValueError(f"steps must be > 0, got {self.steps}")
+        if self.particles < 1:
+            raise ValueError(f"particles must be >= 1, got {self.particles}")
         if self.batch_size < 1 or self.resolution < 8 or self.checkpoint_every < 1 or self.log_every < 1:
             raise ValueError("batch_size >= 1, resolution >= 8, checkpoint_every >= 1 and log_every >= 1 are required")
         if self.validate_every < 0:
             raise ValueError("validate_every must be >= 0")
+        if self.high_resolution != 0 and self.high_resolution < 8:
+            raise ValueError("high_resolution must be 0 (off) or >= 8")
+        if not 0 <= self.high_resolution_from <= 1:
+            raise ValueError("high_resolution_from must lie in [0, 1]")
+
+    def resolution_at(self, step: int) -> int:
+        """Render size at ``step``."""
+        if self.high_resolution and step >= self.high_resolution_from * self.steps:
+            return self.high_resolution
+        return self.resolution
 
 
 @dataclass
@@ -174,14 +195,22 @@ def build_optimizer(scene: NeRFScene, config: OptimConfig) -> torch.optim.Adam:
     return torch.optim.Adam(groups, betas=config.betas, eps=config.eps)
 
 
-def load_scene(run_dir: Path, config: Text3DConfig, device: torch.device) -> NeRFScene:
-    """The scene of a run folder's last checkpoint, for export without the prior."""
+def particle_dir(run_dir: Path, particle: int) -> Path:
+    """Where particle ``particle`` is exported: the run folder itself for particle 0, else ``particle-<i>/``."""
+    return run_dir if particle == 0 else run_dir / f"particle-{particle}"
+
+
+def load_scenes(run_dir: Path, config: Text3DConfig, device: torch.device) -> list[NeRFScene]:
+    """The scenes (one per particle) of a run folder's last checkpoint, for export without the prior."""
     checkpoint = run_dir / "checkpoints" / "last.pt"
     if not checkpoint.is_file():
         raise UsageError(f"{run_dir} has no checkpoint to export from (checkpoints/last.pt)")
-    scene = NeRFScene(config.field, config.renderer, config.background, device).to(device)
-    scene.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["scene"])
-    return scene
+    scenes = []
+    for state in torch.load(checkpoint, map_location="cpu", weights_only=False)["scenes"]:
+        scene = NeRFScene(config.field, config.renderer, config.background, device).to(device)
+        scene.load_state_dict(state)
+        scenes.append(scene)
+    return scenes
 
 
 def export_run(scene: NeRFScene, config: ExportConfig, run_dir: Path) -> dict:
@@ -200,14 +229,23 @@ def export_run(scene: NeRFScene, config: ExportConfig, run_dir: Path) -> dict:
     return stats
 
 
+def write_png(image: torch.Tensor, path: Path) -> None:
+    """An image 3×H×W in [0, 1] as an 8-bit PNG, atomically."""
+    pixels = (image.permute(1, 2, 0).clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, pixels, extension=".png")
+
+
 class TextTo3D:
     """Runs one text3d optimisation in a run folder; see the module docstring for what it writes."""
 
     def __init__(self, config: Text3DConfig, prior: DiffusionPrior, run_dir: Path, device: torch.device):
         self.config, self.prior, self.run_dir, self.device = config, prior, run_dir, device
         seed_everything(config.seed)
-        self.scene = NeRFScene(config.field, config.renderer, config.background, device).to(device)
-        self.optimizer = build_optimizer(self.scene, config.optim)
+        self.scenes = [
+            NeRFScene(config.field, config.renderer, config.background, device).to(device) for _ in range(config.train.particles)
+        ]
+        self.optimizers = [build_optimizer(scene, config.optim) for scene in self.scenes]
         self.guidance = make_guidance(config.guidance, prior)
         self.prompts = PromptEmbeddings(prior, config.prompt, config.guidance.negative_prompt, config.guidance.view_dependent)
         self.camera_generator = torch.Generator().manual_seed(config.seed)
@@ -226,8 +264,8 @@ class TextTo3D:
             self.checkpoint_path,
             {
                 "step": self.step,
-                "scene": self.scene.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
+                "scenes": [scene.state_dict() for scene in self.scenes],
+                "optimizers": [optimizer.state_dict() for optimizer in self.optimizers],
                 "camera_generator": self.camera_generator.get_state(),
                 "noise_generator": self.noise_generator.get_state(),
                 "torch_rng": torch.get_rng_state(),
@@ -241,8 +279,11 @@ class TextTo3D:
         if not self.checkpoint_path.is_file():
             raise UsageError(f"nothing to resume in {self.run_dir} (no checkpoints/last.pt)")
         state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
-        self.scene.load_state_dict(state["scene"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        for scene, optimizer, scene_state, optimizer_state in zip(
+            self.scenes, self.optimizers, state["scenes"], state["optimizers"], strict=True
+        ):
+            scene.load_state_dict(scene_state)
+            optimizer.load_state_dict(optimizer_state)
         self.camera_generator.set_state(state["camera_generator"])
         self.noise_generator.set_state(state["noise_generator"])
         torch.set_rng_state(state["torch_rng"])
@@ -265,20 +306,44 @@ class TextTo3D:
         return "albedo"
 
     def train_step(self) -> dict[str, float]:
-        """One optimisation step; returns its scalars."""
+        """One optimisation step of every particle; returns its scalars."""
         c, timer = self.config, self.timer
-        self.scene.train()
+        batch, size = c.train.batch_size, c.train.resolution_at(self.step)
         with timer("render"):
-            self.scene.update_occupancy(self.step)
-            cameras = sample_cameras(c.camera, c.train.batch_size, self.camera_generator).to(self.device)
+            cameras = sample_cameras(c.camera, batch * len(self.scenes), self.camera_generator).to(self.device)
             shading = self.shading_for_step()
-            light = sample_lights(cameras.positions, self.camera_generator) if shading != "albedo" else None
-            out = self.scene.render(
-                cameras, c.train.resolution, c.train.resolution, shading, light, stratified=True, generator=self.camera_generator
-            )
-        guided = self.guidance(out.rgb, cameras, self.prompts, self.step / c.train.steps, self.noise_generator, timer)
-        loss = guided.loss
-        r = c.regularisers
+            lights = sample_lights(cameras.positions, self.camera_generator) if shading != "albedo" else None
+            outs = []
+            for i, scene in enumerate(self.scenes):
+                scene.train()
+                scene.update_occupancy(self.step)
+                part = slice(i * batch, (i + 1) * batch)
+                light = (lights[0][part], lights[1][part]) if lights is not None else None
+                outs.append(
+                    scene.render(
+                        cameras[part], size, size, shading, light, stratified=True, generator=self.camera_generator
+                    )
+                )
+        images = torch.cat([out.rgb for out in outs])
+        guided = self.guidance(images, cameras, self.prompts, self.step / c.train.steps, self.noise_generator, timer)
+        # The guidance loss is a mean over every particle's renders; times the particle count, each particle
+        # gets the gradient it would get alone.
+        loss = guided.loss * len(self.scenes) + sum(self.regularisation(out) for out in outs)
+        for optimizer in self.optimizers:
+            optimizer.zero_grad(set_to_none=True)
+        with timer("backward"):
+            loss.backward()
+        with timer("optimiser"):
+            for optimizer in self.optimizers:
+                optimizer.step()
+        self.step += 1
+        samples = sum(out.samples for out in outs)
+        return {"loss": loss.item(), "guidance": guided.loss.item(), "samples": samples, "shading": shading, **guided.diagnostics}
+
+    def regularisation(self, out) -> torch.Tensor:
+        """The weighted regularisers of one particle's render output."""
+        r = self.config.regularisers
+        loss = torch.zeros((), device=self.device)
         if out.orientation is not None and r.orientation > 0:
             loss = loss + r.orientation * out.orientation
         if r.sparsity > 0:
@@ -286,29 +351,28 @@ class TextTo3D:
         if r.opaque > 0:
             o = out.opacity.clamp(1e-5, 1 - 1e-5)
             loss = loss + r.opaque * (-(o * o.log() + (1 - o) * (1 - o).log())).mean()
-        self.optimizer.zero_grad(set_to_none=True)
-        with timer("backward"):
-            loss.backward()
-        with timer("optimiser"):
-            self.optimizer.step()
-        self.step += 1
-        return {"loss": loss.item(), "sds": guided.loss.item(), "samples": out.samples, "shading": shading, **guided.diagnostics}
+        return loss
 
     # --- validation -------------------------------------------------------------------------------------------
     @torch.no_grad()
     def validate(self) -> Path:
-        """Four views (albedo on top, shaded below) as one PNG in validation/."""
-        self.scene.eval()
+        """Four views of each particle (albedo above, shaded below) as validation/step_N.png, and what the guidance
+        sees of particle 0's albedo views as validation/guidance_N.png (rows: render, noised at t = T/2, one-step
+        denoised by each prediction the guidance weighs — the prior's, and for VSD the LoRA's)."""
         e = self.config.export
         cameras = turntable_cameras(4, e.turntable_elevation, e.turntable_distance, e.turntable_fov).to(self.device)
-        size = self.config.train.resolution
-        albedo = self.scene.render(cameras, size, size).rgb
-        shaded = self.scene.render(cameras, size, size, "lambertian", fixed_light(4, self.device)).rgb
-        grid = torch.cat([torch.cat(list(albedo), dim=2), torch.cat(list(shaded), dim=2)], dim=1)  # 3×2H×4W
-        image = (grid.permute(1, 2, 0).clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
+        size = self.config.train.resolution_at(self.step)
+        rows, albedo_views = [], None
+        for scene in self.scenes:
+            scene.eval()
+            albedo = scene.render(cameras, size, size).rgb
+            shaded = scene.render(cameras, size, size, "lambertian", fixed_light(4, self.device)).rgb
+            albedo_views = albedo if albedo_views is None else albedo_views
+            rows += [torch.cat(list(albedo), dim=2), torch.cat(list(shaded), dim=2)]  # each 3×H×4W
         path = self.run_dir / "validation" / f"step_{self.step:06d}.png"
-        with atomic_path(path) as tmp:
-            iio.imwrite(tmp, image, extension=".png")
+        write_png(torch.cat(rows, dim=1), path)
+        preview = self.guidance.preview(albedo_views, cameras, self.prompts, self.step / self.config.train.steps, seed=self.config.seed)
+        write_png(torch.cat([torch.cat(list(panel), dim=2) for panel in preview], dim=1), self.run_dir / "validation" / f"guidance_{self.step:06d}.png")
         return path
 
     # --- the run ----------------------------------------------------------------------------------------------
@@ -343,7 +407,10 @@ class TextTo3D:
         self.metrics["train_seconds"] = round(self.metrics["train_seconds"], 2)
         self.metrics["seconds_per_step"] = round(self.metrics["train_seconds"] / max(1, c.train.steps), 4)
         self.metrics["phase_seconds"] = {phase: round(s, 5) for phase, s in self.timer.means().items()}
-        self.metrics["export"] = export_run(self.scene, c.export, self.run_dir)
+        exports = [export_run(scene, c.export, particle_dir(self.run_dir, i)) for i, scene in enumerate(self.scenes)]
+        self.metrics["export"] = exports[0]
+        if len(exports) > 1:
+            self.metrics["particle_exports"] = exports
         self.metrics.update(prompt=c.prompt, seed=c.seed, device=str(self.device), steps=c.train.steps)
         write_text(self.run_dir / "metrics.json", json.dumps(self.metrics, indent=2))
         return self.metrics
