@@ -22,15 +22,18 @@ from dreamlift.embedded.motion_judge import judge_clip
 from dreamlift.embedded.motions import MOTIONS, motion_caption
 from dreamlift.embedded.shapes import caption
 from dreamlift.pipelines.text_to_video import Text2VideoConfig, TextToVideo
+from dreamlift.priors.diffusion import DiffusionPrior
 from dreamlift.video.inflation import frame_windows
+from dreamlift.video.temporal import TemporalAdapter
 
 PAIRS = [("red", "cube"), ("orange", "cone"), ("yellow", "sphere"), ("green", "cylinder"), ("blue", "torus"), ("purple", "sphere")]
 """Colour/shape pairs covering every colour and every shape."""
 
 
-def sample(prior, adapter, **settings) -> torch.Tensor:
+def sample(model: DiffusionPrior, adapter: TemporalAdapter, **settings) -> torch.Tensor:
+    """Videos B×F×3×H×W of the Text2VideoConfig ``settings``, sampled without writing anything."""
     config = Text2VideoConfig(**settings)
-    return TextToVideo(config, prior, adapter if config.mode == "animate" else None, run_dir=".").sample(show_progress=False)
+    return TextToVideo(config, model, adapter if config.mode == "animate" else None, run_dir=".").sample(show_progress=False)
 
 
 def grade(clip: torch.Tensor, colour: str, motion: str) -> tuple[bool, str]:

@@ -26,12 +26,13 @@ def motion_caption(colour: str, shape: str, motion: str) -> str:
 def _placement(motion: torch.Tensor, num_frames: int, generator: torch.Generator, half_width: torch.Tensor):
     """Screen-plane offsets N×F×2 (world units, right/up) and scales N×F of the object along each clip.
 
-    Translations travel 50–80% of the half-width of the view at the object (so 25–40% of the frame); sizes
-    change by a factor 1.6–2 between the first and last frame.
+    Objects keep about the size the embedded prior was trained on (scale 0.85–1). Translations travel 40–60% of
+    the half-width of the view at the object (so 20–30% of the frame); sizes change by a factor 1.4–1.6
+    between the first and last frame.
     """
     n = motion.shape[0]
     progress = torch.linspace(0, 1, num_frames)[None]  # 1×F
-    travel = (0.5 + 0.3 * torch.rand(n, 1, generator=generator)) * half_width[:, None]
+    travel = (0.4 + 0.2 * torch.rand(n, 1, generator=generator)) * half_width[:, None]
     jitter = 0.1 * half_width[:, None] * (2 * torch.rand(n, 1, generator=generator) - 1)
     along = travel * (progress - 0.5)  # N×F, from -travel/2 to +travel/2
     direction = {0: (-1, 0), 1: (1, 0), 2: (0, 1), 3: (0, -1)}
@@ -40,9 +41,9 @@ def _placement(motion: torch.Tensor, num_frames: int, generator: torch.Generator
         rows = motion == index
         offsets[rows, :, 0] = dx * along[rows] + (dy != 0) * jitter[rows]
         offsets[rows, :, 1] = dy * along[rows] + (dx != 0) * jitter[rows]
-    base = 0.7 + 0.1 * torch.rand(n, 1, generator=generator)
-    ratio = 1.6 + 0.4 * torch.rand(n, 1, generator=generator)
-    small, large = 0.6 * base, 0.6 * base * ratio
+    base = 0.85 + 0.15 * torch.rand(n, 1, generator=generator)
+    ratio = 1.4 + 0.2 * torch.rand(n, 1, generator=generator)
+    small, large = 0.72 * base, 0.72 * base * ratio
     scale = base.expand(n, num_frames).clone()
     growing, shrinking = motion == 4, motion == 5
     scale[growing] = (small + (large - small) * progress)[growing]

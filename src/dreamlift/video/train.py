@@ -27,7 +27,7 @@ from dreamlift.priors.diffusion import DiffusionPrior
 from dreamlift.training import StagedTrainer, min_snr_weights
 from dreamlift.video.clips import read_clip_folder
 from dreamlift.video.inflation import InflatedUNet
-from dreamlift.video.temporal import TemporalAdapter
+from dreamlift.video.temporal import TemporalAdapter, load_temporal_adapter
 
 
 @dataclass
@@ -57,6 +57,11 @@ class TrainMotionConfig:
     """Give the temporal layers a cross-attention to the prompt, so motion words steer motion directly."""
     checkpoint_every: int = 100
     """Steps between checkpoints."""
+    timestep_bias: float = 1.0
+    """Training timesteps t = ⌊T·(1 − u^k)⌋, u uniform, with k this bias: 1 is uniform, above 1 favours high noise,
+    where only the prompt can say which way things move."""
+    init_from: str = ""
+    """Temporal layers to start from (a folder, hub id or AnimateDiff file, as --motion-adapter); empty: zero-initialised."""
 
     def __post_init__(self):
         for name in ("num_clips", "num_frames", "steps", "batch", "checkpoint_every", "num_attention_heads"):
@@ -66,6 +71,8 @@ class TrainMotionConfig:
             raise ValueError("caption_dropout must lie in [0, 1)")
         if self.lr <= 0:
             raise ValueError("lr must be > 0")
+        if self.timestep_bias <= 0:
+            raise ValueError("timestep_bias must be > 0")
 
 
 class MotionTrainer(StagedTrainer):
@@ -115,6 +122,12 @@ class MotionTrainer(StagedTrainer):
         return {"frames": len(frames)}
 
     def make_adapter(self) -> TemporalAdapter:
+        """The layers to train: loaded from ``init_from``, or zero-initialised to fit the prior's U-Net."""
+        if self.config.init_from:
+            adapter = load_temporal_adapter(self.config.init_from)
+            adapter.check_fits(self.prior.unet)
+            adapter.register_to_config(trained_frames=self.config.num_frames)
+            return adapter
         return TemporalAdapter.for_unet(
             self.prior.unet,
             text_attention=self.config.text_attention,
@@ -143,7 +156,8 @@ class MotionTrainer(StagedTrainer):
             mean, std = latents["mean"][index], latents["std"][index]  # B×F×C×h×w
             z0 = ((mean + std * torch.randn(mean.shape, generator=generator)) * scaling).permute(0, 2, 1, 3, 4)
             noise = torch.randn(z0.shape, generator=generator)
-            t = torch.randint(0, prior.num_train_timesteps, (b,), generator=generator)
+            u = torch.rand(b, generator=generator)
+            t = ((1 - u**config.timestep_bias) * prior.num_train_timesteps).long().clamp(max=prior.num_train_timesteps - 1)
             dropped = torch.rand(b, generator=generator) < config.caption_dropout
             batch_captions = ["" if drop else captions[i] for i, drop in zip(index.tolist(), dropped.tolist())]
             z0, noise, t = z0.to(self.device), noise.to(self.device), t.to(self.device)
