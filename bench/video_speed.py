@@ -15,7 +15,7 @@ import statistics
 import time
 
 import torch
-from diffusers import AnimateDiffPipeline, UNetMotionModel
+from diffusers import AnimateDiffPipeline
 
 from dreamlift.cli import load_model
 from dreamlift.pipelines.text_to_video import Text2VideoConfig, TextToVideo
@@ -41,10 +41,10 @@ def main() -> None:
             p.normal_(0, 0.02)
     ours = TextToVideo(config, prior, adapter, run_dir=".")
     with quiet_libraries():
-        motion_unet = UNetMotionModel.from_unet2d(prior.unet, adapter.to_motion_adapter()).to(device).eval()
         theirs = AnimateDiffPipeline(
-            vae=prior.vae, text_encoder=prior.text_encoder, tokenizer=prior.tokenizer, unet=motion_unet, scheduler=prior.scheduler
-        )
+            vae=prior.vae, text_encoder=prior.text_encoder, tokenizer=prior.tokenizer, unet=prior.unet,
+            motion_adapter=adapter.to_motion_adapter(), scheduler=prior.scheduler,
+        ).to(device)  # builds its UNetMotionModel from the U-Net and the adapter
     theirs.set_progress_bar_config(disable=True)
     size = prior.image_size
 
