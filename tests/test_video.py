@@ -264,3 +264,12 @@ def test_motion_judge_sees_a_static_and_a_flickering_clip():
     frames[::2, :, 10:20, 10:20] = 0.9
     frames[::2, :, 12:14, 12:14] = torch.tensor([0.85, 0.08, 0.08])[:, None, None]
     assert judge_clip(frames).flicker
+
+
+def test_cli_trains_temporal_layers_and_refuses_a_missing_clip_folder(tiny_prior_dir, tmp_path, capsys):
+    args = ["--model", str(tiny_prior_dir), "num_clips=2", "num_frames=4", "steps=1", "batch=1", "num_attention_heads=2"]
+    assert text2video_main(["train", "--out", str(tmp_path / "motion"), *args]) == 0
+    assert load_temporal_adapter(tmp_path / "motion").config.trained_frames == 4
+    capsys.readouterr()
+    assert text2video_main(["train", "--clips", str(tmp_path / "no-clips"), "--out", str(tmp_path / "other"), *args]) == 2
+    assert "clip folder not found" in capsys.readouterr().err

@@ -226,7 +226,7 @@ def _text2video_parser() -> OneLineParser:
     parser = OneLineParser(
         prog="text2video",
         description="Make a short video from a text prompt with an image prior and temporal layers. "
-        "Subcommand: 'text2video train [CLIP_DIR] --out DIR' trains temporal layers.",
+        "Subcommand: 'text2video train [--clips DIR] --out DIR' trains temporal layers.",
     )
     parser.add_argument("prompt", help="what to show, e.g. \"a blue sphere moving right\"")
     parser.add_argument("overrides", nargs="*", help="dotted config overrides, e.g. zero_shot.motion=[0.05,0]")
@@ -317,7 +317,7 @@ def run_train_motion(argv: list[str]) -> int:
         prog="text2video train",
         description="Train temporal layers for an image prior (its weights frozen) on clips; resumable.",
     )
-    parser.add_argument("data", nargs="?", default="procedural", help="folder of videos with .txt captions (default: procedural clips)")
+    parser.add_argument("--clips", default="procedural", help="folder of videos with .txt captions (default: procedural clips)")
     parser.add_argument("overrides", nargs="*", help="dotted TrainMotionConfig overrides, e.g. steps=500")
     parser.add_argument("--out", type=Path, required=True, help="folder for the trained temporal layers")
     parser.add_argument("--work", type=Path, default=None, help="folder for data and checkpoints (default: OUT.work)")
@@ -325,11 +325,12 @@ def run_train_motion(argv: list[str]) -> int:
     parser.add_argument("--config", default=None, help="YAML file of TrainMotionConfig fields")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     args = parser.parse_intermixed_args(argv)
-    config = load_config(TrainMotionConfig, args.config, args.overrides, {"data": args.data})
+    config = load_config(TrainMotionConfig, args.config, args.overrides, {"data": args.clips})
     if config.data != "procedural" and not Path(config.data).is_dir():
         raise UsageError(f"clip folder not found: {config.data}")
     device = resolve_device(args.device)
-    prior = load_model(Text2VideoConfig(prior=PriorConfig(model=args.model)), device)
+    # Temporal layers train in float32 (the prior too, so hidden states and layers agree on a GPU).
+    prior = load_model(Text2VideoConfig(prior=PriorConfig(model=args.model, dtype="float32")), device)
     work = args.work or args.out.with_name(args.out.name + ".work")
     ensure_writable_dir(work)
     try:
