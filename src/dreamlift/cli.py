@@ -126,7 +126,7 @@ def run_text3d(argv: list[str]) -> int:
 def run_export(argv: list[str]) -> int:
     import json
 
-    from dreamlift.pipelines.text_to_3d import export_run, load_scenes, particle_dir, read_run_config, resolve_device
+    from dreamlift.pipelines.text_to_3d import export_particles, load_scenes, read_run_config, resolve_device
     from dreamlift.outputs import write_text
 
     parser = OneLineParser(prog="text3d export", description="Export the mesh and turntable of a run again.")
@@ -138,13 +138,11 @@ def run_export(argv: list[str]) -> int:
         raise UsageError(f"run folder not found: {args.run_dir}")
     config = read_run_config(args.run_dir, args.overrides)
     device = resolve_device(args.device)
-    exports = [export_run(scene, config.export, particle_dir(args.run_dir, i)) for i, scene in enumerate(load_scenes(args.run_dir, config, device))]
-    stats = exports[0]
+    exported = export_particles(load_scenes(args.run_dir, config, device), config.export, args.run_dir)
+    stats = exported["export"]
     metrics_path = args.run_dir / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-    metrics["export"] = stats
-    if len(exports) > 1:
-        metrics["particle_exports"] = exports
+    metrics.update(exported)
     write_text(metrics_path, json.dumps(metrics, indent=2))
     print(f"text3d export: {stats['faces']} faces, threshold {stats['threshold']:.3g} → {args.run_dir}", file=sys.stderr)
     return 0

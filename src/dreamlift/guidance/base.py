@@ -148,7 +148,7 @@ class NoisedLatents:
 
 
 class Guidance:
-    """Base class of the guidance kinds; subclasses implement :meth:`__call__`."""
+    """Base class of the guidance kinds; subclasses implement :meth:`gradient`."""
 
     def __init__(self, config: GuidanceConfig, prior: DiffusionPrior):
         self.config, self.prior = config, prior
@@ -167,6 +167,21 @@ class Guidance:
         ``generator`` (on the prior's device) fixes t and ε, for tests and reproducible runs; ``timer`` charges
         the VAE encoding to "encode" and the U-Net calls to "unet".
         """
+        timer = timer or PhaseTimer(self.prior.device, enabled=False)
+        x = self.encode_and_noise(images, progress, generator, timer)
+        grad, diagnostics = self.gradient(x, cameras, prompts, progress, generator, timer)
+        return self.distil(x.latents, grad, x.t, **diagnostics)
+
+    def gradient(
+        self,
+        x: NoisedLatents,
+        cameras: Cameras,
+        prompts: PromptEmbeddings,
+        progress: float,
+        generator: torch.Generator | None,
+        timer: PhaseTimer,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The kind's update g on the latents (B×C×h×w; the renders move along −g) and its own diagnostics."""
         raise NotImplementedError
 
     # --- state (for checkpoints; only guidance that learns has any) -----------------------------------------

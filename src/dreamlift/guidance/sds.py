@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from dreamlift.guidance.base import Guidance, GuidanceOutput
+from dreamlift.guidance.base import Guidance, NoisedLatents
 from dreamlift.priors.prompts import PromptEmbeddings
 from dreamlift.renderers.cameras import Cameras
 from dreamlift.timing import PhaseTimer
@@ -17,17 +17,15 @@ from dreamlift.timing import PhaseTimer
 class SDSGuidance(Guidance):
     """Score distillation: renders B×3×H×W in [0, 1] → a loss whose gradient is the SDS update."""
 
-    def __call__(
+    def gradient(
         self,
-        images: torch.Tensor,
+        x: NoisedLatents,
         cameras: Cameras,
         prompts: PromptEmbeddings,
         progress: float,
-        generator: torch.Generator | None = None,
-        timer: PhaseTimer | None = None,
-    ) -> GuidanceOutput:
-        timer = timer or PhaseTimer(self.prior.device, enabled=False)
-        x = self.encode_and_noise(images, progress, generator, timer)
+        generator: torch.Generator | None,
+        timer: PhaseTimer,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         with timer("unet"):
             eps_hat = self.guided_noise(x.noisy, x.t, cameras, prompts, self.scale_at(progress))
-        return self.distil(x.latents, self.weight(x.t).view(-1, 1, 1, 1) * (eps_hat - x.noise), x.t)
+        return self.weight(x.t).view(-1, 1, 1, 1) * (eps_hat - x.noise), {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from dreamlift.guidance.base import Guidance, GuidanceOutput
+from dreamlift.guidance.base import Guidance, NoisedLatents
 from dreamlift.priors.prompts import PromptEmbeddings
 from dreamlift.renderers.cameras import Cameras
 from dreamlift.timing import PhaseTimer
@@ -24,22 +24,19 @@ class SJCGuidance(Guidance):
         a = self.prior.alphas_cumprod[t]
         return (a / (1 - a)).sqrt()
 
-    def __call__(
+    def gradient(
         self,
-        images: torch.Tensor,
+        x: NoisedLatents,
         cameras: Cameras,
         prompts: PromptEmbeddings,
         progress: float,
-        generator: torch.Generator | None = None,
-        timer: PhaseTimer | None = None,
-    ) -> GuidanceOutput:
-        timer = timer or PhaseTimer(self.prior.device, enabled=False)
-        x = self.encode_and_noise(images, progress, generator, timer)
+        generator: torch.Generator | None,
+        timer: PhaseTimer,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         residual = torch.zeros_like(x.latents)
         for k in range(self.config.sjc.samples):
             noise = x.noise if k == 0 else torch.randn(x.noise.shape, device=x.noise.device, generator=generator)
             noisy = x.noisy if k == 0 else self.prior.add_noise(x.latents.detach(), noise, x.t)
             with timer("unet"):
                 residual += self.guided_noise(noisy, x.t, cameras, prompts, self.scale_at(progress)) - noise
-        grad = self.weight(x.t).view(-1, 1, 1, 1) * residual / self.config.sjc.samples
-        return self.distil(x.latents, grad, x.t)
+        return self.weight(x.t).view(-1, 1, 1, 1) * residual / self.config.sjc.samples, {}

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dreamlift.guidance.base import Guidance, GuidanceConfig, GuidanceOutput
+from dreamlift.guidance.base import Guidance, GuidanceConfig, NoisedLatents
 from dreamlift.priors.diffusion import DiffusionPrior
 from dreamlift.priors.prompts import PromptEmbeddings
 from dreamlift.renderers.cameras import Cameras
@@ -98,25 +98,23 @@ class VSDGuidance(Guidance):
             out = a.sqrt() * out + (1 - a).sqrt() * noisy.float()
         return out
 
-    def __call__(
+    def gradient(
         self,
-        images: torch.Tensor,
+        x: NoisedLatents,
         cameras: Cameras,
         prompts: PromptEmbeddings,
         progress: float,
-        generator: torch.Generator | None = None,
-        timer: PhaseTimer | None = None,
-    ) -> GuidanceOutput:
-        timer = timer or PhaseTimer(self.prior.device, enabled=False)
-        x = self.encode_and_noise(images, progress, generator, timer)
-        cond, _ = prompts.for_cameras(cameras.azimuth, cameras.elevation)
-        c2w = cameras.c2w.to(self.prior.device)
+        generator: torch.Generator | None,
+        timer: PhaseTimer,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """w(t)·(ε̂_prior − ε_LoRA); then the LoRA's own update on the detached latents."""
         with timer("unet"):
             eps = self.predictions(x.noisy, x.t, cameras, prompts, progress)
-        out = self.distil(x.latents, self.weight(x.t).view(-1, 1, 1, 1) * (eps["prior"] - eps["lora"]), x.t)
+        grad = self.weight(x.t).view(-1, 1, 1, 1) * (eps["prior"] - eps["lora"])
+        cond, _ = prompts.for_cameras(cameras.azimuth, cameras.elevation)
         with timer("lora"):
-            out.diagnostics["lora_loss"] = self.train_lora(x.latents.detach(), cond, c2w, generator)
-        return out
+            lora_loss = self.train_lora(x.latents.detach(), cond, cameras.c2w.to(self.prior.device), generator)
+        return grad, {"lora_loss": lora_loss}
 
     def predictions(
         self, noisy: torch.Tensor, t: torch.Tensor, cameras: Cameras, prompts: PromptEmbeddings, progress: float

@@ -236,6 +236,13 @@ def write_png(image: torch.Tensor, path: Path) -> None:
         iio.imwrite(tmp, pixels, extension=".png")
 
 
+def export_particles(scenes: list[NeRFScene], config: ExportConfig, run_dir: Path) -> dict:
+    """Export each particle to its folder; returns the metrics entries: ``export`` (particle 0's statistics)
+    and, with several particles, ``particle_exports`` (all of them)."""
+    exports = [export_run(scene, config, particle_dir(run_dir, i)) for i, scene in enumerate(scenes)]
+    return {"export": exports[0], **({"particle_exports": exports} if len(exports) > 1 else {})}
+
+
 class TextTo3D:
     """Runs one text3d optimisation in a run folder; see the module docstring for what it writes."""
 
@@ -407,10 +414,7 @@ class TextTo3D:
         self.metrics["train_seconds"] = round(self.metrics["train_seconds"], 2)
         self.metrics["seconds_per_step"] = round(self.metrics["train_seconds"] / max(1, c.train.steps), 4)
         self.metrics["phase_seconds"] = {phase: round(s, 5) for phase, s in self.timer.means().items()}
-        exports = [export_run(scene, c.export, particle_dir(self.run_dir, i)) for i, scene in enumerate(self.scenes)]
-        self.metrics["export"] = exports[0]
-        if len(exports) > 1:
-            self.metrics["particle_exports"] = exports
+        self.metrics.update(export_particles(self.scenes, c.export, self.run_dir))
         self.metrics.update(prompt=c.prompt, seed=c.seed, device=str(self.device), steps=c.train.steps)
         write_text(self.run_dir / "metrics.json", json.dumps(self.metrics, indent=2))
         return self.metrics

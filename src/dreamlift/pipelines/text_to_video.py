@@ -34,7 +34,7 @@ from dreamlift.config import dump_yaml
 from dreamlift.outputs import atomic_path, write_text
 from dreamlift.pipelines.export import write_video
 from dreamlift.priors.diffusion import DiffusionPrior, PriorConfig, quiet_libraries
-from dreamlift.video.inflation import InflatedUNet, resolve_window
+from dreamlift.video.inflation import InflatedUNet, resolve_window, run_per_frame
 from dreamlift.video.temporal import TemporalAdapter
 from dreamlift.video.zero_shot import cross_frame_attention, translate_latents
 
@@ -162,11 +162,8 @@ class TextToVideo:
         return latents
 
     def _frames_model(self, sample: torch.Tensor, t: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        """The plain U-Net over every frame: B×C×F×h×w → B×C×F×h×w (text B×L×D repeated per frame)."""
-        batch, channels, frames, height, width = sample.shape
-        flat = sample.permute(0, 2, 1, 3, 4).reshape(batch * frames, channels, height, width)
-        out = self.prior.unet(flat, t, encoder_hidden_states=text.repeat_interleave(frames, dim=0)).sample
-        return out.reshape(batch, frames, channels, height, width).permute(0, 2, 1, 3, 4)
+        """The plain U-Net over every frame: B×C×F×h×w → B×C×F×h×w."""
+        return run_per_frame(self.prior.unet, sample, t, text)
 
     @torch.no_grad()
     def sample(self, show_progress: bool = True) -> torch.Tensor:

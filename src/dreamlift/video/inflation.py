@@ -30,6 +30,18 @@ def spatial_temporal_pairs(unet: UNet2DConditionModel, adapter: TemporalAdapter)
         yield from zip(unet.mid_block.attentions, adapter.mid_block.motion_modules, strict=True)
 
 
+def run_per_frame(
+    unet: UNet2DConditionModel, sample: torch.Tensor, timestep: torch.Tensor, encoder_hidden_states: torch.Tensor
+) -> torch.Tensor:
+    """``unet`` on every frame of video latents B×C×F×h×w → B×C×F×h×w; the timestep (scalar or B) and the text
+    states B×L×D of a video are repeated for each of its frames."""
+    batch, channels, frames, height, width = sample.shape
+    flat = sample.permute(0, 2, 1, 3, 4).reshape(batch * frames, channels, height, width)
+    timestep = torch.as_tensor(timestep, device=sample.device).expand(batch).repeat_interleave(frames)
+    out = unet(flat, timestep, encoder_hidden_states=encoder_hidden_states.repeat_interleave(frames, dim=0)).sample
+    return out.reshape(batch, frames, -1, height, width).permute(0, 2, 1, 3, 4)
+
+
 def frame_windows(num_frames: int, window: int, stride: int) -> list[range]:
     """Overlapping windows of ``window`` frames every ``stride`` frames, the last one ending at the last frame."""
     if num_frames <= window:
@@ -129,13 +141,9 @@ class InflatedUNet:
         timestep: a scalar or B timesteps (one per video). encoder_hidden_states: B×L×D text states, shared by
         the frames of a video (repeated per frame for the spatial layers, per position for the temporal ones).
         """
-        batch, channels, frames, height, width = sample.shape
-        flat = sample.permute(0, 2, 1, 3, 4).reshape(batch * frames, channels, height, width)
-        timestep = torch.as_tensor(timestep, device=sample.device).expand(batch).repeat_interleave(frames)
-        self._num_frames = frames
+        self._num_frames = sample.shape[2]
         self._text = encoder_hidden_states if self.adapter.config.cross_attention_dim is not None else None
         try:
-            out = self.unet(flat, timestep, encoder_hidden_states=encoder_hidden_states.repeat_interleave(frames, dim=0)).sample
+            return run_per_frame(self.unet, sample, timestep, encoder_hidden_states)
         finally:
             self._num_frames, self._text = None, None
-        return out.reshape(batch, frames, -1, height, width).permute(0, 2, 1, 3, 4)
