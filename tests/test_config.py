@@ -14,6 +14,11 @@ def test_default_preset_loads_and_overrides_apply():
     assert "dreamfusion" in preset_names()
 
 
+def test_numbers_in_exponent_notation_are_numbers():
+    config = load_config(Text3DConfig, "dreamfusion", ["optim.lr_mlp=1e-3", "guidance.scale=2E1"])
+    assert config.optim.lr_mlp == 1e-3 and config.guidance.scale == 20.0
+
+
 def test_values_take_python_objects_verbatim():
     config = load_config(Text3DConfig, None, [], {"prompt": "yes", "train.steps": 5})
     assert config.prompt == "yes" and config.train.steps == 5
@@ -25,6 +30,8 @@ def test_values_take_python_objects_verbatim():
         ("guidance.scael=5", "unknown config key 'guidance.scael'"),
         ("nonsense=1", "unknown config key 'nonsense'"),
         ("train.steps=abc", "'train.steps' must be a whole number"),
+        ("guidance.scale=.nan", "'guidance.scale' must be a finite number"),
+        ("guidance.scale=1e", "'guidance.scale' must be a number"),
         ("train.steps=0", "steps must be > 0"),
         ("guidance.weighting=cubic", "'guidance.weighting' must be one of"),
         ("camera.fov_range=[1, 2, 3]", "must have 2 items"),

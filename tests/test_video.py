@@ -13,6 +13,7 @@ from PIL import Image
 
 from dreamlift.cli import text2video_main
 from dreamlift.pipelines.text_to_video import Text2VideoConfig, TextToVideo
+from dreamlift.video.clips import reversed_caption
 from dreamlift.video.inflation import InflatedUNet, frame_windows, window_weights
 from dreamlift.video.temporal import TemporalAdapter, load_temporal_adapter
 from dreamlift.video.zero_shot import CrossFrameAttnProcessor, cross_frame_attention, translate_latents
@@ -252,6 +253,15 @@ def test_motion_judge_agrees_with_the_ground_truth_of_procedural_clips():
         verdict = judge_clip(frames.float() / 255)
         assert caption.endswith(verdict.motion) and f" {verdict.colour} " in caption, (caption, verdict)
         assert verdict.colour_steady and not verdict.flicker, (caption, verdict)
+        backwards = judge_clip(frames.flip(0).float() / 255)
+        assert reversed_caption(caption).endswith(backwards.motion), (caption, backwards)
+
+
+def test_reversed_caption_swaps_the_motion_phrase_only_at_the_end():
+    assert reversed_caption("a red cube moving left") == "a red cube moving right"
+    assert reversed_caption("an orange cone shrinking") == "an orange cone growing"
+    assert reversed_caption("a growing plant in a pot") is None
+    assert reversed_caption("a red cube") is None
 
 
 def test_motion_judge_sees_a_static_and_a_flickering_clip():
@@ -273,3 +283,13 @@ def test_cli_trains_temporal_layers_and_refuses_a_missing_clip_folder(tiny_prior
     capsys.readouterr()
     assert text2video_main(["train", "--clips", str(tmp_path / "no-clips"), "--out", str(tmp_path / "other"), *args]) == 2
     assert "clip folder not found" in capsys.readouterr().err
+
+
+def test_loss_weights_of_min_snr_and_of_the_clean_sample():
+    from dreamlift.training import clean_sample_weights, min_snr_weights
+
+    alphas = torch.tensor([0.8, 0.5, 0.2])  # SNR 4, 1, 0.25
+    t = torch.arange(3)
+    assert torch.allclose(min_snr_weights(alphas, t, 2.0), torch.tensor([0.5, 1.0, 1.0]))
+    assert torch.allclose(clean_sample_weights(alphas, t, 3.0), torch.tensor([0.25, 1.0, 3.0]))
+    assert torch.allclose(clean_sample_weights(alphas, t, 9.0, "v_prediction"), torch.tensor([0.2, 0.5, 0.8]))

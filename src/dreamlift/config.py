@@ -14,6 +14,8 @@ overrides are parsed as YAML, so ``true``, ``3``, ``0.5`` and ``[1, 2]`` mean wh
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from pathlib import Path
@@ -22,6 +24,9 @@ from typing import Any, Literal, TypeVar, Union
 import yaml
 
 from dreamlift.errors import UsageError
+
+_EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+"""Numbers in exponent notation, which YAML 1.1 leaves as strings unless the mantissa has a dot."""
 
 PRESET_DIR = Path(__file__).parent / "configs"
 """Folder of the YAML presets shipped with the package."""
@@ -152,8 +157,12 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:
             raise UsageError(f"config '{path}' must have {len(args)} items, got {len(value)}")
         return tuple(_coerce(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
     if hint is float:
+        if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value):
+            value = float(value)  # YAML 1.1 reads 1e-3 (no dot in the mantissa) as a string
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise UsageError(f"config '{path}' must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise UsageError(f"config '{path}' must be a finite number, got {value!r}")
         return float(value)
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):

@@ -95,3 +95,10 @@ def min_snr_weights(alphas_cumprod: torch.Tensor, t: torch.Tensor, gamma: float,
         return torch.ones(t.shape, device=alphas_cumprod.device)
     snr = alphas_cumprod[t] / (1 - alphas_cumprod[t])
     return snr.clamp(max=gamma) / (snr + 1 if prediction_type == "v_prediction" else snr)
+
+
+def clean_sample_weights(alphas_cumprod: torch.Tensor, t: torch.Tensor, cap: float, prediction_type: str = "epsilon") -> torch.Tensor:
+    """Per-sample weights that turn the MSE of an ε (or v) target into the MSE of the clean sample it implies,
+    1/SNR (or 1/(SNR + 1)), capped at ``cap``: large at high noise, where an ε loss barely sees the clean sample."""
+    snr = alphas_cumprod[t] / (1 - alphas_cumprod[t])
+    return (1 / (snr + 1 if prediction_type == "v_prediction" else snr)).clamp(max=cap)

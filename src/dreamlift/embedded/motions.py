@@ -51,8 +51,9 @@ def _placement(motion: torch.Tensor, num_frames: int, generator: torch.Generator
     return offsets, scale
 
 
-def render_motion_clips(num: int, num_frames: int, seed: int, resolution: int = 64) -> Clips:
-    """``num`` random clips (colour, shape and motion uniform), deterministic in ``seed``."""
+def render_motion_clips(num: int, num_frames: int, seed: int, resolution: int = 64, device: str = "cpu") -> Clips:
+    """``num`` random clips (colour, shape and motion uniform), deterministic in ``seed``, rendered on ``device``
+    (the frames come back on the CPU)."""
     generator = torch.Generator().manual_seed(seed)
     colour = torch.randint(len(COLOURS), (num,), generator=generator)
     shape = torch.randint(len(SHAPES), (num,), generator=generator)
@@ -63,9 +64,12 @@ def render_motion_clips(num: int, num_frames: int, seed: int, resolution: int = 
     right, up = scenes.cameras.c2w[:, :3, 0], scenes.cameras.c2w[:, :3, 1]  # N×3 camera axes in world space
     world_offset = offsets[..., :1] * right[:, None] + offsets[..., 1:] * up[:, None]  # N×F×3
     images = render_scenes(
-        scenes.repeat(num_frames), resolution, offset=world_offset.reshape(-1, 3), scale=scale.reshape(-1)
+        scenes.repeat(num_frames).to(device),
+        resolution,
+        offset=world_offset.reshape(-1, 3).to(device),
+        scale=scale.reshape(-1).to(device),
     )
-    frames = (images * 255).round().to(torch.uint8).reshape(num, num_frames, 3, resolution, resolution)
+    frames = (images * 255).round().to(torch.uint8).cpu().reshape(num, num_frames, 3, resolution, resolution)
     names = list(COLOURS)
     captions = [
         motion_caption(names[c], SHAPES[s], MOTIONS[m]) for c, s, m in zip(colour.tolist(), shape.tolist(), motion.tolist())

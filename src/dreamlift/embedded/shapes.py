@@ -153,6 +153,11 @@ class Scenes:
         others = {k: v.repeat_interleave(times, 0) for k, v in vars(self).items() if k != "cameras"}
         return Scenes(cameras=cameras, **others)
 
+    def to(self, device: torch.device | str) -> Scenes:
+        """The same scenes with every tensor on ``device``."""
+        others = {k: v.to(device) for k, v in vars(self).items() if k != "cameras"}
+        return Scenes(cameras=self.cameras.to(device), **others)
+
 
 def draw_scenes(
     colour: torch.Tensor,
@@ -191,13 +196,13 @@ def render_scenes(
     offset: torch.Tensor | None = None,
     scale: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Sphere-traced images N×3×H×W in [0, 1] of the scenes.
+    """Sphere-traced images N×3×H×W in [0, 1] of the scenes, on the scenes' device.
 
     offset: N×3 world-space translation of each object (default 0). scale: N uniform scale factors (default 1).
     """
-    n = len(scenes.cameras)
-    offset = torch.zeros(n, 3) if offset is None else offset
-    scale = torch.ones(n) if scale is None else scale
+    n, device = len(scenes.cameras), scenes.albedo.device
+    offset = torch.zeros(n, 3, device=device) if offset is None else offset
+    scale = torch.ones(n, device=device) if scale is None else scale
     size = resolution * supersample
     origins, dirs = generate_rays(scenes.cameras, size, size)
     origins, dirs = origins.reshape(n, -1, 3), dirs.reshape(n, -1, 3)
@@ -212,7 +217,7 @@ def render_scenes(
     points = origins + t[..., None] * dirs
     hit = (sdf(points).abs() < 2e-3) & (t < 4.0)
 
-    offsets = torch.eye(3) * 1e-3
+    offsets = torch.eye(3, device=device) * 1e-3
     normal = torch.stack([sdf(points + offsets[i]) - sdf(points - offsets[i]) for i in range(3)], dim=-1)
     normal = F.normalize(normal, dim=-1)
     diffuse = (normal * scenes.light[:, None]).sum(-1).clamp(min=0)

@@ -18,6 +18,16 @@ from dreamlift.errors import UsageError
 VIDEO_SUFFIXES = (".mp4", ".gif", ".webm", ".mov")
 """Video files a clip folder may hold."""
 
+OPPOSITE_MOTIONS = {
+    "moving left": "moving right",
+    "moving up": "moving down",
+    "growing": "shrinking",
+    "zooming in": "zooming out",
+    "rotating clockwise": "rotating counterclockwise",
+}
+"""Motion phrases and the phrase that describes the same clip played backwards (both ways round)."""
+OPPOSITE_MOTIONS |= {after: before for before, after in OPPOSITE_MOTIONS.items()}
+
 
 @dataclass
 class Clips:
@@ -25,6 +35,15 @@ class Clips:
 
     frames: torch.Tensor
     captions: list[str]
+
+
+def reversed_caption(caption: str) -> str | None:
+    """The caption of the clip played backwards when the caption ends in a motion phrase with an opposite
+    ("a red cube moving left" → "a red cube moving right"), else None."""
+    for phrase, opposite in OPPOSITE_MOTIONS.items():
+        if caption.endswith(" " + phrase):
+            return caption[: -len(phrase)] + opposite
+    return None
 
 
 def read_clip_folder(folder: Path, num_frames: int, resolution: int) -> Clips:

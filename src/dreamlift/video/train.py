@@ -5,7 +5,8 @@ Stages, each checkpointed in the work folder and skipped once done, so an interr
 1. ``data``: the clips — procedural motion clips of the embedded prior's objects, or a folder of captioned videos.
 2. ``latents``: every frame encoded once by the prior's frozen VAE (posterior mean and std).
 3. ``temporal``: a zero-initialised :class:`TemporalAdapter` trained on the diffusion loss of whole clips (one
-   timestep per clip, min-SNR weighting, caption dropout for CFG); the U-Net, VAE and text encoder never change.
+   timestep per clip, min-SNR weighting, caption dropout for CFG, clips played backwards with the opposite motion
+   word); the U-Net, VAE and text encoder never change.
 4. ``export``: the adapter folder (``--motion-adapter`` loads it) and ``training.json``.
 """
 
@@ -24,8 +25,8 @@ from tqdm import tqdm
 from dreamlift.config import dump_yaml
 from dreamlift.outputs import save_torch, write_text
 from dreamlift.priors.diffusion import DiffusionPrior
-from dreamlift.training import StagedTrainer, min_snr_weights
-from dreamlift.video.clips import read_clip_folder
+from dreamlift.training import StagedTrainer, clean_sample_weights, min_snr_weights
+from dreamlift.video.clips import read_clip_folder, reversed_caption
 from dreamlift.video.inflation import InflatedUNet
 from dreamlift.video.temporal import TemporalAdapter, load_temporal_adapter
 
@@ -57,9 +58,16 @@ class TrainMotionConfig:
     """Give the temporal layers a cross-attention to the prompt, so motion words steer motion directly."""
     checkpoint_every: int = 100
     """Steps between checkpoints."""
+    clean_weight_cap: float = 20.0
+    """Add the error of the implied clean clip (ε-MSE / SNR) to the loss, capped at this weight (0: off). An ε
+    loss hardly sees the clean clip at high noise, which is where only the prompt says which way things move."""
     timestep_bias: float = 1.0
     """Training timesteps t = ⌊T·(1 − u^k)⌋, u uniform, with k this bias: 1 is uniform, above 1 favours high noise,
     where only the prompt can say which way things move."""
+    time_reversal: float = 0.5
+    """Fraction of clips played backwards, with their caption's motion phrase replaced by its opposite ("moving
+    left" ↔ "moving right", "growing" ↔ "shrinking"; clips without such a phrase are never reversed). The same
+    frames then come with both words, so only the prompt can tell the layers which way to move."""
     init_from: str = ""
     """Temporal layers to start from (a folder, hub id or AnimateDiff file, as --motion-adapter); empty: zero-initialised."""
 
@@ -69,8 +77,12 @@ class TrainMotionConfig:
                 raise ValueError(f"{name} must be > 0")
         if not 0 <= self.caption_dropout < 1:
             raise ValueError("caption_dropout must lie in [0, 1)")
+        if not 0 <= self.time_reversal <= 1:
+            raise ValueError("time_reversal must lie in [0, 1]")
         if self.lr <= 0:
             raise ValueError("lr must be > 0")
+        if self.clean_weight_cap < 0:
+            raise ValueError("clean_weight_cap must be ≥ 0")
         if self.timestep_bias <= 0:
             raise ValueError("timestep_bias must be > 0")
 
@@ -98,7 +110,8 @@ class MotionTrainer(StagedTrainer):
             chunk, parts = 50, []
             for start in tqdm(range(0, self.config.num_clips, chunk), desc="render clips", unit="chunk"):
                 count = min(chunk, self.config.num_clips - start)
-                parts.append(render_motion_clips(count, self.config.num_frames, self.config.seed * 100003 + start, size))
+                seed = self.config.seed * 100003 + start
+                parts.append(render_motion_clips(count, self.config.num_frames, seed, size, self.device))
             frames, captions = torch.cat([p.frames for p in parts]), [c for p in parts for c in p.captions]
         else:
             clips = read_clip_folder(Path(self.config.data), self.config.num_frames, size)
@@ -139,6 +152,7 @@ class MotionTrainer(StagedTrainer):
         torch.manual_seed(self.config.seed + 1)
         config, prior = self.config, self.prior
         captions = torch.load(self.work / "data.pt")["captions"]
+        backwards = [reversed_caption(c) for c in captions]
         latents = torch.load(self.work / "latents.pt")
         scaling = prior.vae.config.scaling_factor
         adapter = self.make_adapter().to(self.device).train()
@@ -154,19 +168,26 @@ class MotionTrainer(StagedTrainer):
             b = config.batch
             index = torch.randint(len(captions), (b,), generator=generator)
             mean, std = latents["mean"][index], latents["std"][index]  # B×F×C×h×w
-            z0 = ((mean + std * torch.randn(mean.shape, generator=generator)) * scaling).permute(0, 2, 1, 3, 4)
+            z0 = (mean + std * torch.randn(mean.shape, generator=generator)) * scaling
+            reverse = (torch.rand(b, generator=generator) < config.time_reversal).tolist()
+            reverse = [flip and backwards[i] is not None for i, flip in zip(index.tolist(), reverse)]
+            batch_captions = [backwards[i] if flip else captions[i] for i, flip in zip(index.tolist(), reverse)]
+            z0 = torch.where(torch.tensor(reverse)[:, None, None, None, None], z0.flip(1), z0).permute(0, 2, 1, 3, 4)
             noise = torch.randn(z0.shape, generator=generator)
             u = torch.rand(b, generator=generator)
             t = ((1 - u**config.timestep_bias) * prior.num_train_timesteps).long().clamp(max=prior.num_train_timesteps - 1)
-            dropped = torch.rand(b, generator=generator) < config.caption_dropout
-            batch_captions = ["" if drop else captions[i] for i, drop in zip(index.tolist(), dropped.tolist())]
+            dropped = (torch.rand(b, generator=generator) < config.caption_dropout).tolist()
+            batch_captions = ["" if drop else text for text, drop in zip(batch_captions, dropped)]
             z0, noise, t = z0.to(self.device), noise.to(self.device), t.to(self.device)
             noisy = prior.add_noise(z0, noise, t)
             target = noise if prior.prediction_type == "epsilon" else noise_scheduler.get_velocity(z0, noise, t)
             text = prior.encode_text(batch_captions)
             pred = inflated(noisy.to(prior.dtype), t, text).float()
             per_clip = F.mse_loss(pred, target, reduction="none").mean(dim=(1, 2, 3, 4))
-            return (per_clip * min_snr_weights(prior.alphas_cumprod, t, config.min_snr_gamma, prior.prediction_type)).mean()
+            weights = min_snr_weights(prior.alphas_cumprod, t, config.min_snr_gamma, prior.prediction_type)
+            if config.clean_weight_cap > 0:
+                weights = weights + clean_sample_weights(prior.alphas_cumprod, t, config.clean_weight_cap, prior.prediction_type)
+            return (per_clip * weights).mean()
 
         try:
             loss = self.train_loop("temporal", {"adapter": adapter}, optimizer, config.steps, step_fn)
