@@ -51,7 +51,8 @@ def _text3d_parser() -> OneLineParser:
     parser = OneLineParser(
         prog="text3d",
         description="Make a 3D asset from a text prompt by score distillation. "
-        "Subcommands: 'text3d export RUN_DIR', 'text3d sample-prior PROMPT', 'text3d train-prior --out DIR'.",
+        "Subcommands: 'text3d export RUN_DIR', 'text3d batch MANIFEST --out DIR', 'text3d sample-prior PROMPT', "
+        "'text3d train-prior --out DIR'.",
     )
     parser.add_argument("prompt", nargs="?", help="what to make, e.g. \"a red cube\"")
     parser.add_argument("overrides", nargs="*", help="dotted config overrides, e.g. guidance.scale=50")
@@ -195,6 +196,20 @@ def run_train_prior(argv: list[str]) -> int:
     return 0
 
 
+def run_text3d_batch(argv: list[str]) -> int:
+    from dreamlift.batch.run import run_batch
+
+    return run_batch("text3d", argv)
+
+
+def run_text2video_batch(argv: list[str]) -> int:
+    from dreamlift.batch.run import run_batch
+
+    return run_batch("text2video", argv)
+
+
+BATCH_INTERRUPTED = "finished jobs are kept; run the same command to do the rest"
+
 TEXT3D_SUBCOMMANDS = {
     "export": run_export,
     "sample-prior": run_sample_prior,
@@ -215,6 +230,8 @@ def _guarded(prog: str, run, argv: list[str], on_interrupt: str = "the last chec
 
 def text3d_main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "batch":
+        return _guarded("text3d batch", run_text3d_batch, argv[1:], BATCH_INTERRUPTED)
     if argv and argv[0] in TEXT3D_SUBCOMMANDS:
         return _guarded(f"text3d {argv[0]}", TEXT3D_SUBCOMMANDS[argv[0]], argv[1:])
     return _guarded("text3d", run_text3d, argv)
@@ -224,7 +241,8 @@ def _text2video_parser() -> OneLineParser:
     parser = OneLineParser(
         prog="text2video",
         description="Make a short video from a text prompt with an image prior and temporal layers. "
-        "Subcommand: 'text2video train [--clips DIR] --out DIR' trains temporal layers.",
+        "Subcommands: 'text2video train [--clips DIR] --out DIR' trains temporal layers; "
+        "'text2video batch MANIFEST --out DIR' runs a manifest of prompts.",
     )
     parser.add_argument("prompt", help="what to show, e.g. \"a blue sphere moving right\"")
     parser.add_argument("overrides", nargs="*", help="dotted config overrides, e.g. zero_shot.motion=[0.05,0]")
@@ -344,4 +362,6 @@ def text2video_main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "train":
         return _guarded("text2video train", run_train_motion, argv[1:], "the last checkpoint is kept; run the same command to resume")
+    if argv and argv[0] == "batch":
+        return _guarded("text2video batch", run_text2video_batch, argv[1:], BATCH_INTERRUPTED)
     return _guarded("text2video", run_text2video, argv, "nothing was written")

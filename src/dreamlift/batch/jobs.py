@@ -1,0 +1,125 @@
+"""Running one batch job where a worker is: the same code under every backend.
+
+A :class:`JobRunner` lives as long as its worker (a local worker process, a Ray actor, a Slurm task) and keeps
+the priors and motion adapters it loaded, so consecutive jobs on the same model do not load it again. A job runs
+in ``OUT/<id>/`` (its progress bars and messages go to ``log.txt`` there): text3d resumes from the run's own checkpoint when one is there (after a preemption or a
+crash), and the completion marker is written after every output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import time
+import traceback
+from pathlib import Path
+
+from dreamlift.batch.manifest import BatchJob, config_class
+from dreamlift.batch.status import append_status, is_done, job_dir, mark_done
+from dreamlift.config import from_dict
+from dreamlift.errors import UsageError
+
+
+def shrink_for_memory(kind: str, config: dict, times: int) -> dict:
+    """The config with its memory use cut ``times`` times after running out of GPU memory: text3d halves the
+    render batch, then the render size (not below 16 px); text2video halves the frames decoded at a time."""
+    config = copy.deepcopy(config)
+    for _ in range(times):
+        if kind == "text3d":
+            train = config["train"]
+            if train["batch_size"] > 1:
+                train["batch_size"] //= 2
+            else:
+                train["resolution"] = max(16, train["resolution"] // 2)
+                train["high_resolution"] = train["high_resolution"] and max(16, train["high_resolution"] // 2)
+        else:
+            config["decode_chunk"] = max(1, config["decode_chunk"] // 2)
+    return config
+
+
+def _is_out_of_memory(err: BaseException) -> bool:
+    import torch
+
+    return isinstance(err, torch.cuda.OutOfMemoryError) or "out of memory" in str(err).lower()
+
+
+class JobRunner:
+    """Runs batch jobs in one worker, keeping loaded models between jobs."""
+
+    def __init__(self, backend: str):
+        self.backend = backend
+        self._priors: dict = {}
+        self._adapters: dict = {}
+
+    def _prior(self, config, device):
+        from dreamlift.cli import load_model
+
+        key = (config.prior.model, config.prior.dtype, config.prior.pixel_space, str(device))
+        if key not in self._priors:
+            self._priors[key] = load_model(config, device)
+        return self._priors[key]
+
+    def _adapter(self, config, prior):
+        from dreamlift.cli import load_motion_adapter
+
+        key = (config.motion_adapter, id(prior))
+        if key not in self._adapters:
+            self._adapters[key] = load_motion_adapter(config, prior.unet)
+        return self._adapters[key]
+
+    def attempt(self, job: BatchJob, out: Path, attempt: int, memory_shrinks: int = 0) -> dict:
+        """One attempt at ``job``; returns its status record: outcome done, failed, out_of_memory (retried with
+        less memory), or refused (a usage error such as a missing model folder, which no retry can fix)."""
+        import torch
+
+        from dreamlift.pipelines.text_to_3d import TextTo3D, resolve_device
+        from dreamlift.pipelines.text_to_video import TextToVideo
+
+        folder = job_dir(out, job)
+        resumed = (folder / "checkpoints" / "last.pt").is_file()
+        config = from_dict(config_class(job.kind), shrink_for_memory(job.kind, job.config, memory_shrinks))
+        device = resolve_device(config.device)
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        where = {"backend": self.backend, "device": f"{device}" + (f" (CUDA_VISIBLE_DEVICES={visible})" if visible else "")}
+        slurm = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+        if all(slurm):
+            where["slurm_job"] = f"{slurm[0]}_{slurm[1]}"
+        start = time.time()
+        append_status(out, job, "running", attempt=attempt, resumed=resumed, memory_shrinks=memory_shrinks, **where)
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(folder / "log.txt", "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                print(f"--- attempt {attempt} on {where['device']}, {time.ctime(start)}", file=log, flush=True)
+                prior = self._prior(config, device)
+                if job.kind == "text3d":
+                    TextTo3D(config, prior, folder, device).run(resume=resumed)
+                else:
+                    adapter = self._adapter(config, prior) if config.mode == "animate" else None
+                    TextToVideo(config, prior, adapter, folder).run()
+        except Exception as err:  # a failing job is recorded (and retried), never allowed to stop the batch
+            outcome = "out_of_memory" if _is_out_of_memory(err) else "refused" if isinstance(err, UsageError) else "failed"
+            lines = str(err).strip().splitlines()
+            error = f"{type(err).__name__}: {lines[0] if lines else ''}"
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            record = append_status(out, job, outcome, attempt=attempt, seconds=time.time() - start, error=error, **where)
+            record["traceback"] = traceback.format_exc()
+            return record
+        seconds = time.time() - start
+        record = append_status(out, job, "done", attempt=attempt, seconds=seconds, resumed=resumed, **where)
+        mark_done(out, job, {"id": job.id, "prompt": job.prompt, "kind": job.kind, "attempt": attempt, "seconds": seconds})
+        return record
+
+    def run(self, job: BatchJob, out: Path, retries: int, first_attempt: int = 1) -> dict:
+        """``job`` until it is done or has failed ``retries`` + 1 times in all; a finished job is skipped."""
+        out = Path(out)
+        if is_done(out, job):
+            return append_status(out, job, "skipped", backend=self.backend)
+        attempt, shrinks = first_attempt, 0
+        while True:
+            record = self.attempt(job, out, attempt, shrinks)
+            if record["outcome"] in ("done", "refused") or attempt > retries:
+                return record
+            shrinks += record["outcome"] == "out_of_memory"
+            attempt += 1

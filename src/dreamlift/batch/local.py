@@ -1,0 +1,75 @@
+"""The local backend: worker processes on this machine, one per visible GPU (or one CPU worker).
+
+Each worker is a spawned process pinned to its GPU with ``CUDA_VISIBLE_DEVICES`` that keeps one
+:class:`JobRunner` (and so its loaded models) for all its jobs. A job that raises is retried inside its worker;
+a worker that dies (killed, out of host memory, a crash in native code) loses only its current job, which goes
+back in the queue for a new worker and resumes from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+from dreamlift.batch.jobs import JobRunner
+from dreamlift.batch.manifest import BatchJob
+from dreamlift.batch.status import append_status, attempts_made
+
+_runner: JobRunner | None = None
+"""The worker process's runner (set by :func:`_start_worker`)."""
+
+
+def default_workers() -> int:
+    """One worker per visible GPU, else one."""
+    import torch
+
+    return max(1, torch.cuda.device_count())
+
+
+def _start_worker(gpu_slots, gpus: int) -> None:
+    global _runner
+    if gpus:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_slots.get())
+    _runner = JobRunner("local")
+
+
+def _run_in_worker(job: BatchJob, out: Path, retries: int, first_attempt: int) -> dict:
+    return _runner.run(job, out, retries, first_attempt)
+
+
+def run_local(jobs: list[BatchJob], out: Path, retries: int, workers: int, on_finished: Callable[[dict], None]) -> None:
+    """Run ``jobs`` on ``workers`` processes; ``on_finished(record)`` is called with each job's last record."""
+    import torch
+
+    gpus = torch.cuda.device_count()
+    queue = list(jobs)
+    context = multiprocessing.get_context("spawn")
+    while queue:
+        slots = context.Queue()
+        for index in range(workers):
+            slots.put(index % gpus if gpus else index)
+        lost: list[BatchJob] = []
+        finished_any = False
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(slots, gpus)) as pool:
+            pending = {pool.submit(_run_in_worker, job, out, retries, attempts_made(out, job) + 1): job for job in queue}
+            queue = []
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    job = pending.pop(future)
+                    try:
+                        on_finished(future.result())
+                        finished_any = True
+                    except BrokenProcessPool:
+                        lost.append(job)
+        for job in lost:  # its worker died: the job goes round again (resuming) while it has attempts left
+            record = append_status(out, job, "lost", backend="local", error="the worker process died")
+            made = attempts_made(out, job)
+            if made <= retries and (made > 0 or finished_any):  # never started: again only if workers do work
+                queue.append(job)
+            else:
+                on_finished(record)

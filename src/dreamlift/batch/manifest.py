@@ -1,0 +1,142 @@
+"""Batch manifests: which jobs to run, each with its fully resolved config and a stable id.
+
+A manifest is a text file, one prompt a line, or JSONL: one object a line with ``prompt`` and optional per-job
+settings — ``config`` (a preset or YAML path), ``steps`` and ``seed`` (the command's flags of the same name), and
+any dotted config key (``"train.resolution": 32``). Blank lines and lines starting with ``#`` are skipped. A line
+that cannot become a job is reported with its line number and the rest of the batch still runs.
+
+A job's id is a hash of its command and its resolved config (prompt and seed included, the device left out), so
+the same manifest line always maps to the same output folder ``OUT/<id>/`` and a re-run finds finished work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dreamlift.config import load_config, to_dict
+from dreamlift.errors import UsageError
+
+KINDS = ("text3d", "text2video")
+"""Commands that can run as batch jobs."""
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """One job of a batch: the command (``kind``), its resolved config as plain data, and where it came from."""
+
+    kind: str
+    id: str
+    line: int
+    """Line of the manifest that asked for it (1-based)."""
+    config: dict[str, Any]
+
+    @property
+    def prompt(self) -> str:
+        return self.config["prompt"]
+
+
+@dataclass(frozen=True)
+class ManifestError:
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"manifest line {self.line}: {self.message}"
+
+
+def config_class(kind: str) -> type:
+    """The config dataclass of a batch command."""
+    if kind == "text3d":
+        from dreamlift.pipelines.text_to_3d import Text3DConfig
+
+        return Text3DConfig
+    if kind == "text2video":
+        from dreamlift.pipelines.text_to_video import Text2VideoConfig
+
+        return Text2VideoConfig
+    raise ValueError(f"unknown batch command {kind!r} (known: {', '.join(KINDS)})")
+
+
+def default_preset(kind: str) -> str | None:
+    return "dreamfusion" if kind == "text3d" else None
+
+
+def steps_key(kind: str) -> str:
+    """The config key of a job's ``steps`` setting."""
+    return "train.steps" if kind == "text3d" else "steps"
+
+
+def job_id(kind: str, config: dict[str, Any]) -> str:
+    """16 hex digits of a hash of the command and the resolved config (without ``device``)."""
+    identity = {"kind": kind, "config": {k: v for k, v in config.items() if k != "device"}}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def read_manifest_lines(path: Path) -> list[tuple[int, Any]]:
+    """(line number, entry) of every non-blank, non-comment line: a prompt string, or a JSON object's mapping.
+
+    A line that is not valid JSON (in a .jsonl file, or starting with ``{``) gives a ``ManifestError`` entry.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"manifest not found: {path}")
+    jsonl = path.suffix.lower() == ".jsonl"
+    entries: list[tuple[int, Any]] = []
+    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+        text = raw.strip()
+        if not text or text.startswith("#"):
+            continue
+        if jsonl or text.startswith("{"):
+            try:
+                entry = json.loads(text)
+            except json.JSONDecodeError as err:
+                entries.append((number, ManifestError(number, f"not valid JSON ({err.msg})")))
+                continue
+            if not isinstance(entry, dict):
+                entries.append((number, ManifestError(number, "a JSONL line must be an object with a 'prompt'")))
+                continue
+            entries.append((number, entry))
+        else:
+            entries.append((number, text))
+    return entries
+
+
+def resolve_job(kind: str, number: int, entry: str | dict, preset: str | None, overrides: list[str]) -> BatchJob:
+    """The job of one manifest entry on top of the batch's preset and overrides; a UsageError if it is bad."""
+    settings = {"prompt": entry} if isinstance(entry, str) else dict(entry)
+    prompt = settings.pop("prompt", None)
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise UsageError("the prompt is missing or empty")
+    job_preset = settings.pop("config", None) or preset or default_preset(kind)
+    values = {"prompt": prompt.strip()}
+    if "steps" in settings:
+        values[steps_key(kind)] = settings.pop("steps")
+    values.update(settings)
+    config = to_dict(load_config(config_class(kind), job_preset, overrides, values))
+    return BatchJob(kind, job_id(kind, config), number, config)
+
+
+def parse_manifest(
+    kind: str, path: Path, preset: str | None = None, overrides: list[str] = ()
+) -> tuple[list[BatchJob], list[ManifestError]]:
+    """The jobs of a manifest (duplicates of an earlier line dropped) and the lines that could not become jobs.
+
+    The batch-wide ``preset`` and ``overrides`` apply first, each line's own settings on top.
+    """
+    jobs: dict[str, BatchJob] = {}
+    errors: list[ManifestError] = []
+    for number, entry in read_manifest_lines(path):
+        if isinstance(entry, ManifestError):
+            errors.append(entry)
+            continue
+        try:
+            job = resolve_job(kind, number, entry, preset, overrides)
+        except UsageError as err:
+            errors.append(ManifestError(number, str(err)))
+            continue
+        jobs.setdefault(job.id, job)
+    return list(jobs.values()), errors

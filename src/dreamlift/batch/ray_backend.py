@@ -1,0 +1,69 @@
+"""The Ray backend: one actor per GPU of the cluster (or ``workers`` CPU actors), each keeping its models loaded.
+
+Actors are restarted by Ray when their process dies; the job they were running goes back in the queue and
+resumes from its checkpoint on the next free actor. ``address`` joins an existing cluster (``ray://…`` or
+``host:port``); empty starts a local one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from dreamlift.batch.jobs import JobRunner
+from dreamlift.batch.manifest import BatchJob
+from dreamlift.batch.status import append_status, attempts_made
+from dreamlift.errors import UsageError
+
+
+class RayWorker:
+    """The actor: a :class:`JobRunner` that lives as long as the actor's process."""
+
+    def __init__(self):
+        self.runner = JobRunner("ray")
+
+    def run(self, job: BatchJob, out: Path, retries: int, first_attempt: int) -> dict:
+        return self.runner.run(job, out, retries, first_attempt)
+
+    def pid(self) -> int:
+        import os
+
+        return os.getpid()
+
+
+def run_ray(
+    jobs: list[BatchJob], out: Path, retries: int, workers: int, address: str, on_finished: Callable[[dict], None]
+) -> None:
+    """Run ``jobs`` on Ray actors; ``workers`` = 0 takes one actor per GPU of the cluster (at least one)."""
+    try:
+        import ray
+    except ImportError:
+        raise UsageError("the ray backend needs ray: pip install 'dreamlift[ray]'") from None
+    if not ray.is_initialized():
+        ray.init(address=address or None, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+    count = workers or max(1, gpus)
+    actor_class = ray.remote(num_gpus=1 if gpus else 0, num_cpus=1, max_restarts=-1)(RayWorker)
+    actors = [actor_class.remote() for _ in range(count)]
+    queue, running = list(jobs), {}  # running: result reference → (actor, job)
+    try:
+        while queue or running:
+            busy = {actor for actor, _ in running.values()}
+            for actor in [a for a in actors if a not in busy]:
+                if not queue:
+                    break
+                job = queue.pop(0)
+                running[actor.run.remote(job, out, retries, attempts_made(out, job) + 1)] = (actor, job)
+            done, _ = ray.wait(list(running), num_returns=1)
+            _, job = running.pop(done[0])
+            try:
+                on_finished(ray.get(done[0]))
+            except ray.exceptions.RayActorError:
+                record = append_status(out, job, "lost", backend="ray", error="its actor died")
+                if attempts_made(out, job) <= retries:
+                    queue.append(job)
+                else:
+                    on_finished(record)
+    finally:
+        for actor in actors:
+            ray.kill(actor)

@@ -1,0 +1,92 @@
+"""``text3d batch`` / ``text2video batch``: a manifest's jobs on a backend, resumable, with a summary.
+
+Finished jobs (those with a completion marker) are skipped, so re-running the same command after a failure,
+a preemption or Ctrl-C does only the work that is left. ``--status`` prints the summary without running.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from dreamlift.batch.manifest import KINDS, config_class, default_preset, parse_manifest
+from dreamlift.batch.slurm import SlurmOptions
+from dreamlift.batch.status import is_done, summary_table
+from dreamlift.cli import OneLineParser
+from dreamlift.config import load_config
+from dreamlift.errors import UsageError
+from dreamlift.outputs import ensure_writable_dir
+
+BACKENDS = ("local", "slurm", "ray")
+
+
+def batch_parser(kind: str) -> OneLineParser:
+    parser = OneLineParser(
+        prog=f"{kind} batch",
+        description=f"Run {kind} over a manifest (one prompt a line, or JSONL with per-job settings); resumable.",
+    )
+    parser.add_argument("manifest", type=Path, help="text file of prompts, or .jsonl of {\"prompt\": …, settings}")
+    parser.add_argument("overrides", nargs="*", help="dotted config overrides for every job, e.g. train.steps=400")
+    parser.add_argument("--out", type=Path, required=True, help="batch folder: OUT/<job id>/ and OUT/status.jsonl")
+    parser.add_argument("--config", default=None, help="preset or YAML file for every job (a line's 'config' wins)")
+    parser.add_argument("--backend", choices=BACKENDS, default="local")
+    parser.add_argument("--retries", type=int, default=2, help="attempts after the first for a failing job")
+    parser.add_argument("--workers", type=int, default=0, help="local/ray workers (default: one per GPU, or one)")
+    parser.add_argument("--status", action="store_true", help="print the summary table and exit")
+    slurm = parser.add_argument_group("slurm")
+    slurm.add_argument("--partition", default="")
+    slurm.add_argument("--account", default="")
+    slurm.add_argument("--time-min", type=int, default=240, help="time limit of a task in minutes")
+    slurm.add_argument("--gpus-per-task", type=int, default=1)
+    slurm.add_argument("--chunk", type=int, default=1 if kind == "text3d" else 4, help="jobs per array task")
+    parser.add_argument("--ray-address", default="", help="Ray cluster to join (default: start a local one)")
+    return parser
+
+
+def run_batch(kind: str, argv: list[str]) -> int:
+    """Parse the batch command line, run what is left, print the summary; 0 when every job is done."""
+    if kind not in KINDS:
+        raise ValueError(kind)
+    args = batch_parser(kind).parse_intermixed_args(argv)
+    if args.retries < 0 or args.workers < 0 or args.time_min <= 0 or args.chunk <= 0 or args.gpus_per_task < 0:
+        raise UsageError("--retries, --workers and --gpus-per-task must be ≥ 0, --time-min and --chunk > 0")
+    preset = args.config or default_preset(kind)
+    load_config(config_class(kind), preset, args.overrides, {"prompt": "check"})  # batch-wide settings fail once, here
+    jobs, errors = parse_manifest(kind, args.manifest, preset, args.overrides)
+    for error in errors:
+        print(f"{kind} batch: {error}", file=sys.stderr)
+    if not jobs:
+        raise UsageError(f"no runnable jobs in {args.manifest}")
+    if args.status:
+        print(summary_table(args.out, jobs))
+        return 0 if all(is_done(args.out, job) for job in jobs) and not errors else 1
+    ensure_writable_dir(args.out)
+    todo = [job for job in jobs if not is_done(args.out, job)]
+    print(f"{kind} batch: {len(jobs)} jobs, {len(jobs) - len(todo)} already done, {len(todo)} to run on {args.backend}", file=sys.stderr)
+    progress = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=f"{kind} batch", unit="job", dynamic_ncols=True)
+
+    def on_finished(record: dict) -> None:
+        progress.update(1)
+        if record["outcome"] not in ("done", "skipped"):
+            progress.write(f"{kind} batch: job {record['id']} (line {record.get('line', '?')}) {record['outcome']}: {record.get('error', '')}")
+
+    try:
+        if todo and args.backend == "local":
+            from dreamlift.batch.local import default_workers, run_local
+
+            run_local(todo, args.out, args.retries, args.workers or default_workers(), on_finished)
+        elif todo and args.backend == "slurm":
+            from dreamlift.batch.slurm import run_slurm
+
+            options = SlurmOptions(args.partition, args.account, args.time_min, args.gpus_per_task, chunk=args.chunk)
+            run_slurm(todo, args.out, args.retries, options, on_finished)
+        elif todo:
+            from dreamlift.batch.ray_backend import run_ray
+
+            run_ray(todo, args.out, args.retries, args.workers, args.ray_address, on_finished)
+    finally:
+        progress.close()
+    print(summary_table(args.out, jobs))
+    return 0 if all(is_done(args.out, job) for job in jobs) and not errors else 1

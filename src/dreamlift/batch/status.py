@@ -1,0 +1,95 @@
+"""The batch's record: ``OUT/status.jsonl`` (one line per attempt event) and completion markers.
+
+Every attempt appends a ``running`` line when it starts and a line with its outcome when it ends (``done``,
+``failed``, ``refused`` for a usage error, ``out_of_memory``, ``preempted``, ``lost`` when its worker died); a job already finished appends ``skipped``. Lines are appended
+with one ``write`` each in append mode, so workers on several hosts can share the file. The completion marker
+``OUT/<id>/done.json`` is written atomically after every output of the job: it, not the log, says a job is done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections import Counter
+from pathlib import Path
+
+from dreamlift.batch.manifest import BatchJob
+from dreamlift.outputs import write_text
+
+MARKER = "done.json"
+"""Name of the completion marker in a job's folder."""
+
+
+def job_dir(out: Path, job: BatchJob) -> Path:
+    return Path(out) / job.id
+
+
+def is_done(out: Path, job: BatchJob) -> bool:
+    return (job_dir(out, job) / MARKER).is_file()
+
+
+def mark_done(out: Path, job: BatchJob, record: dict) -> None:
+    """Write the completion marker (last, atomically)."""
+    write_text(job_dir(out, job) / MARKER, json.dumps(record, indent=2))
+
+
+def append_status(out: Path, job: BatchJob, outcome: str, **fields) -> dict:
+    """Append one line to ``OUT/status.jsonl`` and return it."""
+    record = {
+        "id": job.id,
+        "line": job.line,
+        "prompt": job.prompt,
+        "outcome": outcome,
+        "time": round(time.time(), 3),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        **fields,
+    }
+    fd = os.open(Path(out) / "status.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        os.write(fd, (json.dumps(record) + "\n").encode())
+    finally:
+        os.close(fd)
+    return record
+
+
+def read_status(out: Path) -> list[dict]:
+    """Every record of ``OUT/status.jsonl`` in order (a torn last line, from a killed writer, is ignored)."""
+    path = Path(out) / "status.jsonl"
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def attempts_made(out: Path, job: BatchJob) -> int:
+    """Attempts at ``job`` so far (its ``running`` lines)."""
+    return sum(r["id"] == job.id and r["outcome"] == "running" for r in read_status(out))
+
+
+def summary_table(out: Path, jobs: list[BatchJob]) -> str:
+    """A table of the jobs (state, attempts, seconds, error) and a line of totals."""
+    records = read_status(out)
+    attempts = Counter(r["id"] for r in records if r["outcome"] == "running")
+    last: dict[str, dict] = {}
+    for record in records:
+        if record["outcome"] != "skipped":
+            last[record["id"]] = record
+    rows, states = [], Counter()
+    for job in jobs:
+        record = last.get(job.id, {})
+        state = "done" if is_done(out, job) else record.get("outcome", "pending")
+        states[state] += 1
+        seconds = f"{record['seconds']:.0f}" if "seconds" in record else ""
+        prompt = job.prompt if len(job.prompt) <= 36 else job.prompt[:35] + "…"
+        rows.append(f"{job.id}  {job.line:>5}  {state:<13}  {attempts[job.id]:>8}  {seconds:>7}  {prompt:<36}  {record.get('error', '')}")
+    header = f"{'id':<16}  {'line':>5}  {'state':<13}  {'attempts':>8}  {'seconds':>7}  {'prompt':<36}  error"
+    totals = ", ".join(f"{count} {state}" for state, count in sorted(states.items()))
+    return "\n".join([header, *rows, f"{len(jobs)} jobs: {totals or 'none'}"])
