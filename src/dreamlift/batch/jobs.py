@@ -16,7 +16,7 @@ import traceback
 from pathlib import Path
 
 from dreamlift.batch.manifest import BatchJob, config_class
-from dreamlift.batch.status import append_status, is_done, job_dir, mark_done
+from dreamlift.batch.status import append_status, failures, history, is_done, job_dir, mark_done
 from dreamlift.config import from_dict
 from dreamlift.errors import UsageError
 
@@ -111,15 +111,14 @@ class JobRunner:
         mark_done(out, job, {"id": job.id, "prompt": job.prompt, "kind": job.kind, "attempt": attempt, "seconds": seconds})
         return record
 
-    def run(self, job: BatchJob, out: Path, retries: int, first_attempt: int = 1) -> dict:
-        """``job`` until it is done or has failed ``retries`` + 1 times in all; a finished job is skipped."""
+    def run(self, job: BatchJob, out: Path, retries: int) -> dict:
+        """``job`` until it is done or has failed ``retries`` + 1 times in all, counting the failures of earlier
+        attempts in ``OUT/status.jsonl`` (preemptions are not failures); a finished job is skipped."""
         out = Path(out)
         if is_done(out, job):
             return append_status(out, job, "skipped", backend=self.backend)
-        attempt, shrinks = first_attempt, 0
         while True:
-            record = self.attempt(job, out, attempt, shrinks)
-            if record["outcome"] in ("done", "refused") or attempt > retries:
+            past = history(out, job)
+            record = self.attempt(job, out, past["running"] + 1, past["out_of_memory"])
+            if record["outcome"] in ("done", "refused") or failures(out, job) > retries:
                 return record
-            shrinks += record["outcome"] == "out_of_memory"
-            attempt += 1

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from dreamlift.batch.jobs import JobRunner
 from dreamlift.batch.manifest import BatchJob
-from dreamlift.batch.status import append_status, attempts_made
+from dreamlift.batch.status import append_status, failures, history
 
 _runner: JobRunner | None = None
 """The worker process's runner (set by :func:`_start_worker`)."""
@@ -30,15 +30,18 @@ def default_workers() -> int:
     return max(1, torch.cuda.device_count())
 
 
-def _start_worker(gpu_slots, gpus: int) -> None:
+def _start_worker(gpu_slots, gpus: int, workers: int) -> None:
     global _runner
     if gpus:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_slots.get())
+    import torch
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))  # workers share the cores, never oversubscribe
     _runner = JobRunner("local")
 
 
-def _run_in_worker(job: BatchJob, out: Path, retries: int, first_attempt: int) -> dict:
-    return _runner.run(job, out, retries, first_attempt)
+def _run_in_worker(job: BatchJob, out: Path, retries: int) -> dict:
+    return _runner.run(job, out, retries)
 
 
 def run_local(jobs: list[BatchJob], out: Path, retries: int, workers: int, on_finished: Callable[[dict], None]) -> None:
@@ -54,8 +57,8 @@ def run_local(jobs: list[BatchJob], out: Path, retries: int, workers: int, on_fi
             slots.put(index % gpus if gpus else index)
         lost: list[BatchJob] = []
         finished_any = False
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(slots, gpus)) as pool:
-            pending = {pool.submit(_run_in_worker, job, out, retries, attempts_made(out, job) + 1): job for job in queue}
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(slots, gpus, workers)) as pool:
+            pending = {pool.submit(_run_in_worker, job, out, retries): job for job in queue}
             queue = []
             while pending:
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -66,10 +69,10 @@ def run_local(jobs: list[BatchJob], out: Path, retries: int, workers: int, on_fi
                         finished_any = True
                     except BrokenProcessPool:
                         lost.append(job)
-        for job in lost:  # its worker died: the job goes round again (resuming) while it has attempts left
+        for job in lost:  # its worker died: the job goes round again (resuming) while it has retries left
+            started = history(out, job)["running"] > 0
             record = append_status(out, job, "lost", backend="local", error="the worker process died")
-            made = attempts_made(out, job)
-            if made <= retries and (made > 0 or finished_any):  # never started: again only if workers do work
+            if failures(out, job) <= retries and (started or finished_any):  # never started: only if workers work
                 queue.append(job)
             else:
                 on_finished(record)

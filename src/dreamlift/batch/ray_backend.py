@@ -12,7 +12,7 @@ from pathlib import Path
 
 from dreamlift.batch.jobs import JobRunner
 from dreamlift.batch.manifest import BatchJob
-from dreamlift.batch.status import append_status, attempts_made
+from dreamlift.batch.status import append_status, failures
 from dreamlift.errors import UsageError
 
 
@@ -22,8 +22,8 @@ class RayWorker:
     def __init__(self):
         self.runner = JobRunner("ray")
 
-    def run(self, job: BatchJob, out: Path, retries: int, first_attempt: int) -> dict:
-        return self.runner.run(job, out, retries, first_attempt)
+    def run(self, job: BatchJob, out: Path, retries: int) -> dict:
+        return self.runner.run(job, out, retries)
 
     def pid(self) -> int:
         import os
@@ -53,14 +53,14 @@ def run_ray(
                 if not queue:
                     break
                 job = queue.pop(0)
-                running[actor.run.remote(job, out, retries, attempts_made(out, job) + 1)] = (actor, job)
+                running[actor.run.remote(job, out, retries)] = (actor, job)
             done, _ = ray.wait(list(running), num_returns=1)
             _, job = running.pop(done[0])
             try:
                 on_finished(ray.get(done[0]))
             except ray.exceptions.RayActorError:
                 record = append_status(out, job, "lost", backend="ray", error="its actor died")
-                if attempts_made(out, job) <= retries:
+                if failures(out, job) <= retries:
                     queue.append(job)
                 else:
                     on_finished(record)

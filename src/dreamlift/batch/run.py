@@ -40,6 +40,7 @@ def batch_parser(kind: str) -> OneLineParser:
     slurm.add_argument("--account", default="")
     slurm.add_argument("--time-min", type=int, default=240, help="time limit of a task in minutes")
     slurm.add_argument("--gpus-per-task", type=int, default=1)
+    slurm.add_argument("--cpus-per-task", type=int, default=4)
     slurm.add_argument("--chunk", type=int, default=1 if kind == "text3d" else 4, help="jobs per array task")
     parser.add_argument("--ray-address", default="", help="Ray cluster to join (default: start a local one)")
     return parser
@@ -50,8 +51,8 @@ def run_batch(kind: str, argv: list[str]) -> int:
     if kind not in KINDS:
         raise ValueError(kind)
     args = batch_parser(kind).parse_intermixed_args(argv)
-    if args.retries < 0 or args.workers < 0 or args.time_min <= 0 or args.chunk <= 0 or args.gpus_per_task < 0:
-        raise UsageError("--retries, --workers and --gpus-per-task must be ≥ 0, --time-min and --chunk > 0")
+    if min(args.retries, args.workers, args.gpus_per_task) < 0 or min(args.time_min, args.chunk, args.cpus_per_task) <= 0:
+        raise UsageError("--retries, --workers and --gpus-per-task must be ≥ 0; --time-min, --chunk and --cpus-per-task > 0")
     preset = args.config or default_preset(kind)
     load_config(config_class(kind), preset, args.overrides, {"prompt": "check"})  # batch-wide settings fail once, here
     jobs, errors = parse_manifest(kind, args.manifest, preset, args.overrides)
@@ -80,7 +81,7 @@ def run_batch(kind: str, argv: list[str]) -> int:
         elif todo and args.backend == "slurm":
             from dreamlift.batch.slurm import run_slurm
 
-            options = SlurmOptions(args.partition, args.account, args.time_min, args.gpus_per_task, chunk=args.chunk)
+            options = SlurmOptions(args.partition, args.account, args.time_min, args.gpus_per_task, args.cpus_per_task, args.chunk)
             run_slurm(todo, args.out, args.retries, options, on_finished)
         elif todo:
             from dreamlift.batch.ray_backend import run_ray

@@ -8,6 +8,8 @@ requeued task skips the jobs already done and resumes the interrupted text3d job
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +17,7 @@ from pathlib import Path
 
 from dreamlift.batch.jobs import JobRunner
 from dreamlift.batch.manifest import BatchJob
-from dreamlift.batch.status import append_status, attempts_made, is_done
+from dreamlift.batch.status import append_status, is_done
 from dreamlift.errors import UsageError
 
 
@@ -45,12 +47,15 @@ class SlurmTask:
         self.out, self.retries = Path(out), retries
 
     def __call__(self, jobs: list[BatchJob]) -> list[dict]:
+        import torch
+
+        torch.set_num_threads(int(os.environ.get("SLURM_CPUS_PER_TASK", torch.get_num_threads())))  # not oversubscribed
         runner = JobRunner("slurm")
         self._current: BatchJob | None = None
         records = []
         for job in jobs:
             self._current = job
-            records.append(runner.run(job, self.out, self.retries, attempts_made(self.out, job) + 1))
+            records.append(runner.run(job, self.out, self.retries))
         return records
 
     def checkpoint(self, jobs: list[BatchJob]):
@@ -71,7 +76,9 @@ def run_slurm(
         import submitit
     except ImportError:
         raise UsageError("the slurm backend needs submitit: pip install 'dreamlift[slurm]'") from None
-    executor = submitit.AutoExecutor(folder=Path(out) / "slurm" / "%A_%a", cluster="slurm")
+    # Clusters without accounting make submitit warn on every status poll; completion is read from result files.
+    logging.getLogger("submitit").setLevel(logging.ERROR)
+    executor = submitit.AutoExecutor(folder=Path(out) / "slurm" / "%j", cluster="slurm")
     parameters = {
         "name": "dreamlift-batch",
         "timeout_min": options.time_min,
@@ -99,7 +106,8 @@ def run_slurm(
                 for record in task.result():
                     on_finished(record)
             except Exception as err:  # the task itself died (node failure, cancelled, out of memory)
-                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                lines = str(err).strip().splitlines()
+                first = lines[-1] if lines else type(err).__name__  # submitit ends its message with the error
                 for job in chunk:
                     if not is_done(out, job):
                         on_finished(append_status(out, job, "failed", backend="slurm", error=f"task {task.job_id}: {first}"))

@@ -69,9 +69,17 @@ def read_status(out: Path) -> list[dict]:
     return records
 
 
-def attempts_made(out: Path, job: BatchJob) -> int:
-    """Attempts at ``job`` so far (its ``running`` lines)."""
-    return sum(r["id"] == job.id and r["outcome"] == "running" for r in read_status(out))
+FAILURES = ("failed", "out_of_memory", "lost")
+"""Outcomes that use up one of a job's retries (a preemption does not)."""
+
+
+def history(out: Path, job: BatchJob) -> Counter:
+    """How often each outcome has been recorded for ``job`` (``running`` counts its attempts)."""
+    return Counter(r["outcome"] for r in read_status(out) if r["id"] == job.id)
+
+
+def failures(out: Path, job: BatchJob) -> int:
+    return sum(history(out, job)[outcome] for outcome in FAILURES)
 
 
 def summary_table(out: Path, jobs: list[BatchJob]) -> str:

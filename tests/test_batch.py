@@ -1,0 +1,280 @@
+"""Batch generation: manifests, job ids, skip-if-done, markers, retries, and the local, Slurm and Ray backends."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import trimesh
+
+from dreamlift.batch.jobs import JobRunner, shrink_for_memory
+from dreamlift.batch.manifest import job_id, parse_manifest
+from dreamlift.batch.status import MARKER, history, is_done, read_status
+from dreamlift.cli import text2video_main, text3d_main
+
+FAST = [
+    "field.hashgrid.num_levels=4",
+    "field.hashgrid.log2_hashmap_size=12",
+    "renderer.num_samples=32",
+    "train.resolution=16",
+    "train.validate_every=0",
+    "export.resolution=24",
+    "export.turntable_frames=0",
+    "device=cpu",
+]
+
+
+def fast(prior_dir, steps=4, checkpoint_every=2) -> list[str]:
+    return [*FAST, f"prior.model={prior_dir}", f"train.steps={steps}", f"train.checkpoint_every={checkpoint_every}"]
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def done_records(out: Path) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for record in read_status(out):
+        if record["outcome"] == "done":
+            counts[record["id"]] = counts.get(record["id"], 0) + 1
+    return counts
+
+
+def test_manifest_lines_become_jobs_and_bad_lines_are_named(tmp_path):
+    manifest = write(
+        tmp_path / "m.txt",
+        "# comment\n\na red cube\n"
+        '{"prompt": "a blue sphere", "seed": 3, "steps": 7, "train.resolution": 32}\n'
+        '{"prompt": "a cone", "train.stepz": 4}\n'
+        '{"prompt": ""}\n'
+        "{not json\n"
+        "a red cube\n",
+    )
+    jobs, errors = parse_manifest("text3d", manifest, overrides=["train.steps=5"])
+    assert [job.line for job in jobs] == [3, 4]  # line 9 repeats line 3: same id, run once
+    assert jobs[0].config["train"]["steps"] == 5 and jobs[0].config["guidance"]["kind"] == "sds"
+    assert jobs[1].config["seed"] == 3 and jobs[1].config["train"]["steps"] == 7 and jobs[1].config["train"]["resolution"] == 32
+    assert [(e.line, e.message.split(" (")[0]) for e in errors] == [
+        (5, "unknown config key 'train.stepz'"),
+        (6, "the prompt is missing or empty"),
+        (7, "not valid JSON"),
+    ]
+    video_jobs, _ = parse_manifest("text2video", write(tmp_path / "v.jsonl", '{"prompt": "a red cube moving left", "steps": 3}\n'))
+    assert video_jobs[0].config["steps"] == 3 and video_jobs[0].config["frames"] == 8
+
+
+def test_job_ids_are_stable_and_follow_what_changes_the_output(tmp_path):
+    def one_id(text, kind="text3d", overrides=()):
+        jobs, errors = parse_manifest(kind, write(tmp_path / "m.jsonl", text + "\n"), overrides=list(overrides))
+        assert not errors
+        return jobs[0].id
+
+    base = one_id('{"prompt": "a red cube"}')
+    assert base == one_id('{"prompt": "  a red cube ", "seed": 0}')  # defaults spelled out, prompt stripped
+    assert base == one_id('{"prompt": "a red cube", "device": "cuda"}')  # where it runs is not what it makes
+    jobs, _ = parse_manifest("text3d", write(tmp_path / "m.txt", "a red cube\n"))
+    reordered = dict(reversed(list(jobs[0].config.items())))
+    assert job_id("text3d", reordered) == jobs[0].id == base  # text or JSONL, key order: same id
+    assert base != one_id('{"prompt": "a red cube", "seed": 1}')
+    assert base != one_id('{"prompt": "a red cube"}', overrides=["guidance.scale=50"])
+    assert base != one_id('{"prompt": "a red cube", "config": "prolificdreamer"}')
+    assert base != one_id('{"prompt": "a red cube"}', kind="text2video")
+
+
+def test_local_batch_runs_good_lines_skips_finished_jobs_and_reports(tiny_prior_dir, tmp_path, capsys):
+    manifest = write(tmp_path / "m.txt", 'a red cube\n{"prompt": "a blue sphere", "seed": 3}\n{"prompt": "x", "nope": 1}\n')
+    out = tmp_path / "out"
+    assert text3d_main(["batch", str(manifest), "--out", str(out), *fast(tiny_prior_dir)]) == 1  # line 3 is bad
+    captured = capsys.readouterr()
+    assert "manifest line 3: unknown config key 'nope'" in captured.err
+    assert "2 jobs: 2 done" in captured.out
+    jobs, _ = parse_manifest("text3d", manifest, overrides=fast(tiny_prior_dir))
+    for job in jobs:
+        folder = out / job.id
+        assert json.loads((folder / MARKER).read_text())["prompt"] == job.prompt
+        assert len(trimesh.load(folder / "mesh.glb", force="mesh").faces) > 0
+        assert "--- attempt 1" in (folder / "log.txt").read_text()
+    started = [r for r in read_status(out) if r["outcome"] == "running"]
+    assert {r["device"] for r in started} == {"cpu"} and all(r["backend"] == "local" for r in started)
+
+    assert text3d_main(["batch", str(manifest), "--out", str(out), *fast(tiny_prior_dir)]) == 1
+    assert "2 already done, 0 to run" in capsys.readouterr().err
+    assert done_records(out) == {job.id: 1 for job in jobs}  # nothing ran twice
+
+    assert text3d_main(["batch", str(manifest), "--out", str(out), "--status", *fast(tiny_prior_dir)]) == 1
+    table = capsys.readouterr().out
+    assert all(job.id in table for job in jobs) and "2 jobs: 2 done" in table
+
+
+def test_a_job_killed_mid_run_has_no_marker_and_is_redone_from_its_checkpoint(tiny_prior_dir, tmp_path):
+    manifest = write(tmp_path / "m.txt", "a red cube\n")
+    out = tmp_path / "out"
+    settings = fast(tiny_prior_dir, steps=400, checkpoint_every=2)
+    job = parse_manifest("text3d", manifest, overrides=settings)[0][0]
+    main = "import sys; from dreamlift.cli import text3d_main; sys.exit(text3d_main(sys.argv[1:]))"
+    batch = subprocess.Popen(
+        [sys.executable, "-c", main, "batch", str(manifest), "--out", str(out), *settings],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    checkpoint = out / job.id / "checkpoints" / "last.pt"
+    deadline = time.time() + 120
+    while not checkpoint.is_file() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    os.killpg(batch.pid, signal.SIGKILL)  # the batch and its worker, mid-run
+    batch.wait()
+    assert checkpoint.is_file() and not is_done(out, job)
+
+    assert text3d_main(["batch", str(manifest), "--out", str(out), *settings]) == 0
+    attempts = [r for r in read_status(out) if r["outcome"] == "running"]
+    assert [r["resumed"] for r in attempts] == [False, True]
+    assert done_records(out) == {job.id: 1}
+
+
+def test_failures_are_retried_and_out_of_memory_shrinks_the_job(tiny_prior_dir, tmp_path, monkeypatch):
+    from dreamlift.pipelines.text_to_3d import TextTo3D
+
+    jobs, _ = parse_manifest("text3d", write(tmp_path / "m.txt", "a red cube\n"), overrides=fast(tiny_prior_dir))
+    job, out = jobs[0], tmp_path / "out"
+    out.mkdir()
+    seen, real_run = [], TextTo3D.run
+
+    def flaky_run(self, resume=False):
+        seen.append(self.config.train.resolution)
+        if len(seen) == 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        if len(seen) == 2:
+            raise RuntimeError("a transient failure")
+        return real_run(self, resume)
+
+    monkeypatch.setattr(TextTo3D, "run", flaky_run)
+    record = JobRunner("local").run(job, out, retries=2)
+    assert record["outcome"] == "done" and record["attempt"] == 3
+    assert seen == [16, 16, 16]  # batch 1 at 16 px cannot shrink further
+    assert [r["outcome"] for r in read_status(out)] == ["running", "out_of_memory", "running", "failed", "running", "done"]
+    assert history(out, job)["done"] == 1
+
+    config = {"train": {"batch_size": 4, "resolution": 128, "high_resolution": 256}}
+    assert shrink_for_memory("text3d", config, 2)["train"] == {"batch_size": 1, "resolution": 128, "high_resolution": 256}
+    assert shrink_for_memory("text3d", config, 3)["train"] == {"batch_size": 1, "resolution": 64, "high_resolution": 128}
+    assert shrink_for_memory("text2video", {"decode_chunk": 16}, 2) == {"decode_chunk": 4}
+
+
+def test_a_job_that_keeps_failing_stops_after_its_retries_and_usage_errors_are_not_retried(tiny_prior_dir, tmp_path):
+    manifest = write(tmp_path / "m.jsonl", '{"prompt": "a red cube", "prior.model": "/no/such/model"}\n')
+    out = tmp_path / "out"
+    assert text3d_main(["batch", str(manifest), "--out", str(out), "--retries", "3", *FAST]) == 1
+    assert [r["outcome"] for r in read_status(out)] == ["running", "refused"]
+    assert "model folder not found" in read_status(out)[-1]["error"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["missing.txt"], "manifest not found"),
+        (["EMPTY"], "no runnable jobs"),
+        (["GOOD", "train.stepz=3"], "unknown config key 'train.stepz'"),
+        (["GOOD", "--retries", "-1"], "--retries"),
+        (["GOOD", "--backend", "pbs"], "invalid choice"),
+    ],
+)
+def test_bad_batch_commands_are_one_line_errors(tmp_path, capsys, args, message):
+    files = {"EMPTY": write(tmp_path / "empty.txt", "# nothing\n"), "GOOD": write(tmp_path / "good.txt", "a red cube\n")}
+    args = [str(files.get(a, a)) for a in args]
+    assert text3d_main(["batch", *args, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
+def test_text2video_batch_writes_each_video_once(tiny_prior_dir, tmp_path, capsys):
+    manifest = write(tmp_path / "v.txt", "a red cube moving left\na blue sphere growing\n")
+    args = ["batch", str(manifest), "--out", str(tmp_path / "out"), f"prior.model={tiny_prior_dir}", "steps=2", "frames=3", "mode=zero-shot", "device=cpu"]
+    assert text2video_main(args) == 0
+    jobs, _ = parse_manifest("text2video", manifest, overrides=args[4:])
+    assert all((tmp_path / "out" / job.id / "video.mp4").is_file() and is_done(tmp_path / "out", job) for job in jobs)
+    assert "2 jobs: 2 done" in capsys.readouterr().out
+
+
+def _run_batch_in_thread(argv: list[str]) -> tuple[threading.Thread, list[int]]:
+    codes: list[int] = []
+    thread = threading.Thread(target=lambda: codes.append(text3d_main(argv)), daemon=True)
+    thread.start()
+    return thread, codes
+
+
+def _wait_for(condition, timeout: float, what: str):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _running_record(out: Path, job) -> dict | None:
+    """The job's latest 'running' record once it has written a checkpoint in that attempt."""
+    if not (out / job.id / "checkpoints" / "last.pt").is_file():
+        return None
+    started = [r for r in read_status(out) if r["id"] == job.id and r["outcome"] == "running"]
+    return started[-1] if started else None
+
+
+def _assert_every_job_done_once_and_one_resumed(out: Path, jobs, victim):
+    assert done_records(out) == {job.id: 1 for job in jobs}
+    attempts = [r for r in read_status(out) if r["id"] == victim.id and r["outcome"] == "running"]
+    assert len(attempts) == 2 and attempts[-1]["resumed"]
+    assert all(is_done(out, job) for job in jobs)
+
+
+@pytest.mark.skipif(shutil.which("sbatch") is None, reason="no Slurm here (.ci/run starts ../shared/slurm-localhost.sh)")
+def test_slurm_array_runs_every_job_once_and_a_preempted_task_requeues_and_resumes(tiny_prior_dir, tmp_path):
+    pytest.importorskip("submitit")
+    manifest = write(tmp_path / "m.txt", "a red cube\na blue sphere\n")
+    out = tmp_path / "out"
+    settings = fast(tiny_prior_dir, steps=60, checkpoint_every=2)
+    jobs, _ = parse_manifest("text3d", manifest, overrides=settings)
+    argv = ["batch", str(manifest), "--out", str(out), "--backend", "slurm", "--gpus-per-task", "0", "--cpus-per-task", "1", "--time-min", "10", *settings]
+    thread, codes = _run_batch_in_thread(argv)
+    victim = jobs[1]
+    record = _wait_for(lambda: _running_record(out, victim), 180, "the Slurm task to checkpoint")
+    subprocess.run(["scancel", "--signal=USR2", record["slurm_job"]], check=True)  # what Slurm sends before preempting
+    # Slurm holds a requeued job for a while (BeginTime); release it at once so the test stays short.
+    task = record["slurm_job"]
+    reason = lambda: subprocess.run(["squeue", "-h", "-j", task, "-o", "%t %r"], capture_output=True, text=True).stdout.strip()  # noqa: E731
+    _wait_for(lambda: reason() == "PD BeginTime", 60, "the task to be requeued")
+    subprocess.run(["scontrol", "update", f"JobId={task}", "StartTime=now"], check=True)
+    thread.join(timeout=300)
+    assert codes == [0]
+    _assert_every_job_done_once_and_one_resumed(out, jobs, victim)
+
+
+def test_ray_actors_run_every_job_once_and_a_killed_actor_is_replaced_and_the_job_resumes(tiny_prior_dir, tmp_path):
+    ray = pytest.importorskip("ray")
+    manifest = write(tmp_path / "m.txt", "a red cube\na blue sphere\n")
+    out = tmp_path / "out"
+    settings = fast(tiny_prior_dir, steps=60, checkpoint_every=2)
+    jobs, _ = parse_manifest("text3d", manifest, overrides=settings)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        thread, codes = _run_batch_in_thread(["batch", str(manifest), "--out", str(out), "--backend", "ray", "--workers", "2", *settings])
+        victim = jobs[0]
+        record = _wait_for(lambda: _running_record(out, victim), 180, "the Ray actor to checkpoint")
+        os.kill(record["pid"], signal.SIGKILL)  # the actor's process dies mid-job
+        thread.join(timeout=300)
+    finally:
+        ray.shutdown()
+    assert codes == [0]
+    _assert_every_job_done_once_and_one_resumed(out, jobs, victim)
+    assert "lost" in {r["outcome"] for r in read_status(out) if r["id"] == victim.id}
