@@ -78,38 +78,41 @@ class JobRunner:
 
         folder = job_dir(out, job)
         resumed = (folder / "checkpoints" / "last.pt").is_file()
-        config = from_dict(config_class(job.kind), shrink_for_memory(job.kind, job.config, memory_shrinks))
-        device = resolve_device(config.device)
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        where = {"backend": self.backend, "device": f"{device}" + (f" (CUDA_VISIBLE_DEVICES={visible})" if visible else "")}
+        where = {"backend": self.backend}
         slurm = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
         if all(slurm):
             where["slurm_job"] = f"{slurm[0]}_{slurm[1]}"
+        try:
+            config = from_dict(config_class(job.kind), shrink_for_memory(job.kind, job.config, memory_shrinks))
+            device = resolve_device(config.device)
+        except UsageError as err:  # e.g. CUDA asked for on a worker without it
+            return append_status(out, job, "refused", attempt=attempt, error=f"UsageError: {err}", **where)
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        where["device"] = f"{device}" + (f" (CUDA_VISIBLE_DEVICES={visible})" if visible else "")
         start = time.time()
         append_status(out, job, "running", attempt=attempt, resumed=resumed, memory_shrinks=memory_shrinks, **where)
         folder.mkdir(parents=True, exist_ok=True)
-        try:
-            with open(folder / "log.txt", "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-                print(f"--- attempt {attempt} on {where['device']}, {time.ctime(start)}", file=log, flush=True)
-                prior = self._prior(config, device)
-                if job.kind == "text3d":
-                    TextTo3D(config, prior, folder, device).run(resume=resumed)
-                else:
-                    adapter = self._adapter(config, prior) if config.mode == "animate" else None
-                    TextToVideo(config, prior, adapter, folder).run()
-        except Exception as err:  # a failing job is recorded (and retried), never allowed to stop the batch
-            outcome = "out_of_memory" if _is_out_of_memory(err) else "refused" if isinstance(err, UsageError) else "failed"
-            lines = str(err).strip().splitlines()
-            error = f"{type(err).__name__}: {lines[0] if lines else ''}"
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            record = append_status(out, job, outcome, attempt=attempt, seconds=time.time() - start, error=error, **where)
-            record["traceback"] = traceback.format_exc()
-            return record
+        with open(folder / "log.txt", "a") as log:
+            try:
+                with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                    print(f"--- attempt {attempt} on {where['device']}, {time.ctime(start)}", flush=True)
+                    prior = self._prior(config, device)
+                    if job.kind == "text3d":
+                        TextTo3D(config, prior, folder, device).run(resume=resumed)
+                    else:
+                        adapter = self._adapter(config, prior) if config.mode == "animate" else None
+                        TextToVideo(config, prior, adapter, folder).run()
+            except Exception as err:  # a failing job is recorded (and retried), never allowed to stop the batch
+                log.write(traceback.format_exc())
+                outcome = "out_of_memory" if _is_out_of_memory(err) else "refused" if isinstance(err, UsageError) else "failed"
+                lines = str(err).strip().splitlines()
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                error = f"{type(err).__name__}: {lines[0] if lines else ''}"
+                return append_status(out, job, outcome, attempt=attempt, seconds=time.time() - start, error=error, **where)
         seconds = time.time() - start
-        record = append_status(out, job, "done", attempt=attempt, seconds=seconds, resumed=resumed, **where)
         mark_done(out, job, {"id": job.id, "prompt": job.prompt, "kind": job.kind, "attempt": attempt, "seconds": seconds})
-        return record
+        return append_status(out, job, "done", attempt=attempt, seconds=seconds, resumed=resumed, **where)
 
     def run(self, job: BatchJob, out: Path, retries: int) -> dict:
         """``job`` until it is done or has failed ``retries`` + 1 times in all, counting the failures of earlier

@@ -1,4 +1,5 @@
-"""The Ray backend: one actor per GPU of the cluster (or ``workers`` CPU actors), each keeping its models loaded.
+"""The Ray backend: one actor per GPU of the cluster (or ``workers`` actors sharing its CPUs), each keeping its
+models loaded.
 
 Actors are restarted by Ray when their process dies; the job they were running goes back in the queue and
 resumes from its checkpoint on the next free actor. ``address`` joins an existing cluster (``ray://…`` or
@@ -17,9 +18,12 @@ from dreamlift.errors import UsageError
 
 
 class RayWorker:
-    """The actor: a :class:`JobRunner` that lives as long as the actor's process."""
+    """The actor: a :class:`JobRunner` that lives as long as the actor's process, on ``threads`` CPU threads."""
 
-    def __init__(self):
+    def __init__(self, threads: int):
+        import torch
+
+        torch.set_num_threads(threads)
         self.runner = JobRunner("ray")
 
     def run(self, job: BatchJob, out: Path, retries: int) -> dict:
@@ -41,10 +45,12 @@ def run_ray(
         raise UsageError("the ray backend needs ray: pip install 'dreamlift[ray]'") from None
     if not ray.is_initialized():
         ray.init(address=address or None, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    gpus = int(ray.cluster_resources().get("GPU", 0))
+    resources = ray.cluster_resources()
+    gpus = int(resources.get("GPU", 0))
     count = workers or max(1, gpus)
-    actor_class = ray.remote(num_gpus=1 if gpus else 0, num_cpus=1, max_restarts=-1)(RayWorker)
-    actors = [actor_class.remote() for _ in range(count)]
+    cpus = 1 if gpus else max(1, int(resources.get("CPU", 1)) // count)  # CPU actors share the cluster's cores
+    actor_class = ray.remote(num_gpus=1 if gpus else 0, num_cpus=cpus, max_restarts=-1)(RayWorker)
+    actors = [actor_class.remote(cpus) for _ in range(count)]
     queue, running = list(jobs), {}  # running: result reference → (actor, job)
     try:
         while queue or running:
