@@ -71,7 +71,7 @@ def run_batch(kind: str, argv: list[str]) -> int:
     def on_finished(record: dict) -> None:
         progress.update(1)
         if record["outcome"] not in ("done", "skipped"):
-            progress.write(f"{kind} batch: job {record['id']} (line {record.get('line', '?')}) {record['outcome']}: {record.get('error', '')}")
+            progress.write(f"{kind} batch: job {record['id']} (line {record['line']}) {record['outcome']}: {record.get('error', '')}")
 
     try:
         if todo and args.backend == "local":
