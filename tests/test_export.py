@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -65,3 +68,14 @@ def test_threshold_override_and_empty_field():
     assert len(empty.faces) == 0
     with pytest.raises(ValueError):
         ExportConfig(formats=("fbx",))
+
+
+def test_mp4_without_imageio_ffmpeg_is_a_one_line_error_and_writes_nothing(tmp_path):
+    script = (
+        "import sys, numpy as np; sys.modules['imageio_ffmpeg'] = None\n"
+        "from dreamlift.pipelines.export import write_video\n"
+        f"write_video(np.zeros((3, 16, 16, 3), np.uint8), {str(tmp_path / 'v.mp4')!r}, 8)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert "UsageError: writing .mp4 needs the imageio-ffmpeg package" in result.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -19,6 +19,7 @@ import torch
 import trimesh
 from skimage import measure
 
+from dreamlift.errors import UsageError
 from dreamlift.outputs import atomic_path
 from dreamlift.renderers.cameras import generate_rays, turntable_cameras
 from dreamlift.renderers.scene import NeRFScene
@@ -154,6 +155,10 @@ def render_turntable(scene: NeRFScene, config: ExportConfig) -> np.ndarray:
 
 
 def write_video(frames: np.ndarray, path, fps: int) -> None:
-    """H.264 mp4 (yuv420p) of frames F×H×W×3 uint8, written atomically."""
+    """H.264 mp4 (yuv420p) of frames F×H×W×3 uint8, written atomically by imageio's ffmpeg plugin (imageio-ffmpeg;
+    without it imageio would pick another writer and fail obscurely, so its absence is a one-line error)."""
     with atomic_path(path) as tmp:
-        iio.imwrite(tmp, frames, extension=".mp4", fps=fps, codec="libx264", macro_block_size=1, pixelformat="yuv420p")
+        try:
+            iio.imwrite(tmp, frames, plugin="FFMPEG", fps=fps, codec="libx264", macro_block_size=1, pixelformat="yuv420p")
+        except ImportError:
+            raise UsageError("writing .mp4 needs the imageio-ffmpeg package: pip install imageio-ffmpeg") from None
