@@ -199,9 +199,10 @@ def test_bad_batch_commands_are_one_line_errors(tmp_path, capsys, args, message)
 
 def test_text2video_batch_writes_each_video_once(tiny_prior_dir, tmp_path, capsys):
     manifest = write(tmp_path / "v.txt", "a red cube moving left\na blue sphere growing\n")
-    args = ["batch", str(manifest), "--out", str(tmp_path / "out"), f"prior.model={tiny_prior_dir}", "steps=2", "frames=3", "mode=zero-shot", "device=cpu"]
+    settings = [f"prior.model={tiny_prior_dir}", "steps=2", "frames=3", "mode=zero-shot", "device=cpu"]
+    args = ["batch", str(manifest), "--out", str(tmp_path / "out"), *settings]
     assert text2video_main(args) == 0
-    jobs, _ = parse_manifest("text2video", manifest, overrides=args[4:])
+    jobs, _ = parse_manifest("text2video", manifest, overrides=settings)
     assert all((tmp_path / "out" / job.id / "video.mp4").is_file() and is_done(tmp_path / "out", job) for job in jobs)
     assert "2 jobs: 2 done" in capsys.readouterr().out
 
@@ -245,15 +246,16 @@ def test_slurm_array_runs_every_job_once_and_a_preempted_task_requeues_and_resum
     out = tmp_path / "out"
     settings = fast(tiny_prior_dir, steps=60, checkpoint_every=2)
     jobs, _ = parse_manifest("text3d", manifest, overrides=settings)
-    argv = ["batch", str(manifest), "--out", str(out), "--backend", "slurm", "--gpus-per-task", "0", "--cpus-per-task", "1", "--time-min", "10", *settings]
+    slurm = ["--backend", "slurm", "--gpus-per-task", "0", "--cpus-per-task", "1", "--time-min", "10"]
+    argv = ["batch", str(manifest), "--out", str(out), *slurm, *settings]
     thread, codes = _run_batch_in_thread(argv)
     victim = jobs[1]
     record = _wait_for(lambda: _running_record(out, victim), 180, "the Slurm task to checkpoint")
     subprocess.run(["scancel", "--signal=USR2", record["slurm_job"]], check=True)  # what Slurm sends before preempting
     # Slurm holds a requeued job for a while (BeginTime); release it at once so the test stays short.
     task = record["slurm_job"]
-    reason = lambda: subprocess.run(["squeue", "-h", "-j", task, "-o", "%t %r"], capture_output=True, text=True).stdout.strip()  # noqa: E731
-    _wait_for(lambda: reason() == "PD BeginTime", 60, "the task to be requeued")
+    squeue = ["squeue", "-h", "-j", task, "-o", "%t %r"]
+    _wait_for(lambda: subprocess.run(squeue, capture_output=True, text=True).stdout.strip() == "PD BeginTime", 60, "the requeue")
     subprocess.run(["scontrol", "update", f"JobId={task}", "StartTime=now"], check=True)
     thread.join(timeout=300)
     assert codes == [0]
@@ -278,3 +280,23 @@ def test_ray_actors_run_every_job_once_and_a_killed_actor_is_replaced_and_the_jo
     assert codes == [0]
     _assert_every_job_done_once_and_one_resumed(out, jobs, victim)
     assert "lost" in {r["outcome"] for r in read_status(out) if r["id"] == victim.id}
+
+
+@pytest.mark.skipif(shutil.which("sbatch") is None, reason="no Slurm here (.ci/run starts ../shared/slurm-localhost.sh)")
+def test_a_cancelled_slurm_task_fails_its_jobs_instead_of_hanging_the_batch(tiny_prior_dir, tmp_path, monkeypatch):
+    pytest.importorskip("submitit")
+    import dreamlift.batch.slurm
+
+    monkeypatch.setattr(dreamlift.batch.slurm, "RESULT_GRACE_S", 1.0)
+    manifest = write(tmp_path / "m.txt", "a red cube\n")
+    out = tmp_path / "out"
+    settings = fast(tiny_prior_dir, steps=2000, checkpoint_every=2)
+    slurm = ["--backend", "slurm", "--gpus-per-task", "0", "--cpus-per-task", "1", "--retries", "0"]
+    thread, codes = _run_batch_in_thread(["batch", str(manifest), "--out", str(out), *slurm, *settings])
+    job = parse_manifest("text3d", manifest, overrides=settings)[0][0]
+    record = _wait_for(lambda: _running_record(out, job), 180, "the Slurm task to checkpoint")
+    subprocess.run(["scancel", "--signal=KILL", "--full", record["slurm_job"]], check=True)  # no result file, no requeue
+    thread.join(timeout=120)
+    assert codes == [1]
+    assert read_status(out)[-1]["outcome"] == "failed" and "left the queue without a result" in read_status(out)[-1]["error"]
+    assert not is_done(out, job)

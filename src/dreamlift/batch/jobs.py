@@ -1,9 +1,10 @@
 """Running one batch job where a worker is: the same code under every backend.
 
 A :class:`JobRunner` lives as long as its worker (a local worker process, a Ray actor, a Slurm task) and keeps
-the priors and motion adapters it loaded, so consecutive jobs on the same model do not load it again. A job runs
-in ``OUT/<id>/`` (its progress bars and messages go to ``log.txt`` there): text3d resumes from the run's own checkpoint when one is there (after a preemption or a
-crash), and the completion marker is written after every output.
+the priors and motion adapters it loaded, so consecutive jobs on the same model do not load it again. A job
+runs in ``OUT/<id>/`` (its progress bars and messages go to ``log.txt`` there): text3d resumes from the run's
+own checkpoint when one is there (after a preemption or a crash), and the completion marker is written after
+every output.
 """
 
 from __future__ import annotations
@@ -79,9 +80,11 @@ class JobRunner:
         folder = job_dir(out, job)
         resumed = (folder / "checkpoints" / "last.pt").is_file()
         where = {"backend": self.backend}
-        slurm = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
-        if all(slurm):
-            where["slurm_job"] = f"{slurm[0]}_{slurm[1]}"
+        array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+        if array and task:
+            where["slurm_job"] = f"{array}_{task}"
+        elif os.environ.get("SLURM_JOB_ID"):  # an array of one is submitted as a plain job
+            where["slurm_job"] = os.environ["SLURM_JOB_ID"]
         try:
             config = from_dict(config_class(job.kind), shrink_for_memory(job.kind, job.config, memory_shrinks))
             device = resolve_device(config.device)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -97,18 +98,50 @@ def run_slurm(
         tasks = executor.map_array(SlurmTask(out, retries), chunks)
     except Exception as err:  # sbatch missing or refusing the request
         raise UsageError(f"could not submit to Slurm: {str(err).strip().splitlines()[0]}") from None
-    print(f"batch: submitted Slurm array {tasks[0].job_id.split('_')[0]} ({len(tasks)} tasks)")
+    array_id = tasks[0].job_id.split("_")[0]
+    print(f"batch: submitted Slurm array {array_id} ({len(tasks)} tasks)")
     remaining = dict(zip(tasks, chunks))
+    gone_since: dict = {}
     while remaining:
-        for task in [t for t in remaining if t.done()]:
-            chunk = remaining.pop(task)
-            try:
-                for record in task.result():
-                    on_finished(record)
-            except Exception as err:  # the task itself died (node failure, cancelled, out of memory)
-                lines = str(err).strip().splitlines()
-                first = lines[-1] if lines else type(err).__name__  # submitit ends its message with the error
-                for job in chunk:
-                    if not is_done(out, job):
-                        on_finished(append_status(out, job, "failed", backend="slurm", error=f"task {task.job_id}: {first}"))
-        time.sleep(1.0)
+        queued = _queued_tasks(array_id)
+        for task in list(remaining):
+            if queued is not None and task.job_id in queued:
+                gone_since.pop(task, None)
+            if task.done():
+                try:
+                    records = task.result()
+                except Exception as err:  # the task itself died (node failure, out of memory, a bug)
+                    lines = str(err).strip().splitlines()
+                    records = _task_failed(out, remaining[task], task.job_id, lines[-1] if lines else type(err).__name__)
+            elif queued is not None and task.job_id not in queued:
+                # Gone from the queue: its result file follows within seconds, unless it was cancelled or killed,
+                # which submitit cannot see on a cluster without accounting.
+                if time.time() - gone_since.setdefault(task, time.time()) < RESULT_GRACE_S:
+                    continue
+                records = _task_failed(out, remaining[task], task.job_id, "left the queue without a result (cancelled?)")
+            else:
+                continue
+            for record in records:
+                on_finished(record)
+            del remaining[task]
+        time.sleep(2.0)
+
+
+RESULT_GRACE_S = 30.0
+"""Seconds a task may be gone from the queue before its result file must be there."""
+
+
+def _queued_tasks(array_id: str) -> set[str] | None:
+    """Ids (``ARRAY_TASK``) of the array's tasks Slurm still lists (pending, running, requeued), in one squeue
+    call; None when squeue fails (then nothing is concluded)."""
+    listed = subprocess.run(["squeue", "-h", "-r", "-j", array_id, "-o", "%i"], capture_output=True, text=True)
+    if listed.returncode != 0:
+        return set() if "Invalid job id" in listed.stderr else None
+    return set(listed.stdout.split())
+
+
+def _task_failed(out: Path, chunk: list[BatchJob], task_id: str, why: str) -> list[dict]:
+    """A failure record for every job of a dead task's chunk that is not done."""
+    return [
+        append_status(out, job, "failed", backend="slurm", error=f"task {task_id}: {why}") for job in chunk if not is_done(out, job)
+    ]
