@@ -5,8 +5,8 @@ Stages, each checkpointed in the work folder and skipped once done, so an interr
 1. ``data``: the clips — procedural motion clips of the embedded prior's objects, or a folder of captioned videos.
 2. ``latents``: every frame encoded once by the prior's frozen VAE (posterior mean and std).
 3. ``temporal``: a zero-initialised :class:`TemporalAdapter` trained on the diffusion loss of whole clips (one
-   timestep per clip, min-SNR weighting, caption dropout for CFG, clips played backwards with the opposite motion
-   word); the U-Net, VAE and text encoder never change.
+   timestep per clip, min-SNR weighting plus the implied clean clip's error, caption dropout for CFG, clips played
+   backwards with the opposite motion word); the U-Net, VAE and text encoder never change.
 4. ``export``: the adapter folder (``--motion-adapter`` loads it) and ``training.json``.
 """
 
