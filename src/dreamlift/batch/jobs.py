@@ -123,8 +123,9 @@ class JobRunner:
         out = Path(out)
         if is_done(out, job):
             return append_status(out, job, "skipped", backend=self.backend)
+        past = history(out, job)  # read once; this loop then counts its own attempts
         while True:
-            past = history(out, job)
             record = self.attempt(job, out, past["running"] + 1, past["out_of_memory"])
-            if record["outcome"] in ("done", "refused") or failures(out, job) > retries:
+            past.update(["running", record["outcome"]])
+            if record["outcome"] in ("done", "refused") or failures(past) > retries:
                 return record

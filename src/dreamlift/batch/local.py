@@ -70,9 +70,9 @@ def run_local(jobs: list[BatchJob], out: Path, retries: int, workers: int, on_fi
                     except BrokenProcessPool:
                         lost.append(job)
         for job in lost:  # its worker died: the job goes round again (resuming) while it has retries left
-            started = history(out, job)["running"] > 0
             record = append_status(out, job, "lost", backend="local", error="the worker process died")
-            if failures(out, job) <= retries and (started or finished_any):  # never started: only if workers work
+            past = history(out, job)
+            if failures(past) <= retries and (past["running"] or finished_any):  # never started: only if workers work
                 queue.append(job)
             else:
                 on_finished(record)

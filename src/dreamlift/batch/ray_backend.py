@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dreamlift.batch.jobs import JobRunner
 from dreamlift.batch.manifest import BatchJob
-from dreamlift.batch.status import append_status, failures
+from dreamlift.batch.status import append_status, failures, history
 from dreamlift.errors import UsageError
 
 
@@ -66,7 +66,7 @@ def run_ray(
                 on_finished(ray.get(done[0]))
             except ray.exceptions.RayActorError:
                 record = append_status(out, job, "lost", backend="ray", error="its actor died")
-                if failures(out, job) <= retries:
+                if failures(history(out, job)) <= retries:
                     queue.append(job)
                 else:
                     on_finished(record)

@@ -79,8 +79,9 @@ def history(out: Path, job: BatchJob) -> Counter:
     return Counter(r["outcome"] for r in read_status(out) if r["id"] == job.id)
 
 
-def failures(out: Path, job: BatchJob) -> int:
-    return sum(history(out, job)[outcome] for outcome in FAILURES)
+def failures(counts: Counter) -> int:
+    """Failures among a job's outcome ``counts`` (from :func:`history`)."""
+    return sum(counts[outcome] for outcome in FAILURES)
 
 
 def summary_table(out: Path, jobs: list[BatchJob]) -> str:
