@@ -10,6 +10,18 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
+FAST_TEXT3D = [
+    "field.hashgrid.num_levels=4",
+    "field.hashgrid.log2_hashmap_size=12",
+    "renderer.num_samples=32",
+    "train.resolution=16",
+    "train.validate_every=0",
+    "export.resolution=24",
+    "export.turntable_frames=2",
+    "export.turntable_resolution=16",
+]
+"""text3d overrides for a run of seconds on a tiny prior (a small field, few samples, a 2-frame turntable)."""
+
 
 @pytest.fixture(scope="session")
 def tiny_prior_dir(tmp_path_factory):

@@ -14,21 +14,13 @@ import pytest
 import torch
 import trimesh
 
+from conftest import FAST_TEXT3D
 from dreamlift.batch.jobs import JobRunner, shrink_for_memory
 from dreamlift.batch.manifest import job_id, parse_manifest
 from dreamlift.batch.status import MARKER, history, is_done, read_status
 from dreamlift.cli import text2video_main, text3d_main
 
-FAST = [
-    "field.hashgrid.num_levels=4",
-    "field.hashgrid.log2_hashmap_size=12",
-    "renderer.num_samples=32",
-    "train.resolution=16",
-    "train.validate_every=0",
-    "export.resolution=24",
-    "export.turntable_frames=0",
-    "device=cpu",
-]
+FAST = [*FAST_TEXT3D, "export.turntable_frames=0", "device=cpu"]  # later overrides win: no turntable
 
 
 def fast(prior_dir, steps=4, checkpoint_every=2) -> list[str]:

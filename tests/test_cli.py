@@ -5,18 +5,8 @@ import sys
 import pytest
 import trimesh
 
+from conftest import FAST_TEXT3D
 from dreamlift.cli import slugify, text2video_main, text3d_main
-
-FAST = [
-    "field.hashgrid.num_levels=4",
-    "field.hashgrid.log2_hashmap_size=12",
-    "renderer.num_samples=32",
-    "train.resolution=16",
-    "train.validate_every=0",
-    "export.resolution=24",
-    "export.turntable_frames=2",
-    "export.turntable_resolution=16",
-]
 
 
 def error_line(capsys) -> str:
@@ -52,13 +42,13 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, message, tmp_path
 def test_unwritable_out(tmp_path, capsys, tiny_prior_dir):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    assert text3d_main(["a red cube", "--model", str(tiny_prior_dir), "--out", str(blocker / "run"), *FAST]) == 2
+    assert text3d_main(["a red cube", "--model", str(tiny_prior_dir), "--out", str(blocker / "run"), *FAST_TEXT3D]) == 2
     assert "cannot write to output folder" in error_line(capsys)
 
 
 def test_run_export_and_resume_guard(tmp_path, capsys, tiny_prior_dir):
     out = tmp_path / "run"
-    args = ["a red cube", "--model", str(tiny_prior_dir), "--steps", "2", "--seed", "3", "--out", str(out), *FAST]
+    args = ["a red cube", "--model", str(tiny_prior_dir), "--steps", "2", "--seed", "3", "--out", str(out), *FAST_TEXT3D]
     assert text3d_main(args) == 0
     assert json.loads((out / "metrics.json").read_text())["seed"] == 3
     assert len(trimesh.load(out / "mesh.obj", force="mesh").faces) > 0

@@ -60,9 +60,13 @@ def run_batch(kind: str, argv: list[str]) -> int:
         print(f"{kind} batch: {error}", file=sys.stderr)
     if not jobs:
         raise UsageError(f"no runnable jobs in {args.manifest}")
+
+    def exit_code() -> int:
+        return 0 if all(is_done(args.out, job) for job in jobs) and not errors else 1
+
     if args.status:
         print(summary_table(args.out, jobs))
-        return 0 if all(is_done(args.out, job) for job in jobs) and not errors else 1
+        return exit_code()
     ensure_writable_dir(args.out)
     todo = [job for job in jobs if not is_done(args.out, job)]
     print(f"{kind} batch: {len(jobs)} jobs, {len(jobs) - len(todo)} already done, {len(todo)} to run on {args.backend}", file=sys.stderr)
@@ -90,4 +94,4 @@ def run_batch(kind: str, argv: list[str]) -> int:
     finally:
         progress.close()
     print(summary_table(args.out, jobs))
-    return 0 if all(is_done(args.out, job) for job in jobs) and not errors else 1
+    return exit_code()

@@ -3,8 +3,8 @@
 Every attempt appends a ``running`` line when it starts and a line with its outcome when it ends (``done``,
 ``failed``, ``refused`` for a usage error, ``out_of_memory``, ``preempted``, ``lost`` when its worker died); a
 job already finished appends ``skipped``. Lines are appended with one ``write`` each in append mode, so workers
-on several hosts can share the file. The completion marker
-``OUT/<id>/done.json`` is written atomically after every output of the job: it, not the log, says a job is done.
+on several hosts can share the file. The completion marker ``OUT/<id>/done.json`` is written atomically after
+every output of the job: it, not the log, says a job is done.
 """
 
 from __future__ import annotations
