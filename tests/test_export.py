@@ -6,7 +6,7 @@ import pytest
 import torch
 import trimesh
 
-from dreamlift.pipelines.export import ExportConfig, extract_mesh, write_meshes
+from dreamlift.pipelines.export import ExportConfig, extract_mesh, scene_mesh, write_meshes
 from dreamlift.renderers.background import BackgroundConfig
 from dreamlift.renderers.fields import FieldConfig
 from dreamlift.renderers.hashgrid import HashGridConfig
@@ -27,8 +27,8 @@ def red_sphere_scene() -> NeRFScene:
 
 def test_sphere_exports_watertight_coloured_meshes(tmp_path):
     scene = red_sphere_scene()
-    mesh, threshold = extract_mesh(scene, ExportConfig(resolution=48))
-    assert threshold > 0
+    mesh, stats = scene_mesh(scene, ExportConfig(resolution=48))
+    assert stats["threshold"] > 0 and stats["watertight"] and not stats["textured"]
     assert mesh.is_watertight
     radius = np.linalg.norm(mesh.vertices, axis=1)
     assert 0.3 < radius.mean() < 0.5 and radius.std() < 0.02

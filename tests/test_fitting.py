@@ -62,7 +62,7 @@ def test_nerf_fits_known_shape():
     optimizer = build_optimizer(scene, OptimConfig(lr_grid=3e-2, lr_mlp=3e-3))
     generator = torch.Generator().manual_seed(0)
     for step in range(STEPS):
-        scene.update_occupancy(step)
+        scene.before_step(step)
         index = torch.randint(len(train_views), (2,), generator=generator)
         out = scene.render(train_views[index], SIZE, SIZE, stratified=True, generator=generator)
         loss = F.mse_loss(out.rgb, targets[index])

@@ -51,7 +51,8 @@ def _text3d_parser() -> OneLineParser:
     parser = OneLineParser(
         prog="text3d",
         description="Make a 3D asset from a text prompt by score distillation. "
-        "Subcommands: 'text3d export RUN_DIR', 'text3d batch MANIFEST --out DIR', 'text3d sample-prior PROMPT', "
+        "Subcommands: 'text3d export RUN_DIR', 'text3d refine RUN_DIR', 'text3d batch MANIFEST --out DIR', "
+        "'text3d sample-prior PROMPT', "
         "'text3d train-prior --out DIR'.",
     )
     parser.add_argument("prompt", nargs="?", help="what to make, e.g. \"a red cube\"")
@@ -86,7 +87,7 @@ def load_model(config, device):
 def run_text3d(argv: list[str]) -> int:
     from dreamlift.config import load_config
     from dreamlift.outputs import ensure_writable_dir
-    from dreamlift.pipelines.text_to_3d import Text3DConfig, TextTo3D, read_run_config, resolve_device
+    from dreamlift.pipelines.text_to_3d import Text3DConfig, read_run_config, refine_dir, resolve_device, run_stages
 
     args = _text3d_parser().parse_intermixed_args(argv)
     values = {
@@ -113,15 +114,19 @@ def run_text3d(argv: list[str]) -> int:
     prior = load_model(config, device)
     ensure_writable_dir(run_dir)
     print(f"text3d: \"{config.prompt}\" on {device}, seed {config.seed}, {config.train.steps} steps → {run_dir}", file=sys.stderr)
-    metrics = TextTo3D(config, prior, run_dir, device).run(resume=args.resume)
-    export = metrics["export"]
-    turntable = " and turntable.mp4" if config.export.turntable_frames > 0 else ""
-    print(
-        f"text3d: wrote {run_dir}/mesh.{{{','.join(config.export.formats)}}} ({export['faces']} faces"
-        f"{', watertight' if export['watertight'] else ''}){turntable} in {metrics['train_seconds'] + export['seconds']:.0f} s",
-        file=sys.stderr,
-    )
+    metrics = run_stages(config, prior, run_dir, device, resume=args.resume)
+    final_dir = refine_dir(run_dir) if config.refine.enabled else run_dir
+    print(f"text3d: wrote {export_summary(final_dir, config, metrics)}", file=sys.stderr)
     return 0
+
+
+def export_summary(folder: Path, config, metrics: dict) -> str:
+    """What a stage wrote into ``folder``, in a few words, from its metrics."""
+    export = metrics["export"]
+    details = [f"{export['faces']} faces"] + ["watertight"] * export["watertight"] + ["textured"] * export.get("textured", False)
+    turntable = " and turntable.mp4" if config.export.turntable_frames > 0 else ""
+    seconds = metrics["train_seconds"] + export["seconds"]
+    return f"{folder}/mesh.{{{','.join(config.export.formats)}}} ({', '.join(details)}){turntable} in {seconds:.0f} s"
 
 
 def run_export(argv: list[str]) -> int:
@@ -145,7 +150,43 @@ def run_export(argv: list[str]) -> int:
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     metrics.update(exported)
     write_text(metrics_path, json.dumps(metrics, indent=2))
-    print(f"text3d export: {stats['faces']} faces, threshold {stats['threshold']:.3g} → {args.run_dir}", file=sys.stderr)
+    details = [f"{stats['faces']} faces"] + [f"threshold {stats['threshold']:.3g}"] * ("threshold" in stats)
+    details += ["textured"] * stats.get("textured", False)
+    print(f"text3d export: {', '.join(details)} → {args.run_dir}", file=sys.stderr)
+    return 0
+
+
+def run_refine(argv: list[str]) -> int:
+    from dreamlift.outputs import ensure_writable_dir
+    from dreamlift.pipelines.text_to_3d import read_run_config, refine_dir, refine_run, resolve_device
+
+    parser = OneLineParser(
+        prog="text3d refine",
+        description="Run the mesh stage (Magic3D: DMTet from the NeRF, textured export) on a finished NeRF run.",
+    )
+    parser.add_argument("run_dir", type=Path, help="a text3d run folder (stage 1)")
+    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. refine.resolution=256")
+    parser.add_argument("--steps", type=int, default=None, help="mesh-stage steps (refine.steps)")
+    parser.add_argument("--out", type=Path, default=None, help="folder of the mesh stage (default: RUN_DIR/refine)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
+    parser.add_argument("--resume", action="store_true", help="continue the mesh stage in --out from its checkpoint")
+    args = parser.parse_intermixed_args(argv)
+    if not args.run_dir.is_dir():
+        raise UsageError(f"run folder not found: {args.run_dir}")
+    out = args.out if args.out is not None else refine_dir(args.run_dir)
+    values = {key: value for key, value in (("refine.steps", args.steps), ("device", args.device)) if value is not None}
+    if args.resume:
+        config = read_run_config(out, args.overrides, values)
+    else:
+        config = read_run_config(args.run_dir, args.overrides, values)
+        if (out / "config.yaml").exists():
+            raise UsageError(f"{out} already holds a mesh stage; pass --resume to continue it, or choose another --out")
+    device = resolve_device(config.device)
+    prior = load_model(config, device)
+    ensure_writable_dir(out)
+    print(f"text3d refine: \"{config.prompt}\" on {device}, {config.refine.steps} mesh steps → {out}", file=sys.stderr)
+    metrics = refine_run(config, prior, args.run_dir, out, device, resume=args.resume)
+    print(f"text3d refine: wrote {export_summary(out, config, metrics)}", file=sys.stderr)
     return 0
 
 
@@ -212,6 +253,7 @@ BATCH_INTERRUPTED = "finished jobs are kept; run the same command to do the rest
 
 TEXT3D_SUBCOMMANDS = {
     "export": run_export,
+    "refine": run_refine,
     "sample-prior": run_sample_prior,
     "train-prior": run_train_prior,
 }

@@ -74,7 +74,7 @@ class JobRunner:
         less memory), or refused (a usage error such as a missing model folder, which no retry can fix)."""
         import torch
 
-        from dreamlift.pipelines.text_to_3d import TextTo3D, resolve_device
+        from dreamlift.pipelines.text_to_3d import resolve_device, run_stages
         from dreamlift.pipelines.text_to_video import TextToVideo
 
         folder = job_dir(out, job)
@@ -101,7 +101,7 @@ class JobRunner:
                     print(f"--- attempt {attempt} on {where['device']}, {time.ctime(start)}", flush=True)
                     prior = self._prior(config, device)
                     if job.kind == "text3d":
-                        TextTo3D(config, prior, folder, device).run(resume=resumed)
+                        run_stages(config, prior, folder, device, resume=resumed)
                     else:
                         adapter = self._adapter(config, prior) if config.mode == "animate" else None
                         TextToVideo(config, prior, adapter, folder).run()

@@ -1,4 +1,9 @@
-"""Export of a NeRF scene: marching-cubes mesh with vertex colours (GLB, OBJ, PLY) and a turntable video.
+"""Export of a scene: a mesh (GLB, OBJ, PLY) and a turntable video.
+
+A NeRF is exported by marching cubes with vertex colours, or with ``textured`` by a baked UV texture; a DMTet
+mesh (the refine stage) is exported as it is, always with a baked texture (pipelines/texture.py). Textured
+meshes go to mesh.glb (texture embedded), mesh.obj + mesh.mtl + texture.png, and mesh.ply (vertex colours
+sampled from the texture, PLY having no texture standard).
 
 Axes: dreamlift's world is z-up; the files are written y-up (glTF's convention, which Blender's importers and
 most viewers expect): (x, y, z)_world → (x, z, −y)_file.
@@ -22,7 +27,8 @@ from skimage import measure
 from dreamlift.errors import UsageError
 from dreamlift.outputs import atomic_path
 from dreamlift.renderers.cameras import generate_rays, turntable_cameras
-from dreamlift.renderers.scene import NeRFScene
+from dreamlift.pipelines.texture import textured_mesh
+from dreamlift.renderers.scene import MeshScene, NeRFScene
 from dreamlift.renderers.shading import fixed_light
 from dreamlift.renderers.volume import ray_aabb
 
@@ -42,6 +48,13 @@ class ExportConfig:
     """Connected pieces with fewer faces than this fraction of the largest are removed as floaters."""
     formats: tuple[str, ...] = ("glb", "obj", "ply")
     """Mesh files to write (mesh.<format>)."""
+    textured: bool = False
+    """NeRF exports: bake the albedo into a UV texture (xatlas) instead of vertex colours. Mesh-stage exports
+    are always textured."""
+    texture_resolution: int = 1024
+    """Texture image size in pixels (square)."""
+    texture_padding: int = 8
+    """Texels by which the charts are grown into the empty space, against colour bleeding at UV seams."""
     turntable_frames: int = 60
     """Frames of the 360° turntable video; 0 skips it."""
     turntable_fps: int = 20
@@ -60,6 +73,8 @@ class ExportConfig:
         unknown = set(self.formats) - {"glb", "obj", "ply"}
         if unknown:
             raise ValueError(f"unknown export format(s) {sorted(unknown)}; known: glb, obj, ply")
+        if self.texture_resolution < 16 or self.texture_padding < 0:
+            raise ValueError("texture_resolution must be >= 16 and texture_padding >= 0")
         if self.turntable_frames < 0 or self.turntable_fps <= 0 or self.turntable_resolution < 2:
             raise ValueError("turntable frames must be >= 0, fps > 0 and resolution >= 2")
 
@@ -112,28 +127,74 @@ def extract_mesh(scene: NeRFScene, config: ExportConfig) -> tuple[trimesh.Trimes
     cell = 2 * bound / config.resolution
     vertices, faces, _, _ = measure.marching_cubes(grid, level=threshold)
     vertices = (vertices - 1 + 0.5) * cell - bound  # padded index → cell centre → world
-    mesh = trimesh.Trimesh(vertices, faces[:, ::-1], process=True)
-    pieces = mesh.split(only_watertight=False)
-    if len(pieces) > 1:
-        largest = max(len(p.faces) for p in pieces)
-        mesh = trimesh.util.concatenate([p for p in pieces if len(p.faces) >= config.min_component_fraction * largest])
-    device = next(scene.parameters()).device
-    points = torch.as_tensor(mesh.vertices, dtype=torch.float32, device=device)
-    albedo = torch.cat([scene.field(points[i : i + 65536]).albedo for i in range(0, len(points), 65536)])
-    colours = (albedo.clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
-    mesh.visual.vertex_colors = np.concatenate([colours, np.full((len(colours), 1), 255, np.uint8)], axis=1)
+    mesh = drop_floaters(trimesh.Trimesh(vertices, faces[:, ::-1], process=True), config.min_component_fraction)
     return mesh, threshold
 
 
+def drop_floaters(mesh: trimesh.Trimesh, min_fraction: float) -> trimesh.Trimesh:
+    """The mesh without connected pieces of fewer than ``min_fraction`` of the largest piece's faces."""
+    pieces = mesh.split(only_watertight=False)
+    if len(pieces) <= 1:
+        return mesh
+    largest = max(len(p.faces) for p in pieces)
+    return trimesh.util.concatenate([p for p in pieces if len(p.faces) >= min_fraction * largest])
+
+
+@torch.no_grad()
+def scene_mesh(scene: NeRFScene | MeshScene, config: ExportConfig) -> tuple[trimesh.Trimesh, dict]:
+    """The mesh to export (world axes) with its colours — vertex colours, or a baked texture — and statistics."""
+    device = next(scene.parameters()).device
+    if isinstance(scene, NeRFScene):
+        mesh, threshold = extract_mesh(scene, config)
+        stats, textured = {"threshold": threshold}, config.textured
+    else:
+        vertices, faces = scene.geometry()
+        mesh = trimesh.Trimesh(vertices.cpu().numpy(), faces.cpu().numpy(), process=True)
+        mesh = drop_floaters(mesh, config.min_component_fraction) if len(mesh.faces) else mesh
+        stats, textured = {}, True
+    stats.update(vertices=len(mesh.vertices), faces=len(mesh.faces), watertight=bool(len(mesh.faces)) and bool(mesh.is_watertight))
+    if len(mesh.faces) == 0:
+        return mesh, stats
+    if textured:
+        mesh = textured_mesh(mesh, scene.albedo, config.texture_resolution, config.texture_padding, device)
+    else:
+        points = torch.as_tensor(mesh.vertices, dtype=torch.float32, device=device)
+        colours = torch.cat([scene.albedo(chunk) for chunk in points.split(65536)])
+        colours = (colours.clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
+        mesh.visual.vertex_colors = np.concatenate([colours, np.full((len(colours), 1), 255, np.uint8)], axis=1)
+    stats["textured"] = textured
+    return mesh, stats
+
+
 def write_meshes(mesh: trimesh.Trimesh, out_dir, formats: tuple[str, ...]) -> list:
-    """Write ``mesh.<format>`` files (y-up) atomically; returns their paths."""
+    """Write ``mesh.<format>`` files (y-up) atomically, plus mesh.mtl and texture.png beside a textured OBJ;
+    returns the paths written."""
     file_mesh = mesh.copy()
     file_mesh.apply_transform(Z_UP_TO_Y_UP)
-    paths = []
+    textured = isinstance(file_mesh.visual, trimesh.visual.TextureVisuals)
+    files: dict[str, bytes | str] = {}
     for fmt in formats:
-        path = out_dir / f"mesh.{fmt}"
+        if fmt == "obj" and textured:
+            # A plain MTL material with a white diffuse colour, so viewers show the texture unscaled.
+            obj_mesh = file_mesh.copy()
+            obj_mesh.visual.material = trimesh.visual.material.SimpleMaterial(
+                image=file_mesh.visual.material.baseColorTexture, diffuse=(255, 255, 255, 255), ambient=(255, 255, 255, 255),
+                specular=(0, 0, 0, 255), name="texture",
+            )
+            text, extra = trimesh.exchange.obj.export_obj(obj_mesh, return_texture=True, mtl_name="mesh.mtl")
+            files.update(extra)
+            files["mesh.obj"] = text
+        elif fmt == "ply" and textured:
+            coloured = file_mesh.copy()
+            coloured.visual = file_mesh.visual.to_color()
+            files["mesh.ply"] = coloured.export(file_type="ply")
+        else:
+            files[f"mesh.{fmt}"] = file_mesh.export(file_type=fmt)
+    paths = []
+    for name, data in files.items():
+        path = out_dir / name
         with atomic_path(path) as tmp:
-            file_mesh.export(tmp, file_type=fmt)
+            tmp.write_bytes(data.encode() if isinstance(data, str) else data)
         paths.append(path)
     return paths
 

@@ -8,6 +8,13 @@ Run folder layout (everything written atomically):
     turntable.mp4        a 360° orbit
     particle-i/          mesh and turntable of particle i > 0, when train.particles > 1
     metrics.json         loss curve, timings, export statistics
+    refine/              the mesh stage (refine.enabled, or `text3d refine`): the same layout, holding the DMTet
+                         mesh with a baked texture (mesh.glb, mesh.obj + mesh.mtl + texture.png, mesh.ply)
+
+Stage 1 optimises a NeRF. Stage 2 (Magic3D's coarse to fine) starts a DMTet mesh from it — its SDF fitted to
+the NeRF's density at the export threshold, its texture field a copy of the NeRF's field — and refines both with
+the same guidance at a higher render resolution and a narrower timestep range, rasterized instead of
+ray-marched, with normal-consistency and Laplacian regularisers on the mesh.
 """
 
 from __future__ import annotations
@@ -30,13 +37,16 @@ from dreamlift.errors import UsageError
 from dreamlift.guidance import make_guidance
 from dreamlift.guidance.base import GuidanceConfig
 from dreamlift.outputs import atomic_path, save_torch, write_text
-from dreamlift.pipelines.export import ExportConfig, extract_mesh, render_turntable, write_meshes, write_video
+from dreamlift.pipelines.export import ExportConfig, auto_threshold, scene_mesh, render_turntable, write_meshes, write_video
 from dreamlift.priors.diffusion import DiffusionPrior, PriorConfig
 from dreamlift.priors.prompts import PromptEmbeddings
 from dreamlift.renderers.background import BackgroundConfig
 from dreamlift.renderers.cameras import CameraConfig, sample_cameras, turntable_cameras
+from dreamlift.renderers.dmtet import DMTetConfig
 from dreamlift.renderers.fields import FieldConfig
-from dreamlift.renderers.scene import NeRFScene
+from dreamlift.renderers.mesh import laplacian_smoothing, normal_consistency
+from dreamlift.renderers.raster import RasterizerConfig
+from dreamlift.renderers.scene import MeshScene, NeRFScene
 from dreamlift.renderers.shading import fixed_light, sample_lights
 from dreamlift.renderers.volume import RendererConfig
 from dreamlift.timing import PhaseTimer
@@ -140,6 +150,42 @@ class TrainConfig:
 
 
 @dataclass
+class RefineConfig:
+    """The mesh stage (Magic3D): a DMTet mesh started from the NeRF, refined by the same guidance, textured."""
+
+    enabled: bool = False
+    """Run this stage after the NeRF stage in the same command (``text3d refine RUN_DIR`` runs it regardless)."""
+    steps: int = 400
+    """Optimisation steps of the mesh stage."""
+    resolution: int = 128
+    """Render size in pixels (rasterizing is cheap, so higher than stage 1; renders are resized to the prior's)."""
+    t_min: float = 0.02
+    """Smallest timestep (fraction) of the guidance in this stage."""
+    t_max: float = 0.5
+    """Largest timestep (fraction): a narrower range than stage 1's, for detail rather than layout."""
+    threshold: float | None = None
+    """Density of the initial surface; null: the NeRF's automatic export threshold."""
+    normal_consistency: float = 0.5
+    """Weight of the mean 1 − cos between neighbouring face normals."""
+    laplacian: float = 50.0
+    """Weight of the mean squared uniform Laplacian of the vertices (world units²)."""
+    dmtet: DMTetConfig = dataclasses.field(default_factory=DMTetConfig)
+    rasterizer: RasterizerConfig = dataclasses.field(default_factory=RasterizerConfig)
+    optim: OptimConfig = dataclasses.field(default_factory=lambda: OptimConfig(lr_grid=5e-3, lr_mlp=1e-3))
+    """Learning rates: grid and MLP rates apply to both the SDF field and the texture field."""
+
+    def __post_init__(self):
+        if self.steps <= 0 or self.resolution < 8:
+            raise ValueError("refine steps must be > 0 and resolution >= 8")
+        if not 0 <= self.t_min < self.t_max <= 1:
+            raise ValueError("refine timesteps need 0 <= t_min < t_max <= 1")
+        if self.threshold is not None and self.threshold <= 0:
+            raise ValueError("refine threshold must be > 0 (or null for the automatic one)")
+        if self.normal_consistency < 0 or self.laplacian < 0:
+            raise ValueError("refine regulariser weights must be >= 0")
+
+
+@dataclass
 class Text3DConfig:
     """A whole text3d run."""
 
@@ -160,6 +206,7 @@ class Text3DConfig:
     regularisers: RegularisersConfig = dataclasses.field(default_factory=RegularisersConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+    refine: RefineConfig = dataclasses.field(default_factory=RefineConfig)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -184,14 +231,8 @@ def read_run_config(run_dir: Path, overrides: list[str] = (), values: dict | Non
     return load_config(Text3DConfig, str(path), overrides, values)
 
 
-def build_optimizer(scene: NeRFScene, config: OptimConfig) -> torch.optim.Adam:
-    groups = [
-        {"params": list(scene.field.encoding.parameters()), "lr": config.lr_grid, "name": "grid"},
-        {"params": list(scene.field.mlp.parameters()), "lr": config.lr_mlp, "name": "mlp"},
-    ]
-    background = list(scene.background.parameters())
-    if background:
-        groups.append({"params": background, "lr": config.lr_background, "name": "background"})
+def build_optimizer(scene: NeRFScene | MeshScene, config: OptimConfig) -> torch.optim.Adam:
+    groups = scene.parameter_groups(config.lr_grid, config.lr_mlp, config.lr_background)
     return torch.optim.Adam(groups, betas=config.betas, eps=config.eps)
 
 
@@ -200,28 +241,39 @@ def particle_dir(run_dir: Path, particle: int) -> Path:
     return run_dir if particle == 0 else run_dir / f"particle-{particle}"
 
 
-def load_scenes(run_dir: Path, config: Text3DConfig, device: torch.device) -> list[NeRFScene]:
-    """The scenes (one per particle) of a run folder's last checkpoint, for export without the prior."""
+Stage = Literal["nerf", "mesh"]
+"""Stage 1 optimises a NeRF, stage 2 (the refine stage) a DMTet mesh."""
+
+
+def make_scene(stage: Stage, config: Text3DConfig, device: torch.device) -> NeRFScene | MeshScene:
+    """An untrained scene of the stage, on ``device``."""
+    if stage == "nerf":
+        return NeRFScene(config.field, config.renderer, config.background, device).to(device)
+    r = config.refine
+    return MeshScene(config.field, r.dmtet, r.rasterizer, config.background, device).to(device)
+
+
+def load_scenes(run_dir: Path, config: Text3DConfig, device: torch.device) -> list[NeRFScene | MeshScene]:
+    """The scenes (one per particle) of a run folder's last checkpoint, of the stage that wrote it."""
     checkpoint = run_dir / "checkpoints" / "last.pt"
     if not checkpoint.is_file():
         raise UsageError(f"{run_dir} has no checkpoint to export from (checkpoints/last.pt)")
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     scenes = []
-    for state in torch.load(checkpoint, map_location="cpu", weights_only=False)["scenes"]:
-        scene = NeRFScene(config.field, config.renderer, config.background, device).to(device)
-        scene.load_state_dict(state)
+    for scene_state in state["scenes"]:
+        scene = make_scene(state.get("stage", "nerf"), config, device)
+        scene.load_state_dict(scene_state)
         scenes.append(scene)
     return scenes
 
 
-def export_run(scene: NeRFScene, config: ExportConfig, run_dir: Path) -> dict:
+def export_run(scene: NeRFScene | MeshScene, config: ExportConfig, run_dir: Path) -> dict:
     """Write the meshes and the turntable of ``scene`` into ``run_dir``; returns export statistics."""
     start = time.time()
     scene.eval()
-    mesh, threshold = extract_mesh(scene, config)
-    stats = {"threshold": threshold, "vertices": len(mesh.vertices), "faces": len(mesh.faces)}
+    mesh, stats = scene_mesh(scene, config)
     if len(mesh.faces) == 0:
-        tqdm.write(f"warning: the density never exceeds the surface threshold {threshold:.3g}; the mesh is empty")
-    stats["watertight"] = bool(mesh.is_watertight) if len(mesh.faces) else False
+        tqdm.write("warning: the exported mesh is empty (nothing in the scene is solid)")
     write_meshes(mesh, run_dir, config.formats)
     if config.turntable_frames > 0:
         write_video(render_turntable(scene, config), run_dir / "turntable.mp4", config.turntable_fps)
@@ -236,7 +288,7 @@ def write_png(image: torch.Tensor, path: Path) -> None:
         iio.imwrite(tmp, pixels, extension=".png")
 
 
-def export_particles(scenes: list[NeRFScene], config: ExportConfig, run_dir: Path) -> dict:
+def export_particles(scenes: list[NeRFScene | MeshScene], config: ExportConfig, run_dir: Path) -> dict:
     """Export each particle to its folder; returns the metrics entries: ``export`` (particle 0's statistics)
     and, with several particles, ``particle_exports`` (all of them)."""
     exports = [export_run(scene, config, particle_dir(run_dir, i)) for i, scene in enumerate(scenes)]
@@ -244,22 +296,60 @@ def export_particles(scenes: list[NeRFScene], config: ExportConfig, run_dir: Pat
 
 
 class TextTo3D:
-    """Runs one text3d optimisation in a run folder; see the module docstring for what it writes."""
+    """Runs one stage of a text3d optimisation in a run folder; see the module docstring for what it writes.
 
-    def __init__(self, config: Text3DConfig, prior: DiffusionPrior, run_dir: Path, device: torch.device):
+    ``stage="mesh"`` is the refine stage: its scenes start from ``start_from`` (the stage-1 NeRF of each
+    particle) unless the run resumes from its own checkpoint.
+    """
+
+    def __init__(
+        self,
+        config: Text3DConfig,
+        prior: DiffusionPrior,
+        run_dir: Path,
+        device: torch.device,
+        stage: Stage = "nerf",
+        start_from: list[NeRFScene] | None = None,
+    ):
+        if stage == "mesh" and start_from is not None and len(start_from) != config.train.particles:
+            raise ValueError(f"the mesh stage needs {config.train.particles} stage-1 scenes, got {len(start_from)}")
         self.config, self.prior, self.run_dir, self.device = config, prior, run_dir, device
+        self.stage, self.start_from = stage, start_from
         seed_everything(config.seed)
-        self.scenes = [
-            NeRFScene(config.field, config.renderer, config.background, device).to(device) for _ in range(config.train.particles)
-        ]
-        self.optimizers = [build_optimizer(scene, config.optim) for scene in self.scenes]
-        self.guidance = make_guidance(config.guidance, prior)
+        self.scenes = [make_scene(stage, config, device) for _ in range(config.train.particles)]
+        optim = config.optim if stage == "nerf" else config.refine.optim
+        self.optimizers = [build_optimizer(scene, optim) for scene in self.scenes]
+        self.guidance = make_guidance(self.guidance_config(), prior)
         self.prompts = PromptEmbeddings(prior, config.prompt, config.guidance.negative_prompt, config.guidance.view_dependent)
         self.camera_generator = torch.Generator().manual_seed(config.seed)
         self.noise_generator = torch.Generator(device).manual_seed(config.seed + 1)
         self.step = 0
         self.metrics: dict = {"loss": [], "train_seconds": 0.0}
         self.timer = PhaseTimer(device)
+
+    # --- what the stages differ in ----------------------------------------------------------------------------
+    @property
+    def steps(self) -> int:
+        return self.config.train.steps if self.stage == "nerf" else self.config.refine.steps
+
+    def resolution_at(self, step: int) -> int:
+        """Render size at ``step``."""
+        return self.config.train.resolution_at(step) if self.stage == "nerf" else self.config.refine.resolution
+
+    def guidance_config(self) -> GuidanceConfig:
+        """The run's guidance; the mesh stage narrows its timestep range (no annealing)."""
+        if self.stage == "nerf":
+            return self.config.guidance
+        r = self.config.refine
+        return dataclasses.replace(self.config.guidance, t_min=r.t_min, t_max=r.t_max, t_max_final=r.t_max)
+
+    def initialise_meshes(self) -> None:
+        """Fit each mesh scene to its stage-1 NeRF at the surface threshold."""
+        for scene, nerf in zip(self.scenes, self.start_from, strict=True):
+            nerf.eval()
+            threshold = self.config.refine.threshold or auto_threshold(nerf)
+            error = scene.initialise_from(nerf, threshold, show_progress=True)
+            self.metrics.setdefault("initial_sdf", []).append({"threshold": threshold, "fit_mse": round(error, 6)})
 
     # --- checkpoints ------------------------------------------------------------------------------------------
     @property
@@ -271,6 +361,7 @@ class TextTo3D:
             self.checkpoint_path,
             {
                 "step": self.step,
+                "stage": self.stage,
                 "scenes": [scene.state_dict() for scene in self.scenes],
                 "optimizers": [optimizer.state_dict() for optimizer in self.optimizers],
                 "camera_generator": self.camera_generator.get_state(),
@@ -286,6 +377,8 @@ class TextTo3D:
         if not self.checkpoint_path.is_file():
             raise UsageError(f"nothing to resume in {self.run_dir} (no checkpoints/last.pt)")
         state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
+        if state.get("stage", "nerf") != self.stage:
+            raise UsageError(f"{self.checkpoint_path} is a {state['stage']}-stage checkpoint, not a {self.stage}-stage one")
         for scene, optimizer, scene_state, optimizer_state in zip(
             self.scenes, self.optimizers, state["scenes"], state["optimizers"], strict=True
         ):
@@ -315,7 +408,7 @@ class TextTo3D:
     def train_step(self) -> dict[str, float]:
         """One optimisation step of every particle; returns its scalars."""
         c, timer = self.config, self.timer
-        batch, size = c.train.batch_size, c.train.resolution_at(self.step)
+        batch, size = c.train.batch_size, self.resolution_at(self.step)
         with timer("render"):
             cameras = sample_cameras(c.camera, batch * len(self.scenes), self.camera_generator).to(self.device)
             shading = self.shading_for_step()
@@ -323,7 +416,7 @@ class TextTo3D:
             outs = []
             for i, scene in enumerate(self.scenes):
                 scene.train()
-                scene.update_occupancy(self.step)
+                scene.before_step(self.step)
                 part = slice(i * batch, (i + 1) * batch)
                 light = (lights[0][part], lights[1][part]) if lights is not None else None
                 outs.append(
@@ -332,7 +425,7 @@ class TextTo3D:
                     )
                 )
         images = torch.cat([out.rgb for out in outs])
-        guided = self.guidance(images, cameras, self.prompts, self.step / c.train.steps, self.noise_generator, timer)
+        guided = self.guidance(images, cameras, self.prompts, self.step / self.steps, self.noise_generator, timer)
         # The guidance loss is a mean over every particle's renders; times the particle count, each particle
         # gets the gradient it would get alone.
         loss = guided.loss * len(self.scenes) + sum(self.regularisation(out) for out in outs)
@@ -348,9 +441,18 @@ class TextTo3D:
         return {"loss": loss.item(), "guidance": guided.loss.item(), "samples": samples, "shading": shading, **guided.diagnostics}
 
     def regularisation(self, out) -> torch.Tensor:
-        """The weighted regularisers of one particle's render output."""
-        r = self.config.regularisers
+        """The weighted regularisers of one particle's render output: the mesh's smoothness in the mesh stage,
+        the NeRF regularisers otherwise."""
         loss = torch.zeros((), device=self.device)
+        if out.mesh is not None:
+            vertices, faces = out.mesh
+            refine = self.config.refine
+            if refine.normal_consistency > 0:
+                loss = loss + refine.normal_consistency * normal_consistency(vertices, faces)
+            if refine.laplacian > 0:
+                loss = loss + refine.laplacian * laplacian_smoothing(vertices, faces)
+            return loss
+        r = self.config.regularisers
         if out.orientation is not None and r.orientation > 0:
             loss = loss + r.orientation * out.orientation
         if r.sparsity > 0:
@@ -368,7 +470,7 @@ class TextTo3D:
         denoised by each prediction the guidance weighs — the prior's, and for VSD the LoRA's)."""
         e = self.config.export
         cameras = turntable_cameras(4, e.turntable_elevation, e.turntable_distance, e.turntable_fov).to(self.device)
-        size = self.config.train.resolution_at(self.step)
+        size = self.resolution_at(self.step)
         rows, albedo_views = [], None
         for scene in self.scenes:
             scene.eval()
@@ -378,29 +480,37 @@ class TextTo3D:
             rows += [torch.cat(list(albedo), dim=2), torch.cat(list(shaded), dim=2)]  # each 3×H×4W
         path = self.run_dir / "validation" / f"step_{self.step:06d}.png"
         write_png(torch.cat(rows, dim=1), path)
-        preview = self.guidance.preview(albedo_views, cameras, self.prompts, self.step / self.config.train.steps, seed=self.config.seed)
+        preview = self.guidance.preview(albedo_views, cameras, self.prompts, self.step / self.steps, seed=self.config.seed)
         write_png(torch.cat([torch.cat(list(panel), dim=2) for panel in preview], dim=1), self.run_dir / "validation" / f"guidance_{self.step:06d}.png")
         return path
 
     # --- the run ----------------------------------------------------------------------------------------------
     def run(self, resume: bool = False) -> dict:
-        """Optimise (from the last checkpoint when resuming), export, and write metrics.json; returns the metrics."""
+        """Optimise (from the last checkpoint when resuming), export, and write metrics.json; returns the metrics.
+        Resuming a stage that has finished and exported does nothing and returns its metrics."""
         c = self.config
+        metrics_path = self.run_dir / "metrics.json"
         if resume:
             self.load_checkpoint()
+            if self.step >= self.steps and metrics_path.is_file():
+                self.guidance.close()
+                return json.loads(metrics_path.read_text())
+        elif self.stage == "mesh":
+            self.initialise_meshes()
         write_text(self.run_dir / "config.yaml", dump_yaml(c))
-        progress = tqdm(total=c.train.steps, initial=self.step, desc="text3d", unit="step", dynamic_ncols=True)
+        desc = "text3d" if self.stage == "nerf" else "text3d mesh"
+        progress = tqdm(total=self.steps, initial=self.step, desc=desc, unit="step", dynamic_ncols=True)
         start = time.time()
         try:
-            while self.step < c.train.steps:
+            while self.step < self.steps:
                 scalars = self.train_step()
                 progress.update(1)
-                if self.step % c.train.log_every == 0 or self.step == c.train.steps:
+                if self.step % c.train.log_every == 0 or self.step == self.steps:
                     self.metrics["loss"].append([self.step, round(scalars["loss"], 6)])
                     progress.set_postfix(loss=f"{scalars['loss']:.3g}", t=f"{scalars['t']:.0f}")
                 if c.train.validate_every and self.step % c.train.validate_every == 0:
                     self.validate()
-                if self.step % c.train.checkpoint_every == 0 or self.step == c.train.steps:
+                if self.step % c.train.checkpoint_every == 0 or self.step == self.steps:
                     self.metrics["train_seconds"] += time.time() - start
                     start = time.time()
                     self.save_checkpoint()
@@ -412,9 +522,35 @@ class TextTo3D:
             progress.close()
             self.guidance.close()
         self.metrics["train_seconds"] = round(self.metrics["train_seconds"], 2)
-        self.metrics["seconds_per_step"] = round(self.metrics["train_seconds"] / max(1, c.train.steps), 4)
+        self.metrics["seconds_per_step"] = round(self.metrics["train_seconds"] / max(1, self.steps), 4)
         self.metrics["phase_seconds"] = {phase: round(s, 5) for phase, s in self.timer.means().items()}
         self.metrics.update(export_particles(self.scenes, c.export, self.run_dir))
-        self.metrics.update(prompt=c.prompt, seed=c.seed, device=str(self.device), steps=c.train.steps)
-        write_text(self.run_dir / "metrics.json", json.dumps(self.metrics, indent=2))
+        self.metrics.update(prompt=c.prompt, seed=c.seed, device=str(self.device), steps=self.steps, stage=self.stage)
+        write_text(metrics_path, json.dumps(self.metrics, indent=2))
         return self.metrics
+
+
+def refine_dir(run_dir: Path) -> Path:
+    """Where the mesh stage of a run is written."""
+    return run_dir / "refine"
+
+
+def run_stages(config: Text3DConfig, prior: DiffusionPrior, run_dir: Path, device: torch.device, resume: bool) -> dict:
+    """The NeRF stage into ``run_dir`` and, with ``refine.enabled``, the mesh stage into ``run_dir/refine``; each
+    resumes from its own checkpoint when ``resume`` is set. Returns the last stage's metrics."""
+    metrics = TextTo3D(config, prior, run_dir, device).run(resume=resume)
+    if not config.refine.enabled:
+        return metrics
+    return refine_run(config, prior, run_dir, refine_dir(run_dir), device, resume)
+
+
+def refine_run(
+    config: Text3DConfig, prior: DiffusionPrior, nerf_dir: Path, out_dir: Path, device: torch.device, resume: bool
+) -> dict:
+    """The mesh stage from the NeRF of ``nerf_dir`` into ``out_dir``, resumed there when ``resume`` is set and
+    it has a checkpoint."""
+    resume = resume and (out_dir / "checkpoints" / "last.pt").is_file()
+    start_from = None if resume else load_scenes(nerf_dir, config, device)
+    if start_from is not None and not all(isinstance(scene, NeRFScene) for scene in start_from):
+        raise UsageError(f"{nerf_dir} holds a mesh-stage run; refine starts from a NeRF run")
+    return TextTo3D(config, prior, out_dir, device, stage="mesh", start_from=start_from).run(resume=resume)

@@ -32,6 +32,17 @@ class FieldConfig:
             raise ValueError("bound, blob_radius and hidden_dim must be positive and hidden_layers >= 0")
 
 
+def make_mlp(in_dim: int, hidden_dim: int, hidden_layers: int, out_dim: int) -> nn.Sequential:
+    """Linear layers with SiLU between them: in_dim → hidden_dim (× hidden_layers) → out_dim."""
+    layers: list[nn.Module] = []
+    width = in_dim
+    for _ in range(hidden_layers):
+        layers += [nn.Linear(width, hidden_dim), nn.SiLU()]
+        width = hidden_dim
+    layers.append(nn.Linear(width, out_dim))
+    return nn.Sequential(*layers)
+
+
 @dataclass
 class FieldOutput:
     """Per-point field values for N points: density N (1/world unit), albedo N×3 in [0, 1], normal N×3 or None."""
@@ -48,13 +59,7 @@ class RadianceField(nn.Module):
         super().__init__()
         self.config = config
         self.encoding = make_hash_grid(config.hashgrid, device)
-        layers: list[nn.Module] = []
-        width = self.encoding.output_dim
-        for _ in range(config.hidden_layers):
-            layers += [nn.Linear(width, config.hidden_dim), nn.SiLU()]
-            width = config.hidden_dim
-        layers.append(nn.Linear(width, 4))
-        self.mlp = nn.Sequential(*layers)
+        self.mlp = make_mlp(self.encoding.output_dim, config.hidden_dim, config.hidden_layers, 4)
 
     def blob(self, points: torch.Tensor) -> torch.Tensor:
         """The initial density bias (N) at world points N×3."""

@@ -1,4 +1,6 @@
-"""The optimised 3D model of a text3d run: field, background and occupancy grid, rendered together."""
+"""The optimised 3D model of a text3d run, rendered with its background: a NeRF (stage 1) or a DMTet mesh with
+a texture field (stage 2, Magic3D). Both render with the same call and hand their parameters to the optimiser
+in named groups; a scene's state dict is the whole 3D model."""
 
 from __future__ import annotations
 
@@ -7,12 +9,27 @@ from torch import nn
 
 from dreamlift.renderers.background import Background, BackgroundConfig
 from dreamlift.renderers.cameras import Cameras
+from dreamlift.renderers.dmtet import DMTetConfig, DMTetGeometry
 from dreamlift.renderers.fields import FieldConfig, RadianceField
-from dreamlift.renderers.volume import OccupancyGrid, RendererConfig, RenderOutput, Shading, VolumeRenderer
+from dreamlift.renderers.mesh_renderer import render_mesh
+from dreamlift.renderers.raster import RasterizerConfig
+from dreamlift.renderers.render_output import RenderOutput, Shading
+from dreamlift.renderers.volume import OccupancyGrid, RendererConfig, VolumeRenderer
+
+
+def parameter_groups(modules: dict[str, nn.Module], learning_rates: dict[str, float]) -> list[dict]:
+    """Adam parameter groups, one per named module that has parameters; ``learning_rates`` maps each name to
+    its rate."""
+    groups = []
+    for name, module in modules.items():
+        params = list(module.parameters())
+        if params:
+            groups.append({"params": params, "lr": learning_rates[name], "name": name})
+    return groups
 
 
 class NeRFScene(nn.Module):
-    """A radiance field in [−bound, bound]³ in front of a background. Its state dict is the whole 3D model."""
+    """A radiance field in [−bound, bound]³ in front of a background."""
 
     def __init__(
         self,
@@ -27,8 +44,17 @@ class NeRFScene(nn.Module):
         self.grid = OccupancyGrid(renderer_config, field_config.bound)
         self.renderer = VolumeRenderer(renderer_config, self.grid)
 
-    def update_occupancy(self, step: int) -> None:
+    def albedo(self, points: torch.Tensor) -> torch.Tensor:
+        """Albedo N×3 of world points N×3."""
+        return self.field(points).albedo
+
+    def before_step(self, step: int) -> None:
+        """Refresh the occupancy grid (on its own schedule)."""
         self.grid.update(step, self.field)
+
+    def parameter_groups(self, lr_grid: float, lr_mlp: float, lr_background: float) -> list[dict]:
+        modules = {"grid": self.field.encoding, "mlp": self.field.mlp, "background": self.background}
+        return parameter_groups(modules, {"grid": lr_grid, "mlp": lr_mlp, "background": lr_background})
 
     def render(
         self,
@@ -42,3 +68,74 @@ class NeRFScene(nn.Module):
     ) -> RenderOutput:
         """See :meth:`VolumeRenderer.render`."""
         return self.renderer.render(self.field, self.background, cameras, height, width, shading, light, stratified, generator)
+
+
+class MeshScene(nn.Module):
+    """A DMTet surface whose albedo comes from a texture field (a :class:`RadianceField` of which only the albedo
+    is used, so a stage-1 field carries over as is), in front of a background."""
+
+    def __init__(
+        self,
+        field_config: FieldConfig,
+        dmtet_config: DMTetConfig,
+        rasterizer_config: RasterizerConfig,
+        background_config: BackgroundConfig,
+        device: torch.device,
+    ):
+        super().__init__()
+        self.geometry = DMTetGeometry(dmtet_config, field_config.bound, device)
+        self.texture = RadianceField(field_config, device)
+        self.background = Background(background_config)
+        self.rasterizer_config = rasterizer_config
+
+    def albedo(self, points: torch.Tensor) -> torch.Tensor:
+        """Albedo N×3 of world points N×3."""
+        return self.texture(points).albedo
+
+    @torch.no_grad()
+    def initialise_from(self, nerf: NeRFScene, threshold: float, show_progress: bool = False) -> float:
+        """Start from a stage-1 NeRF: the texture field and background are copied, and the SDF is fitted to
+        (threshold − σ) / threshold, clamped to [−1, 1] (zero where the density crosses the export threshold,
+        negative inside), and +1 on the grid's outer faces so the first surface is closed. Returns the fit's error."""
+        self.texture.load_state_dict(nerf.field.state_dict())
+        self.background.load_state_dict(nerf.background.state_dict())
+        bound = self.geometry.bound
+
+        def target(points: torch.Tensor) -> torch.Tensor:
+            density = torch.cat([nerf.field.density(chunk) for chunk in points.split(65536)])
+            sdf = ((threshold - density) / threshold).clamp(-1, 1)
+            on_boundary = (points.abs() >= bound - 1e-6).any(-1)
+            return torch.where(on_boundary, torch.ones_like(sdf), sdf)
+
+        with torch.enable_grad():
+            return self.geometry.fit(target, show_progress=show_progress)
+
+    def before_step(self, step: int) -> None:
+        """Nothing: the mesh is extracted afresh at every render."""
+
+    def parameter_groups(self, lr_grid: float, lr_mlp: float, lr_background: float) -> list[dict]:
+        modules = {
+            "geometry_grid": self.geometry.encoding,
+            "geometry_mlp": self.geometry.mlp,
+            "texture_grid": self.texture.encoding,
+            "texture_mlp": self.texture.mlp,
+            "background": self.background,
+        }
+        rates = {"geometry_grid": lr_grid, "geometry_mlp": lr_mlp, "texture_grid": lr_grid, "texture_mlp": lr_mlp}
+        return parameter_groups(modules, {**rates, "background": lr_background})
+
+    def render(
+        self,
+        cameras: Cameras,
+        height: int,
+        width: int,
+        shading: Shading = "albedo",
+        light: tuple[torch.Tensor, torch.Tensor] | None = None,
+        stratified: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> RenderOutput:
+        """See :func:`render_mesh`; ``stratified`` and ``generator`` (volume sampling) do not apply."""
+        vertices, faces = self.geometry()
+        return render_mesh(
+            vertices, faces, self.albedo, self.background, cameras, height, width, shading, light, self.rasterizer_config
+        )

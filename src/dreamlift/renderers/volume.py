@@ -25,10 +25,8 @@ from torch import nn
 from dreamlift.errors import UsageError
 from dreamlift.renderers.cameras import Cameras, generate_rays
 from dreamlift.renderers.fields import RadianceField
+from dreamlift.renderers.render_output import RenderOutput, Shading
 from dreamlift.renderers.shading import lambertian
-
-Shading = Literal["albedo", "lambertian", "textureless"]
-
 
 @dataclass
 class RendererConfig:
@@ -52,20 +50,6 @@ class RendererConfig:
     def __post_init__(self):
         if self.num_samples < 2 or self.occupancy_resolution < 1 or self.occupancy_update_every < 1:
             raise ValueError("num_samples >= 2, occupancy_resolution >= 1 and occupancy_update_every >= 1 are required")
-
-
-@dataclass
-class RenderOutput:
-    """A rendered batch. rgb B×3×H×W composited on the background; opacity and depth B×1×H×W; normal
-    B×3×H×W (world, composited) or None; orientation: DreamFusion's orientation penalty (scalar) or None;
-    samples: how many samples reached the field."""
-
-    rgb: torch.Tensor
-    opacity: torch.Tensor
-    depth: torch.Tensor
-    normal: torch.Tensor | None
-    orientation: torch.Tensor | None
-    samples: int
 
 
 def ray_aabb(origins: torch.Tensor, directions: torch.Tensor, bound: float) -> tuple[torch.Tensor, torch.Tensor]:

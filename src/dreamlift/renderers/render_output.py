@@ -1,0 +1,27 @@
+"""What the renderers return, and the shading modes they share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+Shading = Literal["albedo", "lambertian", "textureless"]
+"""``albedo``: plain colour; ``lambertian``: albedo under a light; ``textureless``: white under a light."""
+
+
+@dataclass
+class RenderOutput:
+    """A rendered batch. rgb B×3×H×W composited on the background; opacity and depth B×1×H×W; normal
+    B×3×H×W (world, composited) or None; orientation: DreamFusion's orientation penalty (scalar) or None;
+    samples: how many samples reached the field (volume) or how many pixels a surface covers (mesh);
+    mesh: the rasterized mesh (vertices M×3, faces K×3), for the mesh regularisers; None for volume renders."""
+
+    rgb: torch.Tensor
+    opacity: torch.Tensor
+    depth: torch.Tensor
+    normal: torch.Tensor | None
+    orientation: torch.Tensor | None
+    samples: int
+    mesh: tuple[torch.Tensor, torch.Tensor] | None = None
