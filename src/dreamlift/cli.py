@@ -150,8 +150,11 @@ def run_export(argv: list[str]) -> int:
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     metrics.update(exported)
     write_text(metrics_path, json.dumps(metrics, indent=2))
-    details = [f"{stats['faces']} faces"] + [f"threshold {stats['threshold']:.3g}"] * ("threshold" in stats)
-    details += ["textured"] * stats.get("textured", False)
+    details = [f"{stats['faces']} faces"]
+    if "threshold" in stats:
+        details.append(f"threshold {stats['threshold']:.3g}")
+    if stats.get("textured"):
+        details.append("textured")
     print(f"text3d export: {', '.join(details)} → {args.run_dir}", file=sys.stderr)
     return 0
 

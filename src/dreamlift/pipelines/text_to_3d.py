@@ -349,6 +349,12 @@ class TextTo3D:
             nerf.eval()
             threshold = self.config.refine.threshold or auto_threshold(nerf)
             error = scene.initialise_from(nerf, threshold, show_progress=True)
+            with torch.no_grad():
+                if len(scene.geometry()[1]) == 0:
+                    raise UsageError(
+                        f"the NeRF has no surface at density {threshold:.3g} on a {scene.geometry.config.grid_resolution}³ "
+                        "grid, so there is no mesh to refine (set refine.threshold lower, or refine.dmtet.grid_resolution higher)"
+                    )
             self.metrics.setdefault("initial_sdf", []).append({"threshold": threshold, "fit_mse": round(error, 6)})
 
     # --- checkpoints ------------------------------------------------------------------------------------------

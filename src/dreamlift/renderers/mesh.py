@@ -26,7 +26,7 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
 
 def edge_keys(faces: torch.Tensor, vertex_count: int | None = None) -> torch.Tensor:
     """One integer per face edge, equal for the two faces sharing it: F×3, entry k for the edge opposite corner k."""
-    n = int(faces.max()) + 1 if vertex_count is None else vertex_count
+    n = int(faces.max()) + 1 if vertex_count is None and len(faces) else (vertex_count or 0)
     a = faces[:, [1, 2, 0]]
     b = faces[:, [2, 0, 1]]
     return torch.minimum(a, b) * n + torch.maximum(a, b)
@@ -60,6 +60,8 @@ def unique_edges(faces: torch.Tensor) -> torch.Tensor:
 
 def normal_consistency(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     """Mean 1 − cos of the angle between the normals of faces sharing an edge (0 for a flat sheet)."""
+    if len(faces) == 0:
+        return vertices.new_zeros(())
     neighbour = edge_neighbours(faces)
     face, _ = torch.nonzero(neighbour >= 0, as_tuple=True)
     if len(face) == 0:
@@ -71,6 +73,8 @@ def normal_consistency(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Ten
 
 def laplacian_smoothing(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     """Mean squared length of the uniform Laplacian, v − mean of v's neighbours (world units²)."""
+    if len(faces) == 0:
+        return vertices.new_zeros(())
     edges = unique_edges(faces)
     both = torch.cat([edges, edges.flip(1)])
     total = torch.zeros_like(vertices).index_add(0, both[:, 0], vertices[both[:, 1]])

@@ -226,6 +226,8 @@ def fragments_of(face: torch.Tensor, clip: torch.Tensor, faces: torch.Tensor, he
 def interpolate(attributes: torch.Tensor, fragments: Fragments, faces: torch.Tensor) -> torch.Tensor:
     """Per-vertex attributes V×C (shared) or B×V×C → per-pixel values B×H×W×C (zeros where nothing is drawn)."""
     face = fragments.face
+    if len(faces) == 0:
+        return attributes.new_zeros(*face.shape, attributes.shape[-1])
     if attributes.dim() == 2:
         attributes = attributes.expand(face.shape[0], *attributes.shape)
     corners = faces.long()[face.clamp(min=0)]  # B×H×W×3
