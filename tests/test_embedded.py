@@ -100,14 +100,15 @@ def test_mesh_judge_rasterizer_covers_the_projected_square():
     import numpy as np
     import trimesh
 
-    from dreamlift.embedded.mesh_judge import hue_colour, rasterize
+    from dreamlift.embedded.mesh_judge import hue_colour, render_mesh_file
     from dreamlift.renderers.cameras import orbit_cameras
 
     box = trimesh.creation.box((0.5, 0.5, 0.5))
     box.visual.vertex_colors = np.tile([30, 60, 220, 255], (len(box.vertices), 1))
     fov = math.radians(40)
     camera = orbit_cameras(torch.tensor([0.0]), torch.tensor([0.0]), torch.tensor([2.0]), torch.tensor([fov]))
-    image, mask = rasterize(box, camera.c2w[0], fov, 64)
+    images, masks = render_mesh_file(box, camera, 64)
+    image, mask = images[0], masks[0]
     # The front face (x = 0.25) projects to a square of side 0.5 / 1.75 · focal pixels.
     side = 0.5 / 1.75 * (32 / math.tan(fov / 2))
     assert mask.sum().item() == pytest.approx(side**2, rel=0.1)
