@@ -120,13 +120,21 @@ def run_text3d(argv: list[str]) -> int:
     return 0
 
 
+def export_details(stats: dict) -> str:
+    """An export's statistics in a few words: faces, threshold (NeRF exports), watertight, textured."""
+    details = [f"{stats['faces']} faces"]
+    if "threshold" in stats:
+        details.append(f"threshold {stats['threshold']:.3g}")
+    details += [word for word in ("watertight", "textured") if stats.get(word)]
+    return ", ".join(details)
+
+
 def export_summary(folder: Path, config, metrics: dict) -> str:
     """What a stage wrote into ``folder``, in a few words, from its metrics."""
     export = metrics["export"]
-    details = [f"{export['faces']} faces"] + ["watertight"] * export["watertight"] + ["textured"] * export.get("textured", False)
     turntable = " and turntable.mp4" if config.export.turntable_frames > 0 else ""
     seconds = metrics["train_seconds"] + export["seconds"]
-    return f"{folder}/mesh.{{{','.join(config.export.formats)}}} ({', '.join(details)}){turntable} in {seconds:.0f} s"
+    return f"{folder}/mesh.{{{','.join(config.export.formats)}}} ({export_details(export)}){turntable} in {seconds:.0f} s"
 
 
 def run_export(argv: list[str]) -> int:
@@ -150,12 +158,7 @@ def run_export(argv: list[str]) -> int:
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     metrics.update(exported)
     write_text(metrics_path, json.dumps(metrics, indent=2))
-    details = [f"{stats['faces']} faces"]
-    if "threshold" in stats:
-        details.append(f"threshold {stats['threshold']:.3g}")
-    if stats.get("textured"):
-        details.append("textured")
-    print(f"text3d export: {', '.join(details)} → {args.run_dir}", file=sys.stderr)
+    print(f"text3d export: {export_details(stats)} → {args.run_dir}", file=sys.stderr)
     return 0
 
 

@@ -27,6 +27,7 @@ from skimage import measure
 from dreamlift.errors import UsageError
 from dreamlift.outputs import atomic_path
 from dreamlift.renderers.cameras import generate_rays, turntable_cameras
+from dreamlift.renderers.fields import evaluate_in_chunks
 from dreamlift.pipelines.texture import textured_mesh
 from dreamlift.renderers.scene import MeshScene, NeRFScene
 from dreamlift.renderers.shading import fixed_light
@@ -92,7 +93,7 @@ def auto_threshold(scene: NeRFScene, views: int = 8, size: int = 64) -> float:
     inside = t < t_far[:, None]
     points = origins[:, None] + t[..., None] * directions[:, None]
     density = torch.zeros_like(t)
-    density[inside] = torch.cat([scene.field.density(chunk) for chunk in points[inside].split(65536)])
+    density[inside] = evaluate_in_chunks(scene.field.density, points[inside])
     transmittance = torch.exp(-torch.cumsum(density * step, dim=1))
     crossed = transmittance < 0.5
     opaque = crossed.any(dim=1)
@@ -103,13 +104,13 @@ def auto_threshold(scene: NeRFScene, views: int = 8, size: int = 64) -> float:
 
 
 @torch.no_grad()
-def density_grid(scene: NeRFScene, resolution: int, chunk: int = 65536) -> np.ndarray:
+def density_grid(scene: NeRFScene, resolution: int) -> np.ndarray:
     """Density at the centres of a resolution³ grid over the scene cube (float32, indexed [x, y, z])."""
     bound = scene.field.config.bound
     device = next(scene.parameters()).device
     axis = (torch.arange(resolution, device=device) + 0.5) / resolution * 2 * bound - bound
     points = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3)
-    values = torch.cat([scene.field.density(points[i : i + chunk]) for i in range(0, points.shape[0], chunk)])
+    values = evaluate_in_chunks(scene.field.density, points)
     return values.reshape(resolution, resolution, resolution).float().cpu().numpy()
 
 
@@ -150,7 +151,7 @@ def scene_mesh(scene: NeRFScene | MeshScene, config: ExportConfig) -> tuple[trim
     else:
         vertices, faces = scene.geometry()
         mesh = trimesh.Trimesh(vertices.cpu().numpy(), faces.cpu().numpy(), process=True)
-        mesh = drop_floaters(mesh, config.min_component_fraction) if len(mesh.faces) else mesh
+        mesh = drop_floaters(mesh, config.min_component_fraction)
         stats, textured = {}, True
     stats.update(vertices=len(mesh.vertices), faces=len(mesh.faces), watertight=bool(len(mesh.faces)) and bool(mesh.is_watertight))
     if len(mesh.faces) == 0:
@@ -159,7 +160,7 @@ def scene_mesh(scene: NeRFScene | MeshScene, config: ExportConfig) -> tuple[trim
         mesh = textured_mesh(mesh, scene.albedo, config.texture_resolution, config.texture_padding, device)
     else:
         points = torch.as_tensor(mesh.vertices, dtype=torch.float32, device=device)
-        colours = torch.cat([scene.albedo(chunk) for chunk in points.split(65536)])
+        colours = evaluate_in_chunks(scene.albedo, points)
         colours = (colours.clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
         mesh.visual.vertex_colors = np.concatenate([colours, np.full((len(colours), 1), 255, np.uint8)], axis=1)
     stats["textured"] = textured
@@ -200,7 +201,7 @@ def write_meshes(mesh: trimesh.Trimesh, out_dir, formats: tuple[str, ...]) -> li
 
 
 @torch.no_grad()
-def render_turntable(scene: NeRFScene, config: ExportConfig) -> np.ndarray:
+def render_turntable(scene: NeRFScene | MeshScene, config: ExportConfig) -> np.ndarray:
     """Frames F×H×W×3 (uint8) of the scene on a 360° orbit, Lambertian-shaded under a light fixed in the world."""
     size = config.turntable_resolution + config.turntable_resolution % 2
     device = next(scene.parameters()).device

@@ -383,8 +383,9 @@ class TextTo3D:
         if not self.checkpoint_path.is_file():
             raise UsageError(f"nothing to resume in {self.run_dir} (no checkpoints/last.pt)")
         state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
-        if state.get("stage", "nerf") != self.stage:
-            raise UsageError(f"{self.checkpoint_path} is a {state['stage']}-stage checkpoint, not a {self.stage}-stage one")
+        saved_stage = state.get("stage", "nerf")
+        if saved_stage != self.stage:
+            raise UsageError(f"{self.checkpoint_path} is a {saved_stage}-stage checkpoint, not a {self.stage}-stage one")
         for scene, optimizer, scene_state, optimizer_state in zip(
             self.scenes, self.optimizers, state["scenes"], state["optimizers"], strict=True
         ):

@@ -17,6 +17,7 @@ import trimesh
 from PIL import Image
 
 from dreamlift.errors import UsageError
+from dreamlift.renderers.fields import evaluate_in_chunks
 from dreamlift.renderers.mesh_renderer import AlbedoFn
 from dreamlift.renderers.raster import RasterizerConfig, interpolate, rasterize
 
@@ -56,7 +57,7 @@ def bake_albedo(
     points = interpolate(vertices, fragments, faces)[0]  # H×W×3
     filled = fragments.face[0] >= 0
     image = torch.zeros(resolution, resolution, 3, device=vertices.device)
-    image[filled] = torch.cat([albedo(chunk) for chunk in points[filled].split(65536)]).clamp(0, 1).float()
+    image[filled] = evaluate_in_chunks(albedo, points[filled]).clamp(0, 1).float()
     return dilate(image, filled, padding)
 
 

@@ -83,7 +83,8 @@ def marching_tetrahedra(vertices: torch.Tensor, tets: torch.Tensor, sdf: torch.T
     inside = sdf < 0
     corner_inside = inside[tets]
     count = corner_inside.sum(1)
-    crossing_tets = tets[(count > 0) & (count < 4)]
+    crossing = (count > 0) & (count < 4)
+    crossing_tets, corner_inside = tets[crossing], corner_inside[crossing]
     if len(crossing_tets) == 0:
         return vertices.new_zeros(0, 3), torch.zeros(0, 3, dtype=torch.long, device=vertices.device)
     pairs = crossing_tets[:, torch.tensor(TET_EDGES, device=tets.device)]  # T×6×2
@@ -97,7 +98,7 @@ def marching_tetrahedra(vertices: torch.Tensor, tets: torch.Tensor, sdf: torch.T
     sa, sb = sdf[a[cut]][:, None], sdf[b[cut]][:, None]
     surface_vertices = (vertices[a[cut]] * sb - vertices[b[cut]] * sa) / (sb - sa)
 
-    case = (corner_inside[(count > 0) & (count < 4)].long() * torch.tensor([1, 2, 4, 8], device=tets.device)).sum(1)
+    case = (corner_inside.long() * torch.tensor([1, 2, 4, 8], device=tets.device)).sum(1)
     table = TRIANGLE_TABLE.to(tets.device)[case]  # T×2×3 edge slots
     slot_vertex = surface_index[edge_of_slot].reshape(-1, 6)  # T×6
     present = table[:, :, 0] >= 0
@@ -179,7 +180,8 @@ class DMTetGeometry(nn.Module):
     ) -> float:
         """Fit the field's SDF to ``target_sdf`` (points N×3 → N) at the grid vertices, with no deformation, by
         ``init_steps`` Adam steps on random batches of vertices; returns the mean squared error at the end."""
-        target = target_sdf(self.grid_vertices).detach()
+        with torch.no_grad():
+            target = target_sdf(self.grid_vertices)
         optimizer = torch.optim.Adam(self.parameters(), lr=self.config.init_lr)
         generator = torch.Generator(self.grid_vertices.device).manual_seed(0)
         for _ in tqdm(range(self.config.init_steps), desc="dmtet init", disable=not show_progress, leave=False):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +42,11 @@ def make_mlp(in_dim: int, hidden_dim: int, hidden_layers: int, out_dim: int) -> 
         width = hidden_dim
     layers.append(nn.Linear(width, out_dim))
     return nn.Sequential(*layers)
+
+
+def evaluate_in_chunks(fn: Callable[[torch.Tensor], torch.Tensor], points: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
+    """``fn`` (points n×3 → n×…) over points N×3, ``chunk`` points at a time to bound memory; returns N×…."""
+    return torch.cat([fn(part) for part in points.split(chunk)])
 
 
 @dataclass

@@ -24,9 +24,9 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     return F.normalize(summed, dim=-1)
 
 
-def edge_keys(faces: torch.Tensor, vertex_count: int | None = None) -> torch.Tensor:
+def edge_keys(faces: torch.Tensor) -> torch.Tensor:
     """One integer per face edge, equal for the two faces sharing it: F×3, entry k for the edge opposite corner k."""
-    n = int(faces.max()) + 1 if vertex_count is None and len(faces) else (vertex_count or 0)
+    n = int(faces.max()) + 1 if len(faces) else 0
     a = faces[:, [1, 2, 0]]
     b = faces[:, [2, 0, 1]]
     return torch.minimum(a, b) * n + torch.maximum(a, b)

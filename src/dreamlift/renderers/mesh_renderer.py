@@ -50,8 +50,7 @@ def render_mesh(
     else:
         if light is None:
             raise ValueError(f"shading '{shading}' needs a light")
-        normals = F.normalize(interpolate(vertex_normals(vertices, faces), fragments, faces), dim=-1)
-        normals = normals * covered[..., None]
+        normals = F.normalize(interpolate(vertex_normals(vertices, faces), fragments, faces), dim=-1)  # 0 where empty
         image_of_pixel = torch.nonzero(covered, as_tuple=True)[0]
         light_dir, ambient = light
         base = torch.ones_like(surface_albedo) if shading == "textureless" else surface_albedo

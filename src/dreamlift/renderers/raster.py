@@ -180,9 +180,8 @@ def visible_faces(clip: torch.Tensor, faces: torch.Tensor, height: int, width: i
         owner, bary, pixel = owner[inside], bary[inside], (py * width + px).long()[inside]
         depth = 1 / (bary / cw[owner]).sum(-1)
         nearest = torch.full_like(depth_buffer, math.inf).scatter_reduce(0, pixel, depth, "amin")
-        winner = torch.full_like(face_buffer, -1).scatter_reduce(
-            0, pixel[depth == nearest[pixel]], owner[depth == nearest[pixel]], "amax"
-        )
+        wins = depth == nearest[pixel]
+        winner = torch.full_like(face_buffer, -1).scatter_reduce(0, pixel[wins], owner[wins], "amax")
         closer = nearest < depth_buffer
         depth_buffer = torch.where(closer, nearest, depth_buffer)
         face_buffer = torch.where(closer, winner, face_buffer)

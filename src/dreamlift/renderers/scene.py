@@ -10,7 +10,7 @@ from torch import nn
 from dreamlift.renderers.background import Background, BackgroundConfig
 from dreamlift.renderers.cameras import Cameras
 from dreamlift.renderers.dmtet import DMTetConfig, DMTetGeometry
-from dreamlift.renderers.fields import FieldConfig, RadianceField
+from dreamlift.renderers.fields import FieldConfig, RadianceField, evaluate_in_chunks
 from dreamlift.renderers.mesh_renderer import render_mesh
 from dreamlift.renderers.raster import RasterizerConfig
 from dreamlift.renderers.render_output import RenderOutput, Shading
@@ -102,8 +102,7 @@ class MeshScene(nn.Module):
         bound = self.geometry.bound
 
         def target(points: torch.Tensor) -> torch.Tensor:
-            density = torch.cat([nerf.field.density(chunk) for chunk in points.split(65536)])
-            sdf = ((threshold - density) / threshold).clamp(-1, 1)
+            sdf = ((threshold - evaluate_in_chunks(nerf.field.density, points)) / threshold).clamp(-1, 1)
             on_boundary = (points.abs() >= bound - 1e-6).any(-1)
             return torch.where(on_boundary, torch.ones_like(sdf), sdf)
 
