@@ -13,6 +13,7 @@ def test_ships_loads_offline_and_fits_the_embedded_prior():
     prior = load_prior(PriorConfig(), EMBEDDED_PRIOR_DIR, torch.device("cpu"))
     adapter.check_fits(prior.unet)
     assert adapter.config.cross_attention_dim == prior.unet.config.cross_attention_dim  # motion words reach it
+    assert adapter.config.prompt_embedding_dim and adapter.config.prompt_frame_basis == 2  # and say which way
     trained = [m.proj_out.weight.abs().max() for m in adapter.modules() if hasattr(m, "proj_out")]
     assert min(trained) > 0  # every temporal layer moved away from its zero start
     size = sum(f.stat().st_size for f in EMBEDDED_MOTION_DIR.rglob("*") if f.is_file())

@@ -15,7 +15,7 @@ from dreamlift.cli import text2video_main
 from dreamlift.pipelines.text_to_video import Text2VideoConfig, TextToVideo
 from dreamlift.video.clips import reversed_caption
 from dreamlift.video.inflation import InflatedUNet, frame_windows, window_weights
-from dreamlift.video.temporal import TemporalAdapter, load_temporal_adapter
+from dreamlift.video.temporal import TemporalAdapter, frame_basis, load_temporal_adapter
 from dreamlift.video.zero_shot import CrossFrameAttnProcessor, cross_frame_attention, translate_latents
 
 
@@ -41,10 +41,13 @@ def inputs():
     return torch.randn(2, 4, 5, 16, 16, generator=generator), torch.randn(2, 16, 32, generator=generator)
 
 
-@pytest.mark.parametrize("text_attention", [True, False])
-def test_zero_initialised_layers_equal_the_image_model(tiny_prior, inputs, text_attention):
+@pytest.mark.parametrize(
+    "conditioning",
+    [{"text_attention": False}, {"text_attention": True}, {"text_attention": True, "prompt_embedding_dim": 8}],
+)
+def test_zero_initialised_layers_equal_the_image_model(tiny_prior, inputs, conditioning):
     unet = tiny_prior.unet
-    adapter = TemporalAdapter.for_unet(unet, text_attention=text_attention, num_attention_heads=2)
+    adapter = TemporalAdapter.for_unet(unet, num_attention_heads=2, **conditioning)
     sample, text = inputs
     with torch.no_grad(), InflatedUNet(unet, adapter) as inflated:
         video = inflated(sample, torch.tensor(400), text)
@@ -78,6 +81,47 @@ def test_animatediff_motion_adapter_round_trips(tiny_prior, inputs, tmp_path):
         expected = reference(sample, 400, encoder_hidden_states=text.repeat_interleave(sample.shape[2], 0)).sample
     assert (video - frame_by_frame(unet, sample, 400, text)).abs().max() > 1e-2  # the layers do something
     torch.testing.assert_close(video, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_frame_basis_is_a_constant_then_a_falling_ramp():
+    basis = frame_basis(8, 3)
+    assert basis.shape == (3, 8) and torch.equal(basis[0], torch.ones(8))
+    assert (basis[1][1:] < basis[1][:-1]).all() and torch.allclose(basis[1], -basis[1].flip(0))
+    assert torch.allclose(basis @ basis.T, torch.diag(torch.tensor([8.0, 4.0, 4.0])), atol=1e-5)  # orthogonal
+
+
+def test_prompt_term_is_the_pooled_prompt_projected_and_spread_over_frames(tiny_prior, inputs):
+    """What the hook adds to a temporal layer's frame tokens: the same at every position, per frame the basis-weighted
+    projection of the pooled prompt — so a prompt can push the first and the last frame in opposite directions."""
+    unet = tiny_prior.unet
+    adapter = randomised(TemporalAdapter.for_unet(unet, num_attention_heads=2, prompt_embedding_dim=8))
+    temporal = adapter.down_blocks[0].motion_modules[0]
+    projection = adapter.down_blocks[0].prompt_projections[0]
+    added = []
+
+    def capture(module, args, kwargs, output):  # diffusers calls proj_in(input=…)
+        added.append(output - torch.nn.functional.linear(kwargs["input"], module.weight, module.bias))
+
+    sample, text = inputs
+    with torch.no_grad(), InflatedUNet(unet, adapter) as inflated:
+        handle = temporal.proj_in.register_forward_hook(capture, with_kwargs=True)
+        inflated(sample, torch.tensor(400), text)
+        handle.remove()
+        weights = projection(adapter.prompt_pooling(text)).view(2, 2, -1)  # B×K×C
+    batch, frames = sample.shape[0], sample.shape[2]
+    term = added[0].reshape(batch, -1, frames, weights.shape[-1])  # B×(H·W)×F×C
+    expected = torch.einsum("kf,bkc->bfc", frame_basis(frames, 2), weights)
+    torch.testing.assert_close(term, expected[:, None].expand_as(term), atol=1e-5, rtol=1e-5)
+    assert (expected[:, 0] - expected[:, -1]).abs().max() > 1e-3  # the ramp makes first and last frame differ
+
+
+def test_prompt_embedding_needs_text_states():
+    with pytest.raises(ValueError, match="needs the text width"):
+        TemporalAdapter(block_out_channels=(32, 64), prompt_embedding_dim=8)
+    from dreamlift.video.train import TrainMotionConfig
+
+    with pytest.raises(ValueError, match="needs text_attention"):
+        TrainMotionConfig(text_attention=False)
 
 
 def test_adapter_that_does_not_fit_is_refused(tiny_prior):
@@ -188,6 +232,7 @@ def test_training_updates_only_the_temporal_layers_and_resumes(tiny_prior, tmp_p
     MotionTrainer(config, tiny_prior, tmp_path / "work", tmp_path / "motion").run()
     adapter = load_temporal_adapter(tmp_path / "motion")
     assert adapter.config.trained_frames == 4 and adapter.config.cross_attention_dim == 32
+    assert adapter.config.prompt_embedding_dim == 128 and adapter.prompt_pooling is not None
     assert adapter.down_blocks[0].motion_modules[0].proj_out.weight.abs().max() > 0
     for key, value in tiny_prior.unet.state_dict().items():
         assert torch.equal(value, unet_before[key]), key

@@ -3,8 +3,10 @@
 The U-Net itself is unchanged and stays frozen. Forward hooks on its spatial layers (each resnet of a block
 without attention, each attention of a block with it, each mid-block attention) pass their output through the
 matching temporal transformer of a :class:`TemporalAdapter` — the places, and the order, where diffusers'
-UNetMotionModel puts its motion modules. With zero-initialised temporal layers the inflated model is exactly
-the image model applied frame by frame.
+UNetMotionModel puts its motion modules. When the adapter has a prompt embedding, a hook on each temporal
+transformer's ``proj_in`` adds that layer's projection of the pooled prompt to its frame tokens, weighted per
+frame by the cosine frame basis (over the frames of the window the layer sees). With
+zero-initialised temporal layers the inflated model is exactly the image model applied frame by frame.
 
 Clips longer than the layers were trained on are handled FreeNoise-style: each temporal transformer runs on
 overlapping windows of ``window`` frames, ``stride`` apart, and the windows' updates are blended with
@@ -17,17 +19,20 @@ import torch
 from diffusers import UNet2DConditionModel
 from diffusers.models.unets.unet_motion_model import AnimateDiffTransformer3D
 
-from dreamlift.video.temporal import TemporalAdapter
+from dreamlift.video.temporal import TemporalAdapter, frame_basis
 
 
-def spatial_temporal_pairs(unet: UNet2DConditionModel, adapter: TemporalAdapter):
-    """(spatial layer, temporal transformer) pairs: each temporal transformer runs on its layer's output."""
-    for spatial_blocks, temporal_blocks in ((unet.down_blocks, adapter.down_blocks), (unet.up_blocks, adapter.up_blocks)):
+def spatial_temporal_layers(unet: UNet2DConditionModel, adapter: TemporalAdapter):
+    """(spatial layer, temporal transformer, prompt projection or None) triples: each temporal transformer runs
+    on its spatial layer's output, with its projection of the pooled prompt when the adapter has one."""
+    pairs = [(unet.down_blocks, adapter.down_blocks), (unet.up_blocks, adapter.up_blocks)]
+    if adapter.mid_block is not None:
+        pairs.append(([unet.mid_block], [adapter.mid_block]))
+    for spatial_blocks, temporal_blocks in pairs:
         for spatial, temporal in zip(spatial_blocks, temporal_blocks, strict=True):
             layers = spatial.attentions if getattr(spatial, "attentions", None) else spatial.resnets
-            yield from zip(layers, temporal.motion_modules, strict=True)
-    if adapter.mid_block is not None:
-        yield from zip(unet.mid_block.attentions, adapter.mid_block.motion_modules, strict=True)
+            projections = temporal.prompt_projections or [None] * len(temporal.motion_modules)
+            yield from zip(layers, temporal.motion_modules, projections, strict=True)
 
 
 def run_per_frame(
@@ -82,9 +87,12 @@ class InflatedUNet:
         self.window, self.stride = resolve_window(adapter, window, stride)
         self._num_frames: int | None = None
         self._text: torch.Tensor | None = None
-        self._handles = [
-            layer.register_forward_hook(self._hook(temporal)) for layer, temporal in spatial_temporal_pairs(unet, adapter)
-        ]
+        self._prompt: torch.Tensor | None = None
+        self._handles = []
+        for layer, temporal, projection in spatial_temporal_layers(unet, adapter):
+            self._handles.append(layer.register_forward_hook(self._hook(temporal)))
+            if projection is not None:
+                self._handles.append(temporal.proj_in.register_forward_hook(self._prompt_hook(projection)))
 
     def __enter__(self) -> InflatedUNet:
         return self
@@ -105,6 +113,20 @@ class InflatedUNet:
             if isinstance(output, torch.Tensor):
                 return self._temporal(temporal, output)
             return (self._temporal(temporal, output[0]), *output[1:])
+
+        return hook
+
+    def _prompt_hook(self, projection: torch.nn.Linear):
+        def hook(module, inputs, output):
+            """Frame tokens (B·H·W)×F×C plus this layer's prompt term: its projection of the pooled prompt
+            (B×K·C, one C-vector per basis function) weighted per frame by the K×F frame basis."""
+            if self._prompt is None:
+                return output
+            batch, frames, channels = self._prompt.shape[0], output.shape[1], output.shape[2]
+            weights = projection(self._prompt).view(batch, -1, channels)  # B×K×C
+            basis = frame_basis(frames, weights.shape[1]).to(weights)  # K×F
+            per_frame = torch.einsum("kf,bkc->bfc", basis, weights)
+            return output + per_frame.repeat_interleave(output.shape[0] // batch, dim=0)
 
         return hook
 
@@ -143,7 +165,9 @@ class InflatedUNet:
         """
         self._num_frames = sample.shape[2]
         self._text = encoder_hidden_states if self.adapter.config.cross_attention_dim is not None else None
+        pooling = self.adapter.prompt_pooling
+        self._prompt = pooling(encoder_hidden_states) if pooling is not None else None
         try:
             return run_per_frame(self.unet, sample, timestep, encoder_hidden_states)
         finally:
-            self._num_frames, self._text = None, None
+            self._num_frames, self._text, self._prompt = None, None, None

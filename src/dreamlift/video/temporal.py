@@ -3,8 +3,13 @@
 One temporal transformer (diffusers' ``AnimateDiffTransformer3D``) follows every spatial block of the U-Net:
 self-attention across the frames at each spatial position, sinusoidal frame-position embeddings, and, when
 ``cross_attention_dim`` is set, a cross-attention to the prompt's text states, so that motion words can steer
-the motion directly. Every output projection starts at zero, so an inflated U-Net starts equal to the image
-model (diffusers leaves new motion modules randomly initialised; we do not).
+the motion directly. With ``prompt_embedding_dim`` set as well, a :class:`PromptPooling` reads the prompt into
+one vector, and each temporal transformer adds its own projection of that vector to its frame tokens (after
+``proj_in``): a direct route from the motion words to every temporal layer. The projection gives one vector per
+cosine basis function over the frames (``prompt_frame_basis``: a constant, then a ramp from the first frame to
+the last, …), so a prompt can say which way along time things change, not only that they change. Every output projection starts at
+zero, so an inflated U-Net starts equal to the image model (diffusers leaves new motion modules randomly
+initialised; we do not).
 
 The parameter names are MotionAdapter's (``down_blocks.i.motion_modules.j…``, ``mid_block…``, ``up_blocks…``),
 so an AnimateDiff motion adapter converts by a plain state-dict copy (:func:`from_motion_adapter`), and an
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from diffusers import MotionAdapter, UNet2DConditionModel
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
@@ -25,10 +31,51 @@ from dreamlift.errors import UsageError
 from dreamlift.priors.diffusion import looks_like_hub_id, quiet_libraries
 
 
-class TemporalBlock(nn.Module):
-    """The temporal layers that follow the spatial layers of one U-Net block (MotionAdapter's ``MotionModules``)."""
+class PromptPooling(nn.Module):
+    """Attention pooling of a prompt's text states into one vector: learned queries over the prompt's tokens.
 
-    def __init__(self, channels: int, num_layers: int, heads: int, groups: int, max_frames: int, text_dim: int | None):
+    A per-position cross-attention must find the one word that says which way things move among the other
+    tokens, separately at every pixel and noise level; a few learned queries can lock onto it once for the clip.
+    """
+
+    def __init__(self, text_dim: int, width: int, num_queries: int):
+        super().__init__()
+        self.queries = nn.Parameter(torch.randn(num_queries, width) / width**0.5)
+        self.to_key = nn.Linear(text_dim, width)
+        self.to_value = nn.Linear(text_dim, width)
+        self.to_out = nn.Sequential(nn.Linear(num_queries * width, width), nn.SiLU(), nn.Linear(width, width))
+
+    def forward(self, text: torch.Tensor) -> torch.Tensor:
+        """Text states B×L×D → prompt vectors B×width."""
+        keys, values = self.to_key(text), self.to_value(text)  # B×L×W
+        scores = torch.einsum("qw,blw->bql", self.queries, keys) / keys.shape[-1] ** 0.5
+        pooled = torch.einsum("bql,blw->bqw", scores.softmax(dim=-1), values)
+        return self.to_out(pooled.flatten(1))
+
+
+def frame_basis(num_frames: int, size: int) -> torch.Tensor:
+    """Cosine basis over frames, size×F: row k is cos(π·k·(f + ½)/F) (row 0 is all ones, row 1 falls from ≈1 at
+    the first frame to ≈−1 at the last)."""
+    frames = torch.arange(num_frames, dtype=torch.float32) + 0.5
+    return torch.cos(torch.pi * torch.arange(size, dtype=torch.float32)[:, None] * frames[None] / num_frames)
+
+
+class TemporalBlock(nn.Module):
+    """The temporal layers that follow the spatial layers of one U-Net block (MotionAdapter's ``MotionModules``),
+    and, with a prompt embedding, one projection of the prompt vector per layer (to the layer's width, once per
+    frame basis function)."""
+
+    def __init__(
+        self,
+        channels: int,
+        num_layers: int,
+        heads: int,
+        groups: int,
+        max_frames: int,
+        text_dim: int | None,
+        prompt_dim: int | None,
+        prompt_basis: int,
+    ):
         super().__init__()
         self.motion_modules = nn.ModuleList(
             AnimateDiffTransformer3D(
@@ -45,13 +92,17 @@ class TemporalBlock(nn.Module):
             )
             for _ in range(num_layers)
         )
+        self.prompt_projections = nn.ModuleList(
+            [] if prompt_dim is None else [nn.Linear(prompt_dim, prompt_basis * channels) for _ in range(num_layers)]
+        )
 
 
 class TemporalAdapter(ModelMixin, ConfigMixin):
     """Temporal transformers for every spatial block of a UNet2DConditionModel.
 
     Shapes: each temporal transformer maps hidden states (B·F)×C×H×W to the same shape, attending over the F
-    frames at each of the H×W positions (and, with text cross-attention, to (B·H·W)×L×D text states).
+    frames at each of the H×W positions (and, with text cross-attention, to (B·H·W)×L×D text states). The
+    prompt pooling maps B×L×D text states to B×prompt_embedding_dim.
     """
 
     @register_to_config
@@ -65,18 +116,33 @@ class TemporalAdapter(ModelMixin, ConfigMixin):
         max_frames: int = 32,
         trained_frames: int = 16,
         cross_attention_dim: int | None = None,
+        prompt_embedding_dim: int | None = None,
+        prompt_queries: int = 4,
+        prompt_frame_basis: int = 2,
     ):
         """
         block_out_channels: the U-Net's block widths. layers_per_block: the U-Net's (the up blocks get one more).
         mid_block_layers: temporal layers in the mid block (0: none). max_frames: length of the frame-position
         table. trained_frames: clip length the layers were trained on; longer clips are sampled in windows of it.
         cross_attention_dim: width of the text states the temporal layers attend to (None: no text attention).
+        prompt_embedding_dim: width of the pooled prompt vector added to every temporal layer's frame tokens
+        (None: none; needs cross_attention_dim). prompt_queries: learned queries of the prompt pooling.
+        prompt_frame_basis: cosine basis functions over the frames that the prompt vector sets the weights of
+        (1: the same vector for every frame; 2: also a ramp along the clip; see :func:`frame_basis`).
         """
         super().__init__()
+        if prompt_embedding_dim is not None and cross_attention_dim is None:
+            raise ValueError("a prompt embedding needs the text width (cross_attention_dim)")
+        if prompt_frame_basis < 1:
+            raise ValueError("prompt_frame_basis must be ≥ 1")
+        self.prompt_pooling = (
+            PromptPooling(cross_attention_dim, prompt_embedding_dim, prompt_queries) if prompt_embedding_dim is not None else None
+        )
 
         def block(channels: int, num_layers: int) -> TemporalBlock:
-            heads = num_attention_heads
-            return TemporalBlock(channels, num_layers, heads, norm_num_groups, max_frames, cross_attention_dim)
+            heads, text_dim = num_attention_heads, cross_attention_dim
+            prompt = (prompt_embedding_dim, prompt_frame_basis)
+            return TemporalBlock(channels, num_layers, heads, norm_num_groups, max_frames, text_dim, *prompt)
 
         self.down_blocks = nn.ModuleList(block(c, layers_per_block) for c in block_out_channels)
         self.mid_block = block(block_out_channels[-1], mid_block_layers) if mid_block_layers > 0 else None
@@ -87,8 +153,11 @@ class TemporalAdapter(ModelMixin, ConfigMixin):
                 nn.init.zeros_(module.proj_out.bias)
 
     @classmethod
-    def for_unet(cls, unet: UNet2DConditionModel, text_attention: bool = True, **kwargs) -> TemporalAdapter:
-        """Zero-initialised temporal layers that fit ``unet`` (text attention at the U-Net's text width)."""
+    def for_unet(
+        cls, unet: UNet2DConditionModel, text_attention: bool = True, prompt_embedding_dim: int | None = None, **kwargs
+    ) -> TemporalAdapter:
+        """Zero-initialised temporal layers that fit ``unet`` (text attention at the U-Net's text width, and a
+        pooled prompt embedding of ``prompt_embedding_dim`` when given)."""
         config = unet.config
         return cls(
             block_out_channels=tuple(config.block_out_channels),
@@ -96,6 +165,7 @@ class TemporalAdapter(ModelMixin, ConfigMixin):
             mid_block_layers=1,
             norm_num_groups=config.norm_num_groups,
             cross_attention_dim=config.cross_attention_dim if text_attention else None,
+            prompt_embedding_dim=prompt_embedding_dim,
             **kwargs,
         )
 

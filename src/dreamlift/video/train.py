@@ -56,6 +56,12 @@ class TrainMotionConfig:
     """Heads of each temporal attention (must divide every block width)."""
     text_attention: bool = True
     """Give the temporal layers a cross-attention to the prompt, so motion words steer motion directly."""
+    prompt_embedding_dim: int = 128
+    """Width of the pooled prompt vector that every temporal layer adds to its frame tokens (0: none; needs
+    text_attention). It gives the motion words a direct route to every layer."""
+    prompt_frame_basis: int = 2
+    """Cosine basis functions over the frames whose weights the prompt vector sets (1: one vector for all frames;
+    2: also a ramp from the first frame to the last, so the prompt can say which way along time things change)."""
     checkpoint_every: int = 100
     """Steps between checkpoints."""
     clean_weight_cap: float = 20.0
@@ -79,6 +85,12 @@ class TrainMotionConfig:
             raise ValueError("caption_dropout must lie in [0, 1)")
         if not 0 <= self.time_reversal <= 1:
             raise ValueError("time_reversal must lie in [0, 1]")
+        if self.prompt_embedding_dim < 0:
+            raise ValueError("prompt_embedding_dim must be ≥ 0")
+        if self.prompt_frame_basis < 1:
+            raise ValueError("prompt_frame_basis must be ≥ 1")
+        if self.prompt_embedding_dim and not self.text_attention:
+            raise ValueError("prompt_embedding_dim needs text_attention=true (or set prompt_embedding_dim=0)")
         if self.lr <= 0:
             raise ValueError("lr must be > 0")
         if self.clean_weight_cap < 0:
@@ -144,6 +156,8 @@ class MotionTrainer(StagedTrainer):
         return TemporalAdapter.for_unet(
             self.prior.unet,
             text_attention=self.config.text_attention,
+            prompt_embedding_dim=self.config.prompt_embedding_dim or None,
+            prompt_frame_basis=self.config.prompt_frame_basis,
             num_attention_heads=self.config.num_attention_heads,
             trained_frames=self.config.num_frames,
         )

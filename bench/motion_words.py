@@ -1,0 +1,80 @@
+"""Do the temporal layers read the motion word? Denoising loss with the clip's caption against the opposite caption.
+
+    python bench/motion_words.py [--motion-adapter embedded|PATH ...] [--clips 64] [--device cpu|cuda]
+
+Held-out procedural clips (a seed no training run uses) are noised at a few timesteps and denoised by the
+inflated U-Net twice: with the clip's own caption ("a red cube moving left") and with the opposite motion word
+("a red cube moving right"). Same frames, same noise, so any difference in the ε error comes from the word
+alone. A model that ignores the word has a ratio (opposite / own) of 1.00; one that reads it has ratios above
+1, largest at high noise, where only the prompt can say which way things move. Much cheaper than sampling
+(bench/motion_quality.py), so it is the first check of a new motion model.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from dreamlift.cli import load_model, load_motion_adapter
+from dreamlift.embedded.motions import render_motion_clips
+from dreamlift.pipelines.text_to_video import Text2VideoConfig
+from dreamlift.priors.diffusion import quiet_libraries
+from dreamlift.video.clips import reversed_caption
+from dreamlift.video.inflation import InflatedUNet
+
+HELD_OUT_SEED = 987_654
+TIMESTEPS = (200, 500, 800, 950)
+
+
+@torch.no_grad()
+def word_losses(prior, adapter, clips, timesteps, batch: int = 16) -> list[tuple[int, float, float]]:
+    """(t, ε-MSE with the own caption, ε-MSE with the opposite caption) for each timestep."""
+    frames = clips.frames.flatten(0, 1).to(prior.device, prior.dtype) / 127.5 - 1
+    latents = torch.cat([prior.vae.encode(frames[i : i + 256]).latent_dist.mean for i in range(0, len(frames), 256)])
+    latents = latents * prior.vae.config.scaling_factor
+    latents = latents.reshape(len(clips.captions), -1, *latents.shape[1:]).permute(0, 2, 1, 3, 4)  # N×C×F×h×w
+    generator = torch.Generator().manual_seed(0)
+    rows = []
+    with InflatedUNet(prior.unet, adapter) as inflated:
+        for t in timesteps:
+            own_total = opposite_total = 0.0
+            for start in range(0, len(clips.captions), batch):
+                z0 = latents[start : start + batch]
+                captions = clips.captions[start : start + batch]
+                noise = torch.randn(z0.shape, generator=generator).to(z0)
+                steps = torch.full((len(z0),), t, device=prior.device)
+                noisy = prior.add_noise(z0, noise, steps).to(prior.dtype)
+                for text, key in ((captions, "own"), ([reversed_caption(c) for c in captions], "opposite")):
+                    pred = inflated(noisy, steps, prior.encode_text(text)).float()
+                    error = (pred - noise.float()).pow(2).mean().item() * len(z0)
+                    if key == "own":
+                        own_total += error
+                    else:
+                        opposite_total += error
+            n = len(clips.captions)
+            rows.append((t, own_total / n, opposite_total / n))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--motion-adapter", nargs="+", default=["embedded"])
+    parser.add_argument("--clips", type=int, default=64)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    args = parser.parse_args()
+    base = Text2VideoConfig()
+    prior = load_model(base, torch.device(args.device))
+    print(f"{'motion adapter':<40}{'t':>6}{'own caption':>14}{'opposite':>12}{'ratio':>8}")
+    for name in args.motion_adapter:
+        base.motion_adapter = name
+        with quiet_libraries():
+            adapter = load_motion_adapter(base, prior.unet).to(prior.device, prior.dtype).eval()
+        trained = adapter.config.trained_frames
+        clips = render_motion_clips(args.clips, trained, HELD_OUT_SEED, prior.image_size, str(prior.device))
+        for t, own, opposite in word_losses(prior, adapter, clips, TIMESTEPS):
+            print(f"{name[-40:]:<40}{t:>6}{own:>14.5f}{opposite:>12.5f}{opposite / own:>8.3f}")
+
+
+if __name__ == "__main__":
+    main()
