@@ -1,6 +1,6 @@
 """Motion quality of text2video on the embedded models, graded by an independent judge.
 
-    python bench/motion_quality.py [--clips 2] [--steps 25] [--guidance 7.5] [--model embedded] [--motion-adapter embedded]
+    python bench/motion_quality.py [--clips 2] [--steps 25] [--guidance 4] [--model embedded] [--motion-adapter embedded]
         [--device cpu|cuda]
 
 Prompts: six colour/shape pairs (every colour, every shape) × the six motions = 36 prompts, ``--clips`` clips
@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--motion-adapter", default="embedded")
     parser.add_argument("--clips", type=int, default=2)
     parser.add_argument("--steps", type=int, default=25)
-    parser.add_argument("--guidance", type=float, default=7.5)
+    parser.add_argument("--guidance", type=float, default=Text2VideoConfig.guidance)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     args = parser.parse_args()
     base = Text2VideoConfig(motion_adapter=args.motion_adapter)

@@ -298,7 +298,7 @@ def _text2video_parser() -> OneLineParser:
     parser.add_argument("--frames", type=int, default=None, help="frames per video (default 8)")
     parser.add_argument("--fps", type=int, default=None, help="frames per second (default 8)")
     parser.add_argument("--steps", type=int, default=None, help="denoising steps (default 25)")
-    parser.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default 7.5)")
+    parser.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default 4)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the first video; video i uses seed + i")
     parser.add_argument("--videos", type=int, default=None, help="videos of the prompt, sampled in one batch")
     parser.add_argument("--mode", choices=("animate", "zero-shot"), default=None)

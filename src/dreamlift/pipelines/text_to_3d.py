@@ -155,21 +155,22 @@ class RefineConfig:
 
     enabled: bool = False
     """Run this stage after the NeRF stage in the same command (``text3d refine RUN_DIR`` runs it regardless)."""
-    steps: int = 400
+    steps: int = 300
     """Optimisation steps of the mesh stage."""
     resolution: int = 128
-    """Render size in pixels (rasterizing is cheap, so higher than stage 1; renders are resized to the prior's)."""
+    """Render size in pixels (rasterizing is cheap, so higher than stage 1; renders are resized to the prior's, so
+    twice its size supersamples the edges)."""
     t_min: float = 0.02
     """Smallest timestep (fraction) of the guidance in this stage."""
     t_max: float = 0.5
     """Largest timestep (fraction): a narrower range than stage 1's, for detail rather than layout."""
     threshold: float | None = None
     """Density of the initial surface; null: the NeRF's automatic export threshold."""
-    normal_consistency: float = 0.5
-    """Weight of the mean 1 − cos between neighbouring face normals."""
-    laplacian: float = 50.0
+    normal_consistency: float = 5.0
+    """Weight of the mean 1 − cos between neighbouring face normals (SDS noise roughens the surface)."""
+    laplacian: float = 100.0
     """Weight of the mean squared uniform Laplacian of the vertices (world units²)."""
-    dmtet: DMTetConfig = dataclasses.field(default_factory=DMTetConfig)
+    dmtet: DMTetConfig = dataclasses.field(default_factory=lambda: DMTetConfig(grid_resolution=48))
     rasterizer: RasterizerConfig = dataclasses.field(default_factory=RasterizerConfig)
     optim: OptimConfig = dataclasses.field(default_factory=lambda: OptimConfig(lr_grid=5e-3, lr_mlp=1e-3))
     """Learning rates: grid and MLP rates apply to both the SDF field and the texture field."""

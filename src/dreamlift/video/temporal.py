@@ -7,9 +7,10 @@ the motion directly. With ``prompt_embedding_dim`` set as well, a :class:`Prompt
 one vector, and each temporal transformer adds its own projection of that vector to its frame tokens (after
 ``proj_in``): a direct route from the motion words to every temporal layer. The projection gives one vector per
 cosine basis function over the frames (``prompt_frame_basis``: a constant, then a ramp from the first frame to
-the last, …), so a prompt can say which way along time things change, not only that they change. Every output projection starts at
-zero, so an inflated U-Net starts equal to the image model (diffusers leaves new motion modules randomly
-initialised; we do not).
+the last, …), so a prompt can say which way along time things change, not only that they change.
+
+Every output projection starts at zero, so an inflated U-Net starts equal to the image model (diffusers leaves
+new motion modules randomly initialised; we do not).
 
 The parameter names are MotionAdapter's (``down_blocks.i.motion_modules.j…``, ``mid_block…``, ``up_blocks…``),
 so an AnimateDiff motion adapter converts by a plain state-dict copy (:func:`from_motion_adapter`), and an
