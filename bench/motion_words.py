@@ -38,22 +38,18 @@ def word_losses(prior, adapter, clips, timesteps, batch: int = 16) -> list[tuple
     rows = []
     with InflatedUNet(prior.unet, adapter) as inflated:
         for t in timesteps:
-            own_total = opposite_total = 0.0
+            totals = {"own": 0.0, "opposite": 0.0}
             for start in range(0, len(clips.captions), batch):
                 z0 = latents[start : start + batch]
                 captions = clips.captions[start : start + batch]
                 noise = torch.randn(z0.shape, generator=generator).to(z0)
                 steps = torch.full((len(z0),), t, device=prior.device)
                 noisy = prior.add_noise(z0, noise, steps).to(prior.dtype)
-                for text, key in ((captions, "own"), ([reversed_caption(c) for c in captions], "opposite")):
+                for key, text in (("own", captions), ("opposite", [reversed_caption(c) for c in captions])):
                     pred = inflated(noisy, steps, prior.encode_text(text)).float()
-                    error = (pred - noise.float()).pow(2).mean().item() * len(z0)
-                    if key == "own":
-                        own_total += error
-                    else:
-                        opposite_total += error
+                    totals[key] += (pred - noise.float()).pow(2).mean().item() * len(z0)
             n = len(clips.captions)
-            rows.append((t, own_total / n, opposite_total / n))
+            rows.append((t, totals["own"] / n, totals["opposite"] / n))
     return rows
 
 
