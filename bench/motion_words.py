@@ -6,8 +6,9 @@ Held-out procedural clips (a seed no training run uses) are noised at a few time
 inflated U-Net twice: with the clip's own caption ("a red cube moving left") and with the opposite motion word
 ("a red cube moving right"). Same frames, same noise, so any difference in the ε error comes from the word
 alone. A model that ignores the word has a ratio (opposite / own) of 1.00; one that reads it has ratios above
-1, largest at high noise, where only the prompt can say which way things move. Much cheaper than sampling
-(bench/motion_quality.py), so it is the first check of a new motion model.
+1, largest at high noise, where only the prompt can say which way things move; the ratio per motion shows
+which words are read. Much cheaper than sampling (bench/motion_quality.py), so it is the first check of a new
+motion model.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import argparse
 import torch
 
 from dreamlift.cli import load_model, load_motion_adapter
-from dreamlift.embedded.motions import render_motion_clips
+from dreamlift.embedded.motions import MOTIONS, render_motion_clips
 from dreamlift.pipelines.text_to_video import Text2VideoConfig
 from dreamlift.priors.diffusion import quiet_libraries
 from dreamlift.video.clips import reversed_caption
@@ -28,29 +29,28 @@ TIMESTEPS = (200, 500, 800, 950)
 
 
 @torch.no_grad()
-def word_losses(prior, adapter, clips, timesteps, batch: int = 16) -> list[tuple[int, float, float]]:
-    """(t, ε-MSE with the own caption, ε-MSE with the opposite caption) for each timestep."""
+def word_losses(prior, adapter, clips, timesteps, batch: int = 16) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    """For each timestep t: the ε-MSE of every clip (N) with its own caption, and with the opposite caption."""
     frames = clips.frames.flatten(0, 1).to(prior.device, prior.dtype) / 127.5 - 1
     latents = torch.cat([prior.vae.encode(frames[i : i + 256]).latent_dist.mean for i in range(0, len(frames), 256)])
     latents = latents * prior.vae.config.scaling_factor
     latents = latents.reshape(len(clips.captions), -1, *latents.shape[1:]).permute(0, 2, 1, 3, 4)  # N×C×F×h×w
     generator = torch.Generator().manual_seed(0)
-    rows = []
+    losses = {}
     with InflatedUNet(prior.unet, adapter) as inflated:
         for t in timesteps:
-            totals = {"own": 0.0, "opposite": 0.0}
+            own, opposite = [], []
             for start in range(0, len(clips.captions), batch):
                 z0 = latents[start : start + batch]
                 captions = clips.captions[start : start + batch]
                 noise = torch.randn(z0.shape, generator=generator).to(z0)
                 steps = torch.full((len(z0),), t, device=prior.device)
                 noisy = prior.add_noise(z0, noise, steps).to(prior.dtype)
-                for key, text in (("own", captions), ("opposite", [reversed_caption(c) for c in captions])):
+                for errors, text in ((own, captions), (opposite, [reversed_caption(c) for c in captions])):
                     pred = inflated(noisy, steps, prior.encode_text(text)).float()
-                    totals[key] += (pred - noise.float()).pow(2).mean().item() * len(z0)
-            n = len(clips.captions)
-            rows.append((t, totals["own"] / n, totals["opposite"] / n))
-    return rows
+                    errors.append((pred - noise.float()).pow(2).mean(dim=(1, 2, 3, 4)).cpu())
+            losses[t] = (torch.cat(own), torch.cat(opposite))
+    return losses
 
 
 def main() -> None:
@@ -61,15 +61,22 @@ def main() -> None:
     args = parser.parse_args()
     base = Text2VideoConfig()
     prior = load_model(base, torch.device(args.device))
-    print(f"{'motion adapter':<40}{'t':>6}{'own caption':>14}{'opposite':>12}{'ratio':>8}")
+    per_motion = "".join(f"{motion.replace('moving ', ''):>10}" for motion in MOTIONS)
+    print(f"{'motion adapter':<32}{'t':>5}{'own caption':>13}{'opposite':>10}{'ratio':>7}   ratio per motion:{per_motion}")
     for name in args.motion_adapter:
         base.motion_adapter = name
         with quiet_libraries():
             adapter = load_motion_adapter(base, prior.unet).to(prior.device, prior.dtype).eval()
         trained = adapter.config.trained_frames
         clips = render_motion_clips(args.clips, trained, HELD_OUT_SEED, prior.image_size, str(prior.device))
-        for t, own, opposite in word_losses(prior, adapter, clips, TIMESTEPS):
-            print(f"{name[-40:]:<40}{t:>6}{own:>14.5f}{opposite:>12.5f}{opposite / own:>8.3f}")
+        motion_of = [next(m for m in MOTIONS if caption.endswith(m)) for caption in clips.captions]
+        for t, (own, opposite) in word_losses(prior, adapter, clips, TIMESTEPS).items():
+            ratios = ""
+            for motion in MOTIONS:
+                rows = torch.tensor([m == motion for m in motion_of])
+                ratios += f"{opposite[rows].mean() / own[rows].mean():>10.3f}" if rows.any() else f"{'-':>10}"
+            row = f"{name[-32:]:<32}{t:>5}{own.mean():>13.5f}{opposite.mean():>10.5f}{opposite.mean() / own.mean():>7.3f}"
+            print(f"{row}{' ' * 20}{ratios}")
 
 
 if __name__ == "__main__":
