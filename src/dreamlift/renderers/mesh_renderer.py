@@ -18,7 +18,7 @@ from dreamlift.renderers.cameras import Cameras, generate_rays
 from dreamlift.renderers.mesh import vertex_normals
 from dreamlift.renderers.raster import RasterizerConfig, antialias, clip_space, interpolate, rasterize
 from dreamlift.renderers.render_output import RenderOutput, Shading
-from dreamlift.renderers.shading import lambertian
+from dreamlift.renderers.shading import shade
 
 AlbedoFn = Callable[[torch.Tensor], torch.Tensor]
 """World points N×3 → albedo N×3 in [0, 1]."""
@@ -48,13 +48,9 @@ def render_mesh(
     if shading == "albedo":
         colour[covered] = surface_albedo
     else:
-        if light is None:
-            raise ValueError(f"shading '{shading}' needs a light")
         normals = F.normalize(interpolate(vertex_normals(vertices, faces), fragments, faces), dim=-1)  # 0 where empty
         image_of_pixel = torch.nonzero(covered, as_tuple=True)[0]
-        light_dir, ambient = light
-        base = torch.ones_like(surface_albedo) if shading == "textureless" else surface_albedo
-        colour[covered] = lambertian(base, normals[covered], light_dir[image_of_pixel], ambient[image_of_pixel])
+        colour[covered] = shade(surface_albedo, normals[covered], shading, light, image_of_pixel)
         normal_image = normals.permute(0, 3, 1, 2)
     _, directions = generate_rays(cameras, height, width)
     mask = fragments.mask

@@ -1,9 +1,11 @@
-"""Lambertian shading and the random light that both the renderer and the embedded prior's dataset use."""
+"""Lambertian shading and the random light that the renderers and the embedded prior's dataset use."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from dreamlift.renderers.render_output import Shading
 
 
 def sample_lights(camera_positions: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -30,3 +32,19 @@ def lambertian(albedo: torch.Tensor, normal: torch.Tensor, light: torch.Tensor, 
     (ambient has no last dimension)."""
     diffuse = (normal * light).sum(-1).clamp(min=0)
     return albedo * (ambient + (1 - ambient) * diffuse)[..., None]
+
+
+def shade(
+    albedo: torch.Tensor,
+    normal: torch.Tensor,
+    shading: Shading,
+    light: tuple[torch.Tensor, torch.Tensor] | None,
+    image: torch.Tensor,
+) -> torch.Tensor:
+    """Colours N×3 of surface points (albedo and unit normals N×3) in a shaded mode: the albedo ("lambertian") or
+    white ("textureless") under the light (directions B×3, ambient B) of each point's image (``image``: N indices)."""
+    if light is None:
+        raise ValueError(f"shading '{shading}' needs a light")
+    directions, ambient = light
+    base = torch.ones_like(albedo) if shading == "textureless" else albedo
+    return lambertian(base, normal, directions[image], ambient[image])

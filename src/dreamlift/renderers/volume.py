@@ -26,7 +26,7 @@ from dreamlift.errors import UsageError
 from dreamlift.renderers.cameras import Cameras, generate_rays
 from dreamlift.renderers.fields import RadianceField
 from dreamlift.renderers.render_output import RenderOutput, Shading
-from dreamlift.renderers.shading import lambertian
+from dreamlift.renderers.shading import shade
 
 @dataclass
 class RendererConfig:
@@ -179,16 +179,11 @@ class VolumeRenderer:
 
         colour, normal = out.albedo, None
         if with_normals:
-            if light is None:
-                raise ValueError(f"shading '{shading}' needs a light")
             sample_weights = weights if mask is None else weights[mask]
             surface = sample_weights.detach() > self.config.normal_weight_threshold
             normal = torch.zeros_like(points)
             normal[surface] = field(points[surface], with_normals=True).normal
-            light_dir, ambient = light
-            albedo = torch.ones_like(colour) if shading == "textureless" else colour
-            image_of_sample = ray_image[sample_rays]
-            colour = lambertian(albedo, normal, light_dir[image_of_sample], ambient[image_of_sample])
+            colour = shade(colour, normal, shading, light, ray_image[sample_rays])
         rgb = accumulate(scatter(colour))
         opacity = accumulate(None)
         depth = accumulate(t_mid[..., None])

@@ -124,7 +124,7 @@ class InflatedUNet:
                 return output
             batch, frames, channels = self._prompt.shape[0], output.shape[1], output.shape[2]
             weights = projection(self._prompt).view(batch, -1, channels)  # B×K×C
-            basis = frame_basis(frames, weights.shape[1]).to(weights)  # K×F
+            basis = frame_basis(frames, weights.shape[1], weights.device).to(weights.dtype)  # K×F
             per_frame = torch.einsum("kf,bkc->bfc", basis, weights)
             return output + per_frame.repeat_interleave(output.shape[0] // batch, dim=0)
 

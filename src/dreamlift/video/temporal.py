@@ -54,11 +54,12 @@ class PromptPooling(nn.Module):
         return self.to_out(pooled.flatten(1))
 
 
-def frame_basis(num_frames: int, size: int) -> torch.Tensor:
-    """Cosine basis over frames, size×F: row k is cos(π·k·(f + ½)/F) (row 0 is all ones, row 1 falls from ≈1 at
-    the first frame to ≈−1 at the last)."""
-    frames = torch.arange(num_frames, dtype=torch.float32) + 0.5
-    return torch.cos(torch.pi * torch.arange(size, dtype=torch.float32)[:, None] * frames[None] / num_frames)
+def frame_basis(num_frames: int, size: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """Cosine basis over frames, size×F (float32, on ``device``): row k is cos(π·k·(f + ½)/F) (row 0 is all ones,
+    row 1 falls from ≈1 at the first frame to ≈−1 at the last)."""
+    frames = torch.arange(num_frames, dtype=torch.float32, device=device) + 0.5
+    orders = torch.arange(size, dtype=torch.float32, device=device)
+    return torch.cos(torch.pi * orders[:, None] * frames[None] / num_frames)
 
 
 class TemporalBlock(nn.Module):
