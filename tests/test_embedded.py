@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -92,6 +93,15 @@ def test_training_runs_resumes_and_writes_a_loadable_folder(tmp_path):
     before = (out / "unet" / "diffusion_pytorch_model.safetensors").read_bytes()
     PriorTrainer(config, work, out).run()
     assert (out / "unet" / "diffusion_pytorch_model.safetensors").read_bytes() == before
+    # More U-Net steps train on from the finished checkpoint and export again; the other stages stay done.
+    longer = dataclasses.replace(config, unet_steps=5)
+    PriorTrainer(longer, work, out).run()
+    log = json.loads((work / "log.json").read_text())
+    assert log["stages"]["unet"]["steps"] == 5 and log["stages"]["unet"]["earlier"][0]["steps"] == 3
+    assert log["stages"]["vae"]["seconds"] == summary["stages"]["vae"]["seconds"]
+    assert torch.load(work / "unet.ckpt", weights_only=False)["step"] == 5
+    assert (out / "unet" / "diffusion_pytorch_model.safetensors").read_bytes() != before
+    assert json.loads((out / "training.json").read_text())["stages"]["unet"]["steps"] == 5
 
 
 def test_mesh_judge_rasterizer_covers_the_projected_square():

@@ -3,6 +3,8 @@
 A trainer runs named stages in order inside a work folder. Each stage's completion (with its measurements)
 is recorded in ``log.json`` and a finished stage is skipped, so an interrupted run picks up where it
 stopped; inside a stage, :meth:`StagedTrainer.train_loop` checkpoints models, optimiser and random state.
+Raising a training stage's step count in a finished work folder trains that stage longer from its last
+checkpoint (see :meth:`StagedTrainer.train_longer`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,19 @@ class StagedTrainer:
         path = self.work / "log.json"
         self.log: dict = json.loads(path.read_text()) if path.exists() else {"stages": {}}
 
+    def train_longer(self, stage: str, steps: int, dependents: tuple[str, ...]) -> None:
+        """Reopen the finished training ``stage`` when ``steps`` exceeds the steps it recorded.
+
+        It then resumes from its checkpoint up to ``steps`` (a schedule over ``steps`` stretches, so the learning
+        rate rises again where the shorter run ended), and ``dependents``, the stages built on its result, run
+        again after it. The earlier record is kept under ``"earlier"`` in the stage's new one.
+        """
+        record = self.log["stages"].get(stage, {})
+        if record.get("done") and record.get("steps", steps) < steps:
+            self.log["stages"][stage] = {"done": False, "earlier": record.get("earlier", []) + [record]}
+            for name in dependents:
+                self.log["stages"].pop(name, None)
+
     def _write_log(self) -> None:
         write_text(self.work / "log.json", json.dumps(self.log, indent=2))
 
@@ -40,10 +55,12 @@ class StagedTrainer:
             hardware = torch.cuda.get_device_name(self.device)
         self.log.setdefault("hardware", hardware)
         for stage in self.stages:
-            if not self.log["stages"].get(stage, {}).get("done", False):
+            record = self.log["stages"].get(stage, {})
+            if not record.get("done", False):
                 start = time.time()
                 info = getattr(self, f"stage_{stage}")() or {}
-                self.log["stages"][stage] = {"done": True, "seconds": round(time.time() - start, 1), **info}
+                earlier = {"earlier": record["earlier"]} if "earlier" in record else {}
+                self.log["stages"][stage] = {"done": True, "seconds": round(time.time() - start, 1), **info, **earlier}
                 self._write_log()
 
     def train_loop(

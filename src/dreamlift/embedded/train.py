@@ -1,6 +1,7 @@
 """Training of the embedded prior: a small latent diffusion model in Stable Diffusion's diffusers format.
 
-Stages, each checkpointed in the work folder and skipped once done, so an interrupted run resumes:
+Stages, each checkpointed in the work folder and skipped once done, so an interrupted run resumes (and a
+finished run given more ``unet_steps`` or ``judge_steps`` trains that stage on from where it ended):
 
 1. ``data``: render the procedural dataset (images + captions) and cache it.
 2. ``vae``: an AutoencoderKL, 64×64×3 → 16×16×4, without mid-block attention.
@@ -168,6 +169,8 @@ class PriorTrainer(StagedTrainer):
         super().__init__(work, config.seed, config.checkpoint_every, device)
         self.config, self.out = config, out
         self.tokenizer = build_tokenizer()
+        self.train_longer("unet", config.unet_steps, dependents=("export",))
+        self.train_longer("judge", config.judge_steps, dependents=("export",))
 
     def run(self) -> None:
         write_text(self.work / "config.yaml", dump_yaml(self.config))

@@ -109,6 +109,7 @@ class MotionTrainer(StagedTrainer):
         if prior.vae is None:
             raise ValueError("temporal-layer training needs a latent prior (with a VAE)")
         self.config, self.prior, self.out = config, prior, Path(out)
+        self.train_longer("temporal", config.steps, dependents=("export",))
 
     def run(self) -> None:
         write_text(self.work / "config.yaml", dump_yaml(self.config))
