@@ -244,10 +244,13 @@ def test_slurm_array_runs_every_job_once_and_a_preempted_task_requeues_and_resum
     victim = jobs[1]
     record = _wait_for(lambda: _running_record(out, victim), 180, "the Slurm task to checkpoint")
     subprocess.run(["scancel", "--signal=USR2", record["slurm_job"]], check=True)  # what Slurm sends before preempting
-    # Slurm holds a requeued job for a while (BeginTime); release it at once so the test stays short.
+    # Slurm holds a requeued job for a while (BeginTime) so that the killed run's credential expires; release it
+    # sooner so the test stays short, but not within the second of the requeue: slurmd refuses a launch whose
+    # credential dates from the second it revoked the old one ("Job credential revoked"), and the task dies.
     task = record["slurm_job"]
     squeue = ["squeue", "-h", "-j", task, "-o", "%t %r"]
     _wait_for(lambda: subprocess.run(squeue, capture_output=True, text=True).stdout.strip() == "PD BeginTime", 60, "the requeue")
+    time.sleep(2)
     subprocess.run(["scontrol", "update", f"JobId={task}", "StartTime=now"], check=True)
     thread.join(timeout=300)
     assert codes == [0]
