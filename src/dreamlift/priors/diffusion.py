@@ -9,6 +9,7 @@ share the interface; epsilon- and v-prediction models both return epsilon from :
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import warnings
 from dataclasses import dataclass
@@ -68,6 +69,16 @@ class DiffusionPrior:
             raise UsageError(f"model '{config.model}' predicts '{self.prediction_type}'; only epsilon and v_prediction are supported")
         self.vae_scale = 2 ** (len(self.vae.config.block_out_channels) - 1) if self.vae is not None else 1
         self.image_size = int(self.unet.config.sample_size) * self.vae_scale
+
+    def fingerprint(self) -> str:
+        """Hex digest (16 characters) of the U-Net's and text encoder's weights: temporal layers are trained
+        against exactly these, so a motion model records the fingerprint of the prior it was trained for."""
+        digest = hashlib.sha256()
+        for module in (self.unet, self.text_encoder):
+            for name, tensor in sorted(module.state_dict().items()):
+                digest.update(name.encode())
+                digest.update(tensor.detach().float().cpu().numpy().tobytes())
+        return digest.hexdigest()[:16]
 
     # --- text -----------------------------------------------------------------------------------------------
     @torch.no_grad()

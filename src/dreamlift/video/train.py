@@ -217,6 +217,7 @@ class MotionTrainer(StagedTrainer):
         summary = {
             "hardware": self.log["hardware"],
             "prior": self.prior.config.model,
+            "prior_fingerprint": self.prior.fingerprint(),
             "config": json.loads(json.dumps(vars(self.config), default=list)),
             "parameters": sum(p.numel() for p in adapter.parameters()),
             "stages": self.log["stages"],
