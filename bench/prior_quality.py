@@ -1,6 +1,6 @@
 """2D quality of the embedded prior: for each colour × shape prompt, do samples show that colour and shape?
 
-    python bench/prior_quality.py [--samples 8] [--guidance 7.5] [--steps 30] [--model embedded]
+    python bench/prior_quality.py [--samples 8] [--guidance 7.5] [--steps 30] [--model embedded] [--device cpu]
 
 Samples every prompt at the default guidance and, with the same seeds, at guidance 1 (no CFG); the independent
 judge (dreamlift.embedded.judge, trained on the procedural dataset) grades colour and shape. Prints a table per
@@ -27,10 +27,11 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--guidance", type=float, default=7.5)
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     args = parser.parse_args()
     config = Text3DConfig()
     config.prior.model = args.model
-    prior = load_model(config, torch.device("cpu"))
+    prior = load_model(config, torch.device(args.device))
     judge = ShapeJudge.load(prior_folder(args.model) / "judge.safetensors")
     guided, guided_images = score_prompts(prior, judge, ALL_PROMPTS, args.samples, args.guidance, args.steps)
     plain, plain_images = score_prompts(prior, judge, ALL_PROMPTS, args.samples, 1.0, args.steps)

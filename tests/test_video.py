@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import imageio.v3 as iio
 import numpy as np
@@ -338,3 +339,15 @@ def test_loss_weights_of_min_snr_and_of_the_clean_sample():
     assert torch.allclose(min_snr_weights(alphas, t, 2.0), torch.tensor([0.5, 1.0, 1.0]))
     assert torch.allclose(clean_sample_weights(alphas, t, 3.0), torch.tensor([0.25, 1.0, 3.0]))
     assert torch.allclose(clean_sample_weights(alphas, t, 9.0, "v_prediction"), torch.tensor([0.2, 0.5, 0.8]))
+
+
+def test_warmup_cosine_learning_rate():
+    from dreamlift.training import set_warmup_cosine_lr
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    rates = []
+    for step in (0, 9, 50, 100):
+        set_warmup_cosine_lr(optimizer, 2.0, step, steps=100, warmup=10)
+        rates.append(optimizer.param_groups[0]["lr"])
+    cosine_at_9 = 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.09))
+    assert rates == pytest.approx([2.0 * 0.1 * 1.0, 2.0 * cosine_at_9, 2.0 * 0.55, 2.0 * 0.1])

@@ -10,6 +10,7 @@ checkpoint (see :meth:`StagedTrainer.train_longer`).
 from __future__ import annotations
 
 import json
+import math
 import platform
 import time
 import zlib
@@ -103,6 +104,14 @@ class StagedTrainer:
         progress.close()
         tail = losses[-100:]
         return sum(tail) / len(tail) if tail else float("nan")
+
+
+def set_warmup_cosine_lr(optimizer: torch.optim.Optimizer, peak: float, step: int, steps: int, warmup: int) -> None:
+    """Set the learning rate of ``step`` (0-based) of ``steps``: linear warm-up to ``peak`` over ``warmup`` steps,
+    then cosine decay to a tenth of ``peak`` at ``steps``."""
+    cosine = 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps))
+    for group in optimizer.param_groups:
+        group["lr"] = peak * min(1.0, (step + 1) / warmup) * cosine
 
 
 def min_snr_weights(alphas_cumprod: torch.Tensor, t: torch.Tensor, gamma: float, prediction_type: str = "epsilon") -> torch.Tensor:

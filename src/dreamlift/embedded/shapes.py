@@ -235,10 +235,13 @@ def render_shapes(
     resolution: int = 64,
     supersample: int = 2,
     overhead_fraction: float = 0.1,
+    device: torch.device | str = "cpu",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Render random scenes of the given colour and shape indices (each N); returns N×3×H×W images and N view indices."""
+    """Render random scenes of the given colour and shape indices (each N); returns N×3×H×W images and N view
+    indices, on the CPU. The scenes are drawn on the CPU (so ``generator`` fixes them on any device) and
+    sphere-traced on ``device``."""
     scenes = draw_scenes(colour, shape, generator, camera_config, overhead_fraction)
-    images = render_scenes(scenes, resolution, supersample)
+    images = render_scenes(scenes.to(device), resolution, supersample).cpu()
     return images, view_index(scenes.cameras.azimuth, scenes.cameras.elevation)
 
 
@@ -248,12 +251,14 @@ def sample_shapes(
     camera_config: CameraConfig | None = None,
     resolution: int = 64,
     view_caption_fraction: float = 0.5,
+    device: torch.device | str = "cpu",
 ) -> ShapeBatch:
-    """``num`` random scenes (colour and shape uniform), deterministic in ``seed``."""
+    """``num`` random scenes (colour and shape uniform), deterministic in ``seed``, rendered on ``device`` (the
+    images agree across devices up to float rounding) and returned on the CPU."""
     generator = torch.Generator().manual_seed(seed)
     colour = torch.randint(len(COLOURS), (num,), generator=generator)
     shape = torch.randint(len(SHAPES), (num,), generator=generator)
-    images, view = render_shapes(colour, shape, generator, camera_config or CameraConfig(), resolution)
+    images, view = render_shapes(colour, shape, generator, camera_config or CameraConfig(), resolution, device=device)
     with_view = torch.rand(num, generator=generator) < view_caption_fraction
     names = list(COLOURS)
     captions = [

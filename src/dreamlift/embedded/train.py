@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,24 +33,25 @@ from dreamlift.embedded.judge import ShapeJudge, augment
 from dreamlift.embedded.shapes import sample_shapes
 from dreamlift.embedded.tokenizer import MAX_LENGTH, build_tokenizer
 from dreamlift.outputs import save_torch, write_text
-from dreamlift.training import StagedTrainer, min_snr_weights
+from dreamlift.training import StagedTrainer, min_snr_weights, set_warmup_cosine_lr
 
 
 @dataclass
 class TrainPriorConfig:
-    """Settings of the embedded prior's training run."""
+    """Settings of the embedded prior's training run; the defaults are the shipped model's recipe."""
 
     seed: int = 0
     """Seed of the dataset, the initialisation and the batches."""
-    num_images: int = 10000
+    num_images: int = 8000
     """Size of the procedural dataset."""
     resolution: int = 64
     """Image size in pixels."""
     vae_channels: tuple[int, ...] = (16, 32, 32)
     """AutoencoderKL block widths; len - 1 downsamplings (3 blocks: 64 → 16)."""
-    vae_steps: int = 1500
-    vae_batch: int = 16
+    vae_steps: int = 6000
+    vae_batch: int = 64
     vae_lr: float = 1e-3
+    """Peak AdamW learning rate of the VAE (linear warm-up, cosine decay to a tenth)."""
     vae_kl_weight: float = 1e-6
     """Weight of the KL term against the L1 + L2 reconstruction loss."""
     unet_channels: tuple[int, ...] = (32, 64, 128)
@@ -60,8 +60,8 @@ class TrainPriorConfig:
     text_width: int = 64
     """Hidden size of the text encoder, and the U-Net's cross-attention width."""
     text_layers: int = 2
-    unet_steps: int = 6000
-    unet_batch: int = 32
+    unet_steps: int = 10000
+    unet_batch: int = 64
     unet_lr: float = 4e-4
     caption_dropout: float = 0.1
     """Fraction of captions replaced by the empty prompt, so classifier-free guidance works."""
@@ -181,7 +181,10 @@ class PriorTrainer(StagedTrainer):
         chunk, images, labels, captions = 500, [], [], []
         for start in tqdm(range(0, self.config.num_images, chunk), desc="render dataset", unit="chunk"):
             batch = sample_shapes(
-                min(chunk, self.config.num_images - start), self.config.seed * 100003 + start, resolution=self.config.resolution
+                min(chunk, self.config.num_images - start),
+                self.config.seed * 100003 + start,
+                resolution=self.config.resolution,
+                device=self.device,
             )
             images.append((batch.images * 255).round().to(torch.uint8))
             labels.append(torch.stack([batch.colour, batch.shape, batch.view], dim=1))
@@ -197,8 +200,10 @@ class PriorTrainer(StagedTrainer):
         images = self._data()["images"]
         vae = make_vae(self.config).to(self.device).train()
         optimizer = torch.optim.AdamW(vae.parameters(), lr=self.config.vae_lr, weight_decay=0.0)
+        warmup = min(100, self.config.vae_steps // 10 + 1)
 
         def step_fn(step: int, generator: torch.Generator) -> torch.Tensor:
+            set_warmup_cosine_lr(optimizer, self.config.vae_lr, step, self.config.vae_steps, warmup)
             index = torch.randint(len(images), (self.config.vae_batch,), generator=generator)
             x = images[index].to(self.device).float() / 127.5 - 1
             posterior = vae.encode(x).latent_dist
@@ -248,9 +253,7 @@ class PriorTrainer(StagedTrainer):
         def step_fn(step: int, generator: torch.Generator) -> torch.Tensor:
             if step > 0:
                 ema.update_parameters(torch.nn.ModuleDict({"unet": unet, "text_encoder": text_encoder}))
-            for group in optimizer.param_groups:
-                progress = step / self.config.unet_steps
-                group["lr"] = self.config.unet_lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+            set_warmup_cosine_lr(optimizer, self.config.unet_lr, step, self.config.unet_steps, warmup)
             b = self.config.unet_batch
             index = torch.randint(len(tokens), (b,), generator=generator)
             mean, std = latents["mean"][index], latents["std"][index]
@@ -289,7 +292,10 @@ class PriorTrainer(StagedTrainer):
         loss = self.train_loop("judge", {"judge": judge}, optimizer, self.config.judge_steps, step_fn)
         judge.cpu().save(self.work / "judge.safetensors")
         held_out = sample_shapes(
-            self.config.judge_eval_images, seed=self.config.seed * 100003 + 10**8, resolution=self.config.resolution
+            self.config.judge_eval_images,
+            seed=self.config.seed * 100003 + 10**8,
+            resolution=self.config.resolution,
+            device=self.device,
         )
         with torch.no_grad():
             colour_logits, shape_logits = ShapeJudge.load(self.work / "judge.safetensors")(held_out.images)

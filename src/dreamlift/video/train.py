@@ -13,7 +13,6 @@ Stages, each checkpointed in the work folder and skipped once done, so an interr
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from tqdm import tqdm
 from dreamlift.config import dump_yaml
 from dreamlift.outputs import save_torch, write_text
 from dreamlift.priors.diffusion import DiffusionPrior
-from dreamlift.training import StagedTrainer, clean_sample_weights, min_snr_weights
+from dreamlift.training import StagedTrainer, clean_sample_weights, min_snr_weights, set_warmup_cosine_lr
 from dreamlift.video.clips import read_clip_folder, reversed_caption
 from dreamlift.video.inflation import InflatedUNet
 from dreamlift.video.temporal import TemporalAdapter, load_temporal_adapter
@@ -177,9 +176,7 @@ class MotionTrainer(StagedTrainer):
         warmup = min(100, config.steps // 10 + 1)
 
         def step_fn(step: int, generator: torch.Generator) -> torch.Tensor:
-            for group in optimizer.param_groups:
-                cosine = 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / config.steps))
-                group["lr"] = config.lr * min(1.0, (step + 1) / warmup) * cosine
+            set_warmup_cosine_lr(optimizer, config.lr, step, config.steps, warmup)
             b = config.batch
             index = torch.randint(len(captions), (b,), generator=generator)
             mean, std = latents["mean"][index], latents["std"][index]  # B×F×C×h×w
