@@ -78,10 +78,10 @@ class Text2VideoConfig:
     steps: int = 25
     """Denoising steps of the prior's scheduler."""
     guidance: float = 4.0
-    """Classifier-free guidance scale s in ε_u + s·(ε_c − ε_u). 4 suited the embedded motion model best when last
-    swept, on the previous embedded prior (its bench passed 26/72 clips at 12, 35 at 7.5, 37 at 5.5, 41 at 4, 37
-    at 2.5; the motion model card has the current numbers); AnimateDiff with Stable Diffusion weights is usually
-    sampled at 7.5."""
+    """Classifier-free guidance scale s in ε_u + s·(ε_c − ε_u). 4 suited the embedded motion model of the first
+    embedded prior best (its bench passed 26/72 clips at 12, 35 at 7.5, 37 at 5.5, 41 at 4, 37 at 2.5); the
+    current pair is flat around it (52, 53, 53 of 72 at 2.5, 4, 6). AnimateDiff with Stable Diffusion weights is
+    usually sampled at 7.5."""
     videos: int = 1
     """Videos of the prompt, sampled in one batch."""
     negative_prompt: str = ""
