@@ -12,14 +12,14 @@ latents' scaled std: the U-Net's noise has std 1, so a small distance is a colou
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL
+from prior_quality import prior_folder
 
-from dreamlift.embedded import EMBEDDED_PRIOR_DIR
 from dreamlift.embedded.judge import ShapeJudge
+from dreamlift.embedded.motion_judge import object_masks
 from dreamlift.embedded.shapes import COLOURS, SHAPES, sample_shapes
 
 
@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=600)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     args = parser.parse_args()
-    folder = EMBEDDED_PRIOR_DIR if args.model == "embedded" else Path(args.model)
+    folder = prior_folder(args.model)
     vae = AutoencoderKL.from_pretrained(folder / "vae").to(args.device).eval()
     judge = ShapeJudge.load(folder / "judge.safetensors")
     scenes = sample_shapes(args.images, seed=10**9, device=args.device)
@@ -40,10 +40,8 @@ def main() -> None:
         recon = torch.cat([(vae.decode(z / vae.config.scaling_factor).sample.cpu() + 1) / 2 for z in latents.split(100)])
     recon = recon.clamp(0, 1)
     latents = latents.cpu()
-    # Object pixels: those that differ from the image's corner (background) colour; latent cells follow at 1/4 size.
-    background = scenes.images[:, :, :1, :1]
-    object_mask = (scenes.images - background).abs().amax(dim=1, keepdim=True) > 0.1
-    cell_mask = F.adaptive_avg_pool2d(object_mask.float(), latents.shape[-2:])[:, 0]
+    # Object pixels as the motion judge finds them (far from the border's colour); latent cells at 1/4 size.
+    cell_mask = F.adaptive_avg_pool2d(object_masks(scenes.images)[:, None].float(), latents.shape[-2:])[:, 0]
 
     original_colours, _ = judge.predict(scenes.images)
     trip_colours, trip_shapes = judge.predict(recon)
@@ -63,6 +61,7 @@ def main() -> None:
         print(f"{colour:<8}{len(ids):>5}{fraction_right(original_colours, true_colours, ids):>12.1%}"
               f"{fraction_right(trip_colours, true_colours, ids):>12.1%}{fraction_right(trip_shapes, true_shapes, ids):>12.1%}"
               f"{error:>13.4f}{distance:>15.2f}")
+
 
 def latent_distance(latents: torch.Tensor, cell_mask: torch.Tensor) -> float:
     """Distance between the mean latent of object cells (mask > 0.9) and of background cells (mask < 0.1)."""

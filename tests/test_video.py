@@ -351,3 +351,5 @@ def test_warmup_cosine_learning_rate():
         rates.append(optimizer.param_groups[0]["lr"])
     cosine_at_9 = 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.09))
     assert rates == pytest.approx([2.0 * 0.1 * 1.0, 2.0 * cosine_at_9, 2.0 * 0.55, 2.0 * 0.1])
+    set_warmup_cosine_lr(optimizer, 2.0, 0, steps=10000)  # default warm-up: at most 100 steps
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(2.0 / 100)

@@ -106,9 +106,12 @@ class StagedTrainer:
         return sum(tail) / len(tail) if tail else float("nan")
 
 
-def set_warmup_cosine_lr(optimizer: torch.optim.Optimizer, peak: float, step: int, steps: int, warmup: int) -> None:
-    """Set the learning rate of ``step`` (0-based) of ``steps``: linear warm-up to ``peak`` over ``warmup`` steps,
-    then cosine decay to a tenth of ``peak`` at ``steps``."""
+def set_warmup_cosine_lr(
+    optimizer: torch.optim.Optimizer, peak: float, step: int, steps: int, warmup: int | None = None
+) -> None:
+    """Set the learning rate of ``step`` (0-based) of ``steps``: linear warm-up to ``peak`` over ``warmup`` steps
+    (default: a tenth of ``steps``, at most 100), then cosine decay to a tenth of ``peak`` at ``steps``."""
+    warmup = warmup or min(100, steps // 10 + 1)
     cosine = 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps))
     for group in optimizer.param_groups:
         group["lr"] = peak * min(1.0, (step + 1) / warmup) * cosine

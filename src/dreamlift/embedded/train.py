@@ -200,10 +200,9 @@ class PriorTrainer(StagedTrainer):
         images = self._data()["images"]
         vae = make_vae(self.config).to(self.device).train()
         optimizer = torch.optim.AdamW(vae.parameters(), lr=self.config.vae_lr, weight_decay=0.0)
-        warmup = min(100, self.config.vae_steps // 10 + 1)
 
         def step_fn(step: int, generator: torch.Generator) -> torch.Tensor:
-            set_warmup_cosine_lr(optimizer, self.config.vae_lr, step, self.config.vae_steps, warmup)
+            set_warmup_cosine_lr(optimizer, self.config.vae_lr, step, self.config.vae_steps)
             index = torch.randint(len(images), (self.config.vae_batch,), generator=generator)
             x = images[index].to(self.device).float() / 127.5 - 1
             posterior = vae.encode(x).latent_dist

@@ -173,10 +173,9 @@ class MotionTrainer(StagedTrainer):
         inflated = InflatedUNet(prior.unet, adapter, window=config.num_frames)
         noise_scheduler = DDPMScheduler.from_config(prior.scheduler.config)
         optimizer = torch.optim.AdamW(adapter.parameters(), lr=config.lr, weight_decay=1e-2)
-        warmup = min(100, config.steps // 10 + 1)
 
         def step_fn(step: int, generator: torch.Generator) -> torch.Tensor:
-            set_warmup_cosine_lr(optimizer, config.lr, step, config.steps, warmup)
+            set_warmup_cosine_lr(optimizer, config.lr, step, config.steps)
             b = config.batch
             index = torch.randint(len(captions), (b,), generator=generator)
             mean, std = latents["mean"][index], latents["std"][index]  # B×F×C×h×w
