@@ -87,3 +87,12 @@ def test_loading_errors_are_one_line(tmp_path, tiny_prior_dir):
     assert "\n" not in str(err.value)
     index = json.loads((tiny_prior_dir / "model_index.json").read_text())
     assert index["vae"][1] == "AutoencoderKL"
+
+
+def test_token_embeddings_are_the_encoders_input_rows_of_each_word(tiny_prior):
+    tokens = tiny_prior.embed_tokens(["a red cube moving up", "a red cube moving down"])
+    assert tokens.shape == (2, tiny_prior.tokenizer.model_max_length, tiny_prior.text_encoder.config.hidden_size)
+    differs = (tokens[0] - tokens[1]).abs().amax(dim=-1) > 0
+    assert differs.nonzero().flatten().tolist() == [5]  # only the last word ("up" / "down") differs
+    up = tiny_prior.tokenizer("up").input_ids[1]
+    assert torch.equal(tokens[0, 5], tiny_prior.text_encoder.get_input_embeddings().weight[up])

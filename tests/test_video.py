@@ -44,14 +44,20 @@ def inputs():
 
 @pytest.mark.parametrize(
     "conditioning",
-    [{"text_attention": False}, {"text_attention": True}, {"text_attention": True, "prompt_embedding_dim": 8}],
+    [
+        {"text_attention": False},
+        {"text_attention": True},
+        {"text_attention": True, "prompt_embedding_dim": 8},
+        {"text_attention": True, "prompt_embedding_dim": 8, "prompt_reads_tokens": True},
+    ],
 )
 def test_zero_initialised_layers_equal_the_image_model(tiny_prior, inputs, conditioning):
     unet = tiny_prior.unet
     adapter = TemporalAdapter.for_unet(unet, num_attention_heads=2, **conditioning)
     sample, text = inputs
+    tokens = torch.randn(text.shape, generator=torch.Generator().manual_seed(1))
     with torch.no_grad(), InflatedUNet(unet, adapter) as inflated:
-        video = inflated(sample, torch.tensor(400), text)
+        video = inflated(sample, torch.tensor(400), text, tokens)
     expected = frame_by_frame(unet, sample, 400, text)
     assert video.shape == sample.shape
     torch.testing.assert_close(video, expected, atol=1e-5, rtol=0)
@@ -116,6 +122,32 @@ def test_prompt_term_is_the_pooled_prompt_projected_and_spread_over_frames(tiny_
     assert (expected[:, 0] - expected[:, -1]).abs().max() > 1e-3  # the ramp makes first and last frame differ
 
 
+def test_token_route_starts_at_zero_and_tells_apart_words_with_equal_text_states(tiny_prior, inputs):
+    """Adding the token-embedding route to trained layers changes nothing until it is trained; once trained, two
+    prompts whose text states are equal but whose words differ get different prompt vectors."""
+    unet = tiny_prior.unet
+    trained = randomised(TemporalAdapter.for_unet(unet, num_attention_heads=2, prompt_embedding_dim=8)).eval()
+    extended = trained.with_prompt_tokens()
+    assert extended.config.prompt_reads_tokens and not trained.config.prompt_reads_tokens
+    assert extended.with_prompt_tokens() is extended
+    sample, text = inputs
+    tokens = torch.randn(text.shape, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        with InflatedUNet(unet, trained) as inflated:
+            before = inflated(sample, torch.tensor(400), text)
+        with InflatedUNet(unet, extended) as inflated:
+            after = inflated(sample, torch.tensor(400), text, tokens)
+        torch.testing.assert_close(after, before, atol=1e-6, rtol=0)
+
+        pooling = randomised(extended, seed=1).prompt_pooling
+        same_text = text[:1].expand(2, -1, -1)
+        assert (pooling(same_text, tokens)[0] - pooling(same_text, tokens)[1]).abs().max() > 1e-3
+        with pytest.raises(ValueError, match="reads token embeddings"):
+            pooling(same_text)
+    with pytest.raises(ValueError, match="no prompt embedding"):
+        TemporalAdapter.for_unet(unet, num_attention_heads=2).with_prompt_tokens()
+
+
 def test_prompt_embedding_needs_text_states():
     with pytest.raises(ValueError, match="needs the text width"):
         TemporalAdapter(block_out_channels=(32, 64), prompt_embedding_dim=8)
@@ -123,6 +155,10 @@ def test_prompt_embedding_needs_text_states():
 
     with pytest.raises(ValueError, match="needs text_attention"):
         TrainMotionConfig(text_attention=False)
+    with pytest.raises(ValueError, match="needs a prompt embedding"):
+        TemporalAdapter(block_out_channels=(32, 64), cross_attention_dim=32, prompt_reads_tokens=True)
+    with pytest.raises(ValueError, match="prompt_reads_tokens needs"):
+        TrainMotionConfig(prompt_embedding_dim=0)
 
 
 def test_adapter_that_does_not_fit_is_refused(tiny_prior):
@@ -233,8 +269,9 @@ def test_training_updates_only_the_temporal_layers_and_resumes(tiny_prior, tmp_p
     MotionTrainer(config, tiny_prior, tmp_path / "work", tmp_path / "motion").run()
     adapter = load_temporal_adapter(tmp_path / "motion")
     assert adapter.config.trained_frames == 4 and adapter.config.cross_attention_dim == 32
-    assert adapter.config.prompt_embedding_dim == 128 and adapter.prompt_pooling is not None
+    assert adapter.config.prompt_embedding_dim == 128 and adapter.config.prompt_reads_tokens
     assert adapter.down_blocks[0].motion_modules[0].proj_out.weight.abs().max() > 0
+    assert adapter.prompt_pooling.token_to_value.weight.abs().max() > 0
     for key, value in tiny_prior.unet.state_dict().items():
         assert torch.equal(value, unet_before[key]), key
     log = json.loads((tmp_path / "work" / "log.json").read_text())
@@ -242,6 +279,30 @@ def test_training_updates_only_the_temporal_layers_and_resumes(tiny_prior, tmp_p
     mtime = (tmp_path / "motion" / "training.json").stat().st_mtime_ns
     MotionTrainer(config, tiny_prior, tmp_path / "work", tmp_path / "motion").run()  # everything done: a no-op
     assert (tmp_path / "motion" / "training.json").stat().st_mtime_ns == mtime
+
+
+def test_training_the_prompt_route_of_layers_without_token_embeddings(tiny_prior, tmp_path):
+    """init_from layers without the token route adds it; trainable=prompt trains only the prompt pooling and
+    projections, and leaves the temporal transformers as they were."""
+    from dreamlift.video.train import MotionTrainer, TrainMotionConfig
+
+    start = randomised(TemporalAdapter.for_unet(tiny_prior.unet, num_attention_heads=2, prompt_embedding_dim=8))
+    start.save_pretrained(tmp_path / "start")
+    config = TrainMotionConfig(num_clips=2, num_frames=4, steps=2, batch=2, init_from=str(tmp_path / "start"), trainable="prompt")
+    MotionTrainer(config, tiny_prior, tmp_path / "work", tmp_path / "motion").run()
+    trained = load_temporal_adapter(tmp_path / "motion")
+    assert trained.config.prompt_reads_tokens and trained.config.prompt_embedding_dim == 8
+    assert trained.prompt_pooling.token_to_value.weight.abs().max() > 0  # trained on from zero
+    assert not torch.equal(trained.prompt_pooling.queries, start.prompt_pooling.queries)
+    assert not torch.equal(trained.up_blocks[0].prompt_projections[0].weight, start.up_blocks[0].prompt_projections[0].weight)
+    route = {id(p) for p in trained.prompt_route_parameters()}
+    after = {name: p for name, p in trained.named_parameters() if id(p) not in route}
+    assert after and all(".motion_modules." in name for name in after)
+    for name, before in start.named_parameters():
+        if name in after:
+            assert torch.equal(before, after[name]), name
+    with pytest.raises(ValueError, match="trainable must be"):
+        TrainMotionConfig(trainable="temporal")
 
 
 def test_clip_folder_reads_captioned_videos(tmp_path):

@@ -145,27 +145,30 @@ class TextToVideo:
             noise.append(clip)
         return torch.stack(noise).to(self.prior.device)
 
-    def _text(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Conditional and unconditional text states, each B×L×D (B = videos)."""
-        cond = self.prior.encode_text([self.config.prompt]).expand(self.config.videos, -1, -1)
-        uncond = self.prior.encode_text([self.config.negative_prompt]).expand(self.config.videos, -1, -1)
-        return cond, uncond
+    def _prompt_inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Text states and token embeddings, each 2B×L×D (B = videos): the prompt's B copies, then the negative
+        prompt's."""
+        prompts = [self.config.prompt, self.config.negative_prompt]
+        videos, dtype = self.config.videos, self.prior.dtype
+        text = self.prior.encode_text(prompts).repeat_interleave(videos, dim=0).to(dtype)
+        tokens = self.prior.embed_tokens(prompts).repeat_interleave(videos, dim=0).to(dtype)
+        return text, tokens
 
     def _denoise(self, model, latents: torch.Tensor, timesteps: torch.Tensor, progress: tqdm) -> torch.Tensor:
-        """Run ``timesteps`` of the scheduler on latents B×C×F×h×w with CFG; ``model`` predicts B×C×F×h×w."""
-        cond, uncond = self._text()
-        text = torch.cat([cond, uncond]).to(self.prior.dtype)
+        """Run ``timesteps`` of the scheduler on latents B×C×F×h×w with CFG; ``model`` (latents, timestep, text
+        states, token embeddings) predicts B×C×F×h×w."""
+        text, tokens = self._prompt_inputs()
         scheduler = self.prior.scheduler
         for t in timesteps:
             model_input = scheduler.scale_model_input(torch.cat([latents, latents]), t)
-            out_cond, out_uncond = model(model_input.to(self.prior.dtype), t, text).float().chunk(2)
+            out_cond, out_uncond = model(model_input.to(self.prior.dtype), t, text, tokens).float().chunk(2)
             guided = out_uncond + self.config.guidance * (out_cond - out_uncond)
             latents = scheduler.step(guided, t, latents).prev_sample
             progress.update(1)
         return latents
 
-    def _frames_model(self, sample: torch.Tensor, t: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        """The plain U-Net over every frame: B×C×F×h×w → B×C×F×h×w."""
+    def _frames_model(self, sample: torch.Tensor, t: torch.Tensor, text: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """The plain U-Net over every frame: B×C×F×h×w → B×C×F×h×w (it reads the text states, not the tokens)."""
         return run_per_frame(self.prior.unet, sample, t, text)
 
     @torch.no_grad()

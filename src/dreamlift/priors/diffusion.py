@@ -81,13 +81,22 @@ class DiffusionPrior:
         return digest.hexdigest()[:16]
 
     # --- text -----------------------------------------------------------------------------------------------
+    def _token_ids(self, prompts: list[str]) -> torch.Tensor:
+        """Token ids N×L of each prompt, padded to the tokenizer's max length L."""
+        return self.tokenizer(
+            prompts, padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True, return_tensors="pt"
+        ).input_ids.to(self.device)
+
     @torch.no_grad()
     def encode_text(self, prompts: list[str]) -> torch.Tensor:
         """Text-encoder hidden states for each prompt: N×L×D (L = the tokenizer's max length)."""
-        ids = self.tokenizer(
-            prompts, padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True, return_tensors="pt"
-        ).input_ids.to(self.device)
-        return self.text_encoder(ids)[0]
+        return self.text_encoder(self._token_ids(prompts))[0]
+
+    @torch.no_grad()
+    def embed_tokens(self, prompts: list[str]) -> torch.Tensor:
+        """The text encoder's input embedding of each token of each prompt, N×L×D, before any layer mixes them:
+        every word of the vocabulary has its own vector here, even words the encoder never learned to use."""
+        return self.text_encoder.get_input_embeddings()(self._token_ids(prompts))
 
     # --- images and latents ---------------------------------------------------------------------------------
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:

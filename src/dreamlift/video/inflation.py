@@ -157,16 +157,24 @@ class InflatedUNet:
             return None
         return self._text.repeat_interleave(positions, dim=0)
 
-    def __call__(self, sample: torch.Tensor, timestep: torch.Tensor, encoder_hidden_states: torch.Tensor) -> torch.Tensor:
+    def __call__(
+        self,
+        sample: torch.Tensor,
+        timestep: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        token_embeddings: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Noise (or v) prediction B×C×F×h×w for video latents ``sample`` B×C×F×h×w.
 
         timestep: a scalar or B timesteps (one per video). encoder_hidden_states: B×L×D text states, shared by
         the frames of a video (repeated per frame for the spatial layers, per position for the temporal ones).
+        token_embeddings: the prompts' token embeddings B×L×D (:meth:`DiffusionPrior.embed_tokens`), needed when
+        the adapter's prompt pooling reads them.
         """
         self._num_frames = sample.shape[2]
         self._text = encoder_hidden_states if self.adapter.config.cross_attention_dim is not None else None
         pooling = self.adapter.prompt_pooling
-        self._prompt = pooling(encoder_hidden_states) if pooling is not None else None
+        self._prompt = pooling(encoder_hidden_states, token_embeddings) if pooling is not None else None
         try:
             return run_per_frame(self.unet, sample, timestep, encoder_hidden_states)
         finally:

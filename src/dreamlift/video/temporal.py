@@ -22,6 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from diffusers import MotionAdapter, UNet2DConditionModel
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
@@ -37,18 +38,39 @@ class PromptPooling(nn.Module):
 
     A per-position cross-attention must find the one word that says which way things move among the other
     tokens, separately at every pixel and noise level; a few learned queries can lock onto it once for the clip.
+
+    With ``read_tokens``, keys and values also take in each token's input embedding (layer-normalised; through
+    their own projections, zero-initialised so that layers trained without them start unchanged). A text encoder
+    that never saw a word in training can map it to nearly the same output state as other unseen words (the
+    embedded prior's encoder gives "right", "up" and "down" cosine similarities of 0.99 there); their input
+    embeddings stay distinct.
     """
 
-    def __init__(self, text_dim: int, width: int, num_queries: int):
+    def __init__(self, text_dim: int, width: int, num_queries: int, read_tokens: bool = False):
         super().__init__()
         self.queries = nn.Parameter(torch.randn(num_queries, width) / width**0.5)
         self.to_key = nn.Linear(text_dim, width)
         self.to_value = nn.Linear(text_dim, width)
+        self.token_to_key = nn.Linear(text_dim, width) if read_tokens else None
+        self.token_to_value = nn.Linear(text_dim, width) if read_tokens else None
+        for layer in (self.token_to_key, self.token_to_value):
+            if layer is not None:
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
         self.to_out = nn.Sequential(nn.Linear(num_queries * width, width), nn.SiLU(), nn.Linear(width, width))
 
-    def forward(self, text: torch.Tensor) -> torch.Tensor:
-        """Text states B×L×D → prompt vectors B×width."""
+    @property
+    def reads_tokens(self) -> bool:
+        return self.token_to_key is not None
+
+    def forward(self, text: torch.Tensor, tokens: torch.Tensor | None = None) -> torch.Tensor:
+        """Text states B×L×D (and, when it reads them, token embeddings B×L×D) → prompt vectors B×width."""
         keys, values = self.to_key(text), self.to_value(text)  # B×L×W
+        if self.reads_tokens:
+            if tokens is None:
+                raise ValueError("this prompt pooling reads token embeddings; pass them (DiffusionPrior.embed_tokens)")
+            tokens = F.layer_norm(tokens, tokens.shape[-1:])
+            keys, values = keys + self.token_to_key(tokens), values + self.token_to_value(tokens)
         scores = torch.einsum("qw,blw->bql", self.queries, keys) / keys.shape[-1] ** 0.5
         pooled = torch.einsum("bql,blw->bqw", scores.softmax(dim=-1), values)
         return self.to_out(pooled.flatten(1))
@@ -121,6 +143,7 @@ class TemporalAdapter(ModelMixin, ConfigMixin):
         prompt_embedding_dim: int | None = None,
         prompt_queries: int = 4,
         prompt_frame_basis: int = 2,
+        prompt_reads_tokens: bool = False,
     ):
         """
         block_out_channels: the U-Net's block widths. layers_per_block: the U-Net's (the up blocks get one more).
@@ -131,14 +154,20 @@ class TemporalAdapter(ModelMixin, ConfigMixin):
         (None: none; needs cross_attention_dim). prompt_queries: learned queries of the prompt pooling.
         prompt_frame_basis: cosine basis functions over the frames that the prompt vector sets the weights of
         (1: the same vector for every frame; 2: also a ramp along the clip; see :func:`frame_basis`).
+        prompt_reads_tokens: the prompt pooling also reads the text encoder's token embeddings (see
+        :class:`PromptPooling`; needs prompt_embedding_dim).
         """
         super().__init__()
         if prompt_embedding_dim is not None and cross_attention_dim is None:
             raise ValueError("a prompt embedding needs the text width (cross_attention_dim)")
         if prompt_frame_basis < 1:
             raise ValueError("prompt_frame_basis must be ≥ 1")
+        if prompt_reads_tokens and prompt_embedding_dim is None:
+            raise ValueError("reading token embeddings needs a prompt embedding (prompt_embedding_dim)")
         self.prompt_pooling = (
-            PromptPooling(cross_attention_dim, prompt_embedding_dim, prompt_queries) if prompt_embedding_dim is not None else None
+            PromptPooling(cross_attention_dim, prompt_embedding_dim, prompt_queries, prompt_reads_tokens)
+            if prompt_embedding_dim is not None
+            else None
         )
 
         def block(channels: int, num_layers: int) -> TemporalBlock:
@@ -170,6 +199,29 @@ class TemporalAdapter(ModelMixin, ConfigMixin):
             prompt_embedding_dim=prompt_embedding_dim,
             **kwargs,
         )
+
+    def with_prompt_tokens(self) -> TemporalAdapter:
+        """These layers with a prompt pooling that also reads token embeddings: a copy whose new projections are
+        zero, so it computes what these layers compute until it is trained (``text2video train
+        init_from=…``)."""
+        if self.config.prompt_embedding_dim is None:
+            raise ValueError("motion adapter has no prompt embedding to read token embeddings into")
+        if self.config.prompt_reads_tokens:
+            return self
+        settings = {name: value for name, value in self.config.items() if not name.startswith("_")}
+        extended = TemporalAdapter(**{**settings, "prompt_reads_tokens": True})
+        missing, unexpected = extended.load_state_dict(self.state_dict(), strict=False)
+        if unexpected or not all(".token_to_" in name for name in missing):
+            raise ValueError(f"motion adapter: unexpected parameters {unexpected or missing} when adding token embeddings")
+        return extended.to(self.device, self.dtype)
+
+    def prompt_route_parameters(self) -> list[nn.Parameter]:
+        """The parameters of the route from the prompt vector into the layers: the prompt pooling and every
+        layer's prompt projection (empty without a prompt embedding)."""
+        if self.prompt_pooling is None:
+            return []
+        blocks = [*self.down_blocks, *([self.mid_block] if self.mid_block is not None else []), *self.up_blocks]
+        return [*self.prompt_pooling.parameters(), *(p for block in blocks for p in block.prompt_projections.parameters())]
 
     def check_fits(self, unet: UNet2DConditionModel) -> None:
         """Raise ValueError (one line) unless these layers fit ``unet``'s blocks and text width."""

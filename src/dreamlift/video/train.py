@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -61,6 +62,10 @@ class TrainMotionConfig:
     prompt_frame_basis: int = 2
     """Cosine basis functions over the frames whose weights the prompt vector sets (1: one vector for all frames;
     2: also a ramp from the first frame to the last, so the prompt can say which way along time things change)."""
+    prompt_reads_tokens: bool = True
+    """The prompt pooling also reads the text encoder's token embeddings, where every word is distinct even when
+    the encoder never learned it (the embedded prior's encoder maps "right", "up" and "down" to near-identical
+    states). With init_from, layers without this route get it added, starting at zero."""
     checkpoint_every: int = 100
     """Steps between checkpoints."""
     clean_weight_cap: float = 20.0
@@ -73,6 +78,10 @@ class TrainMotionConfig:
     """Fraction of clips played backwards, with their caption's motion phrase replaced by its opposite ("moving
     left" ↔ "moving right", "growing" ↔ "shrinking"; clips without such a phrase are never reversed). The same
     frames then come with both words, so only the prompt can tell the layers which way to move."""
+    trainable: Literal["all", "prompt"] = "all"
+    """Which layers train: 'all', or 'prompt' (only the prompt pooling and the per-layer prompt projections, the
+    temporal transformers frozen): teaches layers that already move things to tell motion words apart, without
+    touching how they move them (used with init_from)."""
     init_from: str = ""
     """Temporal layers to start from (a folder, hub id or AnimateDiff file, as --motion-adapter); empty: zero-initialised."""
 
@@ -90,12 +99,18 @@ class TrainMotionConfig:
             raise ValueError("prompt_frame_basis must be ≥ 1")
         if self.prompt_embedding_dim and not self.text_attention:
             raise ValueError("prompt_embedding_dim needs text_attention=true (or set prompt_embedding_dim=0)")
+        if self.prompt_reads_tokens and not self.prompt_embedding_dim:
+            raise ValueError("prompt_reads_tokens needs prompt_embedding_dim > 0 (or set prompt_reads_tokens=false)")
         if self.lr <= 0:
             raise ValueError("lr must be > 0")
         if self.clean_weight_cap < 0:
             raise ValueError("clean_weight_cap must be ≥ 0")
         if self.timestep_bias <= 0:
             raise ValueError("timestep_bias must be > 0")
+        if self.trainable not in ("all", "prompt"):
+            raise ValueError(f"trainable must be 'all' or 'prompt', got {self.trainable!r}")
+        if self.trainable == "prompt" and not self.prompt_embedding_dim:
+            raise ValueError("trainable=prompt needs a prompt embedding (prompt_embedding_dim > 0)")
 
 
 class MotionTrainer(StagedTrainer):
@@ -147,10 +162,13 @@ class MotionTrainer(StagedTrainer):
         return {"frames": len(frames)}
 
     def make_adapter(self) -> TemporalAdapter:
-        """The layers to train: loaded from ``init_from``, or zero-initialised to fit the prior's U-Net."""
+        """The layers to train: loaded from ``init_from`` (given the token-embedding route if asked for), or
+        zero-initialised to fit the prior's U-Net."""
         if self.config.init_from:
             adapter = load_temporal_adapter(self.config.init_from)
             adapter.check_fits(self.prior.unet)
+            if self.config.prompt_reads_tokens:
+                adapter = adapter.with_prompt_tokens()
             adapter.register_to_config(trained_frames=self.config.num_frames)
             return adapter
         return TemporalAdapter.for_unet(
@@ -158,6 +176,7 @@ class MotionTrainer(StagedTrainer):
             text_attention=self.config.text_attention,
             prompt_embedding_dim=self.config.prompt_embedding_dim or None,
             prompt_frame_basis=self.config.prompt_frame_basis,
+            prompt_reads_tokens=self.config.prompt_reads_tokens,
             num_attention_heads=self.config.num_attention_heads,
             trained_frames=self.config.num_frames,
         )
@@ -170,9 +189,13 @@ class MotionTrainer(StagedTrainer):
         latents = torch.load(self.work / "latents.pt")
         scaling = prior.vae.config.scaling_factor
         adapter = self.make_adapter().to(self.device).train()
+        trained = list(adapter.parameters()) if config.trainable == "all" else adapter.prompt_route_parameters()
+        adapter.requires_grad_(False)
+        for parameter in trained:
+            parameter.requires_grad_(True)
         inflated = InflatedUNet(prior.unet, adapter, window=config.num_frames)
         noise_scheduler = DDPMScheduler.from_config(prior.scheduler.config)
-        optimizer = torch.optim.AdamW(adapter.parameters(), lr=config.lr, weight_decay=1e-2)
+        optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=1e-2)
 
         def step_fn(step: int, generator: torch.Generator) -> torch.Tensor:
             set_warmup_cosine_lr(optimizer, config.lr, step, config.steps)
@@ -192,8 +215,8 @@ class MotionTrainer(StagedTrainer):
             z0, noise, t = z0.to(self.device), noise.to(self.device), t.to(self.device)
             noisy = prior.add_noise(z0, noise, t)
             target = noise if prior.prediction_type == "epsilon" else noise_scheduler.get_velocity(z0, noise, t)
-            text = prior.encode_text(batch_captions)
-            pred = inflated(noisy.to(prior.dtype), t, text).float()
+            text, tokens = prior.encode_text(batch_captions), prior.embed_tokens(batch_captions)
+            pred = inflated(noisy.to(prior.dtype), t, text.to(prior.dtype), tokens.to(prior.dtype)).float()
             per_clip = F.mse_loss(pred, target, reduction="none").mean(dim=(1, 2, 3, 4))
             weights = min_snr_weights(prior.alphas_cumprod, t, config.min_snr_gamma, prior.prediction_type)
             if config.clean_weight_cap > 0:
