@@ -218,10 +218,9 @@ class TemporalAdapter(ModelMixin, ConfigMixin):
     def prompt_route_parameters(self) -> list[nn.Parameter]:
         """The parameters of the route from the prompt vector into the layers: the prompt pooling and every
         layer's prompt projection (empty without a prompt embedding)."""
-        if self.prompt_pooling is None:
-            return []
-        blocks = [*self.down_blocks, *([self.mid_block] if self.mid_block is not None else []), *self.up_blocks]
-        return [*self.prompt_pooling.parameters(), *(p for block in blocks for p in block.prompt_projections.parameters())]
+        pooling = [] if self.prompt_pooling is None else list(self.prompt_pooling.parameters())
+        blocks = (module for module in self.modules() if isinstance(module, TemporalBlock))
+        return pooling + [p for block in blocks for p in block.prompt_projections.parameters()]
 
     def check_fits(self, unet: UNet2DConditionModel) -> None:
         """Raise ValueError (one line) unless these layers fit ``unet``'s blocks and text width."""

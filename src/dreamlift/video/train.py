@@ -216,7 +216,7 @@ class MotionTrainer(StagedTrainer):
             noisy = prior.add_noise(z0, noise, t)
             target = noise if prior.prediction_type == "epsilon" else noise_scheduler.get_velocity(z0, noise, t)
             text, tokens = prior.encode_text(batch_captions), prior.embed_tokens(batch_captions)
-            pred = inflated(noisy.to(prior.dtype), t, text.to(prior.dtype), tokens.to(prior.dtype)).float()
+            pred = inflated(noisy.to(prior.dtype), t, text, tokens).float()
             per_clip = F.mse_loss(pred, target, reduction="none").mean(dim=(1, 2, 3, 4))
             weights = min_snr_weights(prior.alphas_cumprod, t, config.min_snr_gamma, prior.prediction_type)
             if config.clean_weight_cap > 0:
