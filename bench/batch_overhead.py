@@ -40,7 +40,9 @@ def settings(steps: int) -> list[str]:
 
 def text3d(args: list[str]) -> float:
     start = time.time()
-    subprocess.run([sys.executable, "-c", MAIN, *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-c", MAIN, *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     return time.time() - start
 
 
@@ -66,7 +68,9 @@ def main() -> None:
     manifest.write_text("\n".join(prompts) + "\n")
 
     rows = []
-    one_by_one = sum(text3d([prompt, "--out", str(work / f"single-{i}"), *settings(args.steps)]) for i, prompt in enumerate(prompts))
+    one_by_one = sum(
+        text3d([prompt, "--out", str(work / f"single-{i}"), *settings(args.steps)]) for i, prompt in enumerate(prompts)
+    )
     rows.append(("one text3d after another", one_by_one, None, 1))
     for backend in args.backends:
         if backend == "slurm" and shutil.which("sbatch") is None:
@@ -76,7 +80,9 @@ def main() -> None:
         extra = ["--gpus-per-task", "0", "--cpus-per-task", "1"] if backend == "slurm" else []
         wall = text3d(["batch", str(manifest), "--out", str(out), "--backend", backend, *extra, *settings(args.steps)])
         records = [r for r in read_status(out) if r["outcome"] == "done"]
-        rows.append((f"text3d batch --backend {backend}", wall, sum(r["seconds"] for r in records), concurrency(records)))
+        rows.append(
+            (f"text3d batch --backend {backend}", wall, sum(r["seconds"] for r in records), concurrency(records))
+        )
 
     print(f"\n{args.jobs} text3d jobs of {args.steps} steps on the embedded prior (CPU)")
     print(f"{'how':<32}{'wall s':>9}{'jobs s':>9}{'at once':>9}{'overhead s/job':>16}{'speed-up':>10}")

@@ -23,9 +23,11 @@ from pathlib import Path
 
 import torch
 
-from dreamlift.cli import load_model
 from dreamlift.config import load_config
-from dreamlift.pipelines.text_to_3d import Text3DConfig, TextTo3D, resolve_device
+from dreamlift.loading import load_prior_model
+from dreamlift.runtime import resolve_device
+from dreamlift.text3d.config import Text3DConfig
+from dreamlift.text3d.trainer import TextTo3D
 from dreamlift.timing import PhaseTimer
 
 PHASES = ("render", "encode", "unet", "lora", "backward", "optimiser")
@@ -35,10 +37,13 @@ def measure(args) -> dict:
     """Time the steps of one preset in this process; returns seconds per phase, the total and peak memory (MiB)."""
     # Measure the shading mix of training proper, not the albedo-only warm-up at the start of a run.
     config = load_config(
-        Text3DConfig, args.single, ["shading.albedo_only_steps=0", *args.overrides], {"prompt": args.prompt, "prior.model": args.model, "device": args.device}
+        Text3DConfig,
+        args.single,
+        ["shading.albedo_only_steps=0", *args.overrides],
+        {"prompt": args.prompt, "prior.model": args.model, "device": args.device},
     )
     device = resolve_device(config.device)
-    pipeline = TextTo3D(config, load_model(config, device), Path(tempfile.mkdtemp()), device)
+    pipeline = TextTo3D(config, load_prior_model(config.prior, device), Path(tempfile.mkdtemp()), device)
     for _ in range(args.warmup):
         pipeline.train_step()
     pipeline.timer = PhaseTimer(device)
@@ -79,11 +84,30 @@ def main() -> None:
         return
     results = []
     for preset in args.configs:
-        command = [sys.executable, __file__, "--single", preset, "--model", args.model, "--device", args.device,
-                   "--prompt", args.prompt, "--steps", str(args.steps), "--warmup", str(args.warmup), *args.overrides]
-        results.append(json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()[-1]))
+        command = [
+            sys.executable,
+            __file__,
+            "--single",
+            preset,
+            "--model",
+            args.model,
+            "--device",
+            args.device,
+            "--prompt",
+            args.prompt,
+            "--steps",
+            str(args.steps),
+            "--warmup",
+            str(args.warmup),
+            *args.overrides,
+        ]
+        results.append(
+            json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+        )
     first = results[0]
-    print(f"{args.steps} steps per preset on {first['device']}, {first['resolution']}px renders, prompt \"{args.prompt}\"")
+    print(
+        f'{args.steps} steps per preset on {first["device"]}, {first["resolution"]}px renders, prompt "{args.prompt}"'
+    )
     print(f"{'phase (ms/step)':<16}" + "".join(f"{preset:>18}" for preset in args.configs))
     for phase in PHASES:
         print(f"{phase:<16}" + "".join(f"{1000 * r['phases'].get(phase, 0.0):>18.1f}" for r in results))

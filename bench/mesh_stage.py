@@ -18,12 +18,15 @@ from pathlib import Path
 
 import trimesh
 
-from dreamlift.cli import load_model, slugify
+from dreamlift.cli.common import slugify
 from dreamlift.config import load_config
 from dreamlift.embedded import EMBEDDED_PRIOR_DIR
 from dreamlift.embedded.judge import ShapeJudge
 from dreamlift.embedded.mesh_judge import judge_mesh
-from dreamlift.pipelines.text_to_3d import Text3DConfig, refine_dir, resolve_device, run_stages
+from dreamlift.loading import load_prior_model
+from dreamlift.runtime import resolve_device
+from dreamlift.text3d.config import Text3DConfig
+from dreamlift.text3d.runs import refine_dir, run_stages
 
 DEFAULT_PROMPTS = ["a green cone", "a red cube", "a blue torus"]
 
@@ -43,7 +46,7 @@ def main() -> None:
         config = load_config(Text3DConfig, "magic3d", args.overrides, {"prompt": prompt, "device": args.device})
         if not (refine_dir(run_dir) / "metrics.json").is_file():
             device = resolve_device(config.device)
-            prior = prior or load_model(config, device)
+            prior = prior or load_prior_model(config.prior, device)
             start = time.time()
             run_stages(config, prior, run_dir, device, resume=(run_dir / "checkpoints" / "last.pt").is_file())
             print(f"{prompt}: {time.time() - start:.0f} s", file=sys.stderr)
@@ -55,7 +58,9 @@ def main() -> None:
 
 
 def print_table(rows: list) -> None:
-    print(f"{'prompt':<18}{'stage':>6}{'colour':>9}{'shape':>10}{'faces':>8}{'closed':>8}{'textured':>9}{'s/step':>8}{'seconds':>9}")
+    print(
+        f"{'prompt':<18}{'stage':>6}{'colour':>9}{'shape':>10}{'faces':>8}{'closed':>8}{'textured':>9}{'s/step':>8}{'seconds':>9}"
+    )
     hits: dict[str, list[int]] = {}
     for prompt, stage, v, m in rows:
         colour, shape = prompt.split()[-2:]

@@ -1,6 +1,7 @@
 """Motion quality of text2video on the embedded models, graded by an independent judge.
 
-    python bench/motion_quality.py [--clips 2] [--steps 25] [--guidance 4] [--model embedded] [--motion-adapter embedded]
+    python bench/motion_quality.py [--clips 2] [--steps 25] [--guidance 4] [--model embedded]
+                                   [--motion-adapter embedded]
         [--device cpu|cuda]
 
 Prompts: six colour/shape pairs (every colour, every shape) × the six motions = 36 prompts, ``--clips`` clips
@@ -18,29 +19,40 @@ import time
 
 import torch
 
-from dreamlift.cli import load_model, load_motion_adapter
 from dreamlift.embedded.motion_judge import judge_clip
 from dreamlift.embedded.motions import MOTIONS, motion_caption
 from dreamlift.embedded.shapes import caption
-from dreamlift.pipelines.text_to_video import Text2VideoConfig, TextToVideo
+from dreamlift.loading import load_motion_adapter, load_prior_model
 from dreamlift.priors.diffusion import DiffusionPrior
+from dreamlift.video.config import Text2VideoConfig
 from dreamlift.video.inflation import frame_windows
+from dreamlift.video.pipeline import TextToVideo
 from dreamlift.video.temporal import TemporalAdapter
 
-PAIRS = [("red", "cube"), ("orange", "cone"), ("yellow", "sphere"), ("green", "cylinder"), ("blue", "torus"), ("purple", "sphere")]
+PAIRS = [
+    ("red", "cube"),
+    ("orange", "cone"),
+    ("yellow", "sphere"),
+    ("green", "cylinder"),
+    ("blue", "torus"),
+    ("purple", "sphere"),
+]
 """Colour/shape pairs covering every colour and every shape."""
 
 
 def sample(model: DiffusionPrior, adapter: TemporalAdapter, **settings) -> torch.Tensor:
     """Videos B×F×3×H×W of the Text2VideoConfig ``settings``, sampled without writing anything."""
     config = Text2VideoConfig(**settings)
-    return TextToVideo(config, model, adapter if config.mode == "animate" else None, run_dir=".").sample(show_progress=False)
+    return TextToVideo(config, model, adapter if config.mode == "animate" else None, run_dir=".").sample(
+        show_progress=False
+    )
 
 
 def grade(clip: torch.Tensor, colour: str, motion: str) -> tuple[bool, str]:
     verdict = judge_clip(clip)
     passed = verdict.motion == motion and verdict.colour == colour and verdict.colour_steady and not verdict.flicker
-    seen = f"{verdict.motion}/{verdict.colour}{'' if verdict.colour_steady else '~'}{'/flicker' if verdict.flicker else ''}"
+    steady, flicker = "" if verdict.colour_steady else "~", "/flicker" if verdict.flicker else ""
+    seen = f"{verdict.motion}/{verdict.colour}{steady}{flicker}"
     return passed, seen
 
 
@@ -55,8 +67,8 @@ def main() -> None:
     args = parser.parse_args()
     base = Text2VideoConfig(motion_adapter=args.motion_adapter)
     base.prior.model = args.model
-    prior = load_model(base, torch.device(args.device))
-    adapter = load_motion_adapter(base, prior.unet)
+    prior = load_prior_model(base.prior, torch.device(args.device))
+    adapter = load_motion_adapter(base.motion_adapter, prior.unet)
     common = {"steps": args.steps, "guidance": args.guidance, "prior": base.prior}
 
     start, passed, total = time.time(), 0, 0

@@ -21,11 +21,11 @@ import argparse
 
 import torch
 
-from dreamlift.cli import load_model, load_motion_adapter
 from dreamlift.embedded.motions import MOTIONS, render_motion_clips
-from dreamlift.pipelines.text_to_video import Text2VideoConfig
+from dreamlift.loading import load_motion_adapter, load_prior_model
 from dreamlift.priors.diffusion import quiet_libraries
-from dreamlift.video.clips import reversed_caption
+from dreamlift.training.clips import reversed_caption
+from dreamlift.video.config import Text2VideoConfig
 from dreamlift.video.inflation import InflatedUNet
 
 HELD_OUT_SEED = 987_654
@@ -71,13 +71,16 @@ def main() -> None:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     args = parser.parse_args()
     base = Text2VideoConfig()
-    prior = load_model(base, torch.device(args.device))
+    prior = load_prior_model(base.prior, torch.device(args.device))
     per_motion = "".join(f"{motion.replace('moving ', ''):>10}" for motion in MOTIONS)
-    print(f"{'motion adapter':<32}{'t':>5}{'own':>10}{'opposite':>10}{'ratio':>7}   read per motion:{per_motion}{'all':>7}")
+    print(
+        f"{'motion adapter':<32}{'t':>5}{'own':>10}{'opposite':>10}{'ratio':>7}"
+        f"   read per motion:{per_motion}{'all':>7}"
+    )
     for name in args.motion_adapter:
         base.motion_adapter = name
         with quiet_libraries():
-            adapter = load_motion_adapter(base, prior.unet).to(prior.device, prior.dtype).eval()
+            adapter = load_motion_adapter(base.motion_adapter, prior.unet).to(prior.device, prior.dtype).eval()
         trained = adapter.config.trained_frames
         clips = render_motion_clips(args.clips, trained, HELD_OUT_SEED, prior.image_size, str(prior.device))
         own_index = torch.tensor([MOTIONS.index(motion_of(c)) for c in clips.captions])
@@ -87,9 +90,12 @@ def main() -> None:
             own, opposite = losses[rows, own_index], losses[rows, opposite_index]
             read = losses.argmin(dim=1) == own_index
             reads = "".join(
-                f"{read[own_index == k].float().mean():>10.2f}" if (own_index == k).any() else f"{'-':>10}" for k in range(len(MOTIONS))
+                f"{read[own_index == k].float().mean():>10.2f}" if (own_index == k).any() else f"{'-':>10}"
+                for k in range(len(MOTIONS))
             )
-            row = f"{name[-32:]:<32}{t:>5}{own.mean():>10.5f}{opposite.mean():>10.5f}{opposite.mean() / own.mean():>7.3f}"
+            row = (
+                f"{name[-32:]:<32}{t:>5}{own.mean():>10.5f}{opposite.mean():>10.5f}{opposite.mean() / own.mean():>7.3f}"
+            )
             print(f"{row}{' ' * 19}{reads}{read.float().mean():>7.2f}")
 
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import torch
 
-from dreamlift.cli import load_model
 from dreamlift.embedded import EMBEDDED_PRIOR_DIR
 from dreamlift.embedded.evaluation import ALL_PROMPTS, score_prompts
 from dreamlift.embedded.judge import ShapeJudge
-from dreamlift.pipelines.text_to_3d import Text3DConfig
+from dreamlift.loading import load_prior_model
+from dreamlift.text3d.config import Text3DConfig
 
 
 def main() -> None:
@@ -31,7 +31,7 @@ def main() -> None:
     args = parser.parse_args()
     config = Text3DConfig()
     config.prior.model = args.model
-    prior = load_model(config, torch.device(args.device))
+    prior = load_prior_model(config.prior, torch.device(args.device))
     judge = ShapeJudge.load(prior_folder(args.model) / "judge.safetensors")
     guided, guided_images = score_prompts(prior, judge, ALL_PROMPTS, args.samples, args.guidance, args.steps)
     plain, plain_images = score_prompts(prior, judge, ALL_PROMPTS, args.samples, 1.0, args.steps)
@@ -42,8 +42,10 @@ def main() -> None:
     def mean(scores, field):
         return sum(getattr(s, field) for s in scores) / len(scores)
 
-    print(f"{'all (' + str(len(guided) * args.samples) + ' samples)':<24}{mean(guided, 'colour'):>8.1%}"
-          f"{mean(guided, 'shape'):>8.1%}{mean(guided, 'both'):>8.1%}   {mean(plain, 'both'):>8.1%}")
+    print(
+        f"{'all (' + str(len(guided) * args.samples) + ' samples)':<24}{mean(guided, 'colour'):>8.1%}"
+        f"{mean(guided, 'shape'):>8.1%}{mean(guided, 'both'):>8.1%}   {mean(plain, 'both'):>8.1%}"
+    )
     print(f"prompts with both right in >= 90% of samples: {sum(s.both >= 0.9 for s in guided)}/{len(guided)}")
     difference = (guided_images - plain_images).abs().mean().item()
     print(f"guidance {args.guidance} vs 1, same seeds: mean |pixel difference| {difference:.3f} (of 1)")

@@ -18,8 +18,8 @@ import time
 import torch
 import trimesh
 
-from dreamlift.renderers.cameras import orbit_cameras
-from dreamlift.renderers.raster import RasterizerConfig, antialias, clip_space, interpolate, rasterize
+from dreamlift.render.raster import RasterizerConfig, antialias, clip_space, interpolate, rasterize
+from dreamlift.scene.cameras import orbit_cameras
 
 
 def timed(fn, device: torch.device, repeats: int = 5) -> float:
@@ -71,7 +71,10 @@ def main() -> None:
                 forward = timed(lambda: render(False), device)
                 backward = timed(lambda: render(True), device)
                 rate = len(faces) * size * size / forward / 1e6
-                print(f"{backend:<11}{len(faces):>10}{size * size:>9}{forward * 1e3:>12.1f}{backward * 1e3:>12.1f}{rate:>11.0f}")
+                print(
+                    f"{backend:<11}{len(faces):>10}{size * size:>9}"
+                    f"{forward * 1e3:>12.1f}{backward * 1e3:>12.1f}{rate:>11.0f}"
+                )
 
 
 if __name__ == "__main__":

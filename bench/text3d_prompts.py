@@ -21,14 +21,17 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-from dreamlift.cli import load_model, slugify
+from dreamlift.cli.common import slugify
 from dreamlift.config import load_config
 from dreamlift.embedded import EMBEDDED_PRIOR_DIR
 from dreamlift.embedded.evaluation import ALL_PROMPTS
 from dreamlift.embedded.judge import ShapeJudge
 from dreamlift.embedded.mesh_judge import judge_mesh
 from dreamlift.embedded.shapes import caption
-from dreamlift.pipelines.text_to_3d import Text3DConfig, TextTo3D, resolve_device
+from dreamlift.loading import load_prior_model
+from dreamlift.runtime import resolve_device
+from dreamlift.text3d.config import Text3DConfig
+from dreamlift.text3d.trainer import TextTo3D
 
 
 def mark(ok: bool, value) -> str:
@@ -59,7 +62,7 @@ def main() -> None:
             if not (run_dir / "metrics.json").is_file():
                 config = load_config(Text3DConfig, preset, args.overrides, {"prompt": prompt, "device": args.device})
                 device = resolve_device(config.device)
-                prior = prior or load_model(config, device)
+                prior = prior or load_prior_model(config.prior, device)
                 start = time.time()
                 TextTo3D(config, prior, run_dir, device).run(resume=(run_dir / "checkpoints" / "last.pt").is_file())
                 print(f"{preset} {prompt}: {time.time() - start:.0f} s", file=sys.stderr)
@@ -72,7 +75,9 @@ def main() -> None:
 
 def print_table(preset: str, rows: list) -> None:
     print(f"\n{preset}")
-    print(f"{'prompt':<22}{'colour':>9}{'shape':>10}{'hue':>8}{'satur.':>8}{'faces':>8}{'closed':>8}{'s/step':>8}{'seconds':>9}")
+    print(
+        f"{'prompt':<22}{'colour':>9}{'shape':>10}{'hue':>8}{'satur.':>8}{'faces':>8}{'closed':>8}{'s/step':>8}{'seconds':>9}"
+    )
     hits = {"colour": 0, "shape": 0, "hue": 0, "both": 0}
     for prompt, colour, shape, v, saturation, m in rows:
         ok_colour, ok_shape, ok_hue = v["colour"] == colour, v["shape"] == shape, v["hue_colour"] == colour
@@ -81,13 +86,18 @@ def print_table(preset: str, rows: list) -> None:
         hits["hue"] += ok_hue
         hits["both"] += ok_colour and ok_shape
         seconds = m["train_seconds"] + m["export"]["seconds"]
-        print(f"{prompt:<22}{mark(ok_colour, v['colour']):>9}{mark(ok_shape, v['shape']):>10}{mark(ok_hue, v['hue_colour']):>8}"
-              f"{saturation:>8.2f}{m['export']['faces']:>8}{'yes' if m['export']['watertight'] else 'no':>8}"
-              f"{m['seconds_per_step']:>8.2f}{seconds:>9.0f}")
+        print(
+            f"{prompt:<22}{mark(ok_colour, v['colour']):>9}{mark(ok_shape, v['shape']):>10}"
+            f"{mark(ok_hue, v['hue_colour']):>8}"
+            f"{saturation:>8.2f}{m['export']['faces']:>8}{'yes' if m['export']['watertight'] else 'no':>8}"
+            f"{m['seconds_per_step']:>8.2f}{seconds:>9.0f}"
+        )
     n = len(rows)
     mean_saturation_all = sum(r[4] for r in rows) / n
-    print(f"judge colour {hits['colour']}/{n}, judge shape {hits['shape']}/{n}, both {hits['both']}/{n}, "
-          f"hue colour {hits['hue']}/{n}, mean saturation {mean_saturation_all:.2f}")
+    print(
+        f"judge colour {hits['colour']}/{n}, judge shape {hits['shape']}/{n}, both {hits['both']}/{n}, "
+        f"hue colour {hits['hue']}/{n}, mean saturation {mean_saturation_all:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -16,11 +16,11 @@ import argparse
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL
-from prior_quality import prior_folder
 
 from dreamlift.embedded.judge import ShapeJudge
 from dreamlift.embedded.motion_judge import object_masks
 from dreamlift.embedded.shapes import COLOURS, SHAPES, sample_shapes
+from prior_quality import prior_folder
 
 
 def main() -> None:
@@ -34,10 +34,15 @@ def main() -> None:
     judge = ShapeJudge.load(folder / "judge.safetensors")
     scenes = sample_shapes(args.images, seed=10**9, device=args.device)
     with torch.no_grad():
-        latents = torch.cat([
-            vae.encode(chunk.to(args.device) * 2 - 1).latent_dist.mean for chunk in scenes.images.split(100)
-        ]) * vae.config.scaling_factor
-        recon = torch.cat([(vae.decode(z / vae.config.scaling_factor).sample.cpu() + 1) / 2 for z in latents.split(100)])
+        latents = (
+            torch.cat(
+                [vae.encode(chunk.to(args.device) * 2 - 1).latent_dist.mean for chunk in scenes.images.split(100)]
+            )
+            * vae.config.scaling_factor
+        )
+        recon = torch.cat(
+            [(vae.decode(z / vae.config.scaling_factor).sample.cpu() + 1) / 2 for z in latents.split(100)]
+        )
     recon = recon.clamp(0, 1)
     latents = latents.cpu()
     # Object pixels as the motion judge finds them (far from the border's colour); latent cells at 1/4 size.
@@ -52,15 +57,21 @@ def main() -> None:
     def fraction_right(predicted: list[str], truth: list[str], ids: list[int]) -> float:
         return sum(predicted[i] == truth[i] for i in ids) / len(ids)
 
-    print(f"{'colour':<8}{'n':>5}{'judge orig':>12}{'judge trip':>12}{'shape trip':>12}{'|pixel err|':>13}{'obj-bg latent':>15}")
+    print(
+        f"{'colour':<8}{'n':>5}{'judge orig':>12}{'judge trip':>12}{'shape trip':>12}"
+        f"{'|pixel err|':>13}{'obj-bg latent':>15}"
+    )
     for index, colour in enumerate(names + ["all"]):
         chosen = scenes.colour == index if colour != "all" else torch.ones_like(scenes.colour, dtype=torch.bool)
         ids = chosen.nonzero()[:, 0].tolist()
         error = (recon[chosen] - scenes.images[chosen]).abs().mean().item()
         distance = latent_distance(latents[chosen], cell_mask[chosen])
-        print(f"{colour:<8}{len(ids):>5}{fraction_right(original_colours, true_colours, ids):>12.1%}"
-              f"{fraction_right(trip_colours, true_colours, ids):>12.1%}{fraction_right(trip_shapes, true_shapes, ids):>12.1%}"
-              f"{error:>13.4f}{distance:>15.2f}")
+        print(
+            f"{colour:<8}{len(ids):>5}{fraction_right(original_colours, true_colours, ids):>12.1%}"
+            f"{fraction_right(trip_colours, true_colours, ids):>12.1%}"
+            f"{fraction_right(trip_shapes, true_shapes, ids):>12.1%}"
+            f"{error:>13.4f}{distance:>15.2f}"
+        )
 
 
 def latent_distance(latents: torch.Tensor, cell_mask: torch.Tensor) -> float:

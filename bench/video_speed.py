@@ -17,9 +17,10 @@ import time
 import torch
 from diffusers import AnimateDiffPipeline
 
-from dreamlift.cli import load_model
-from dreamlift.pipelines.text_to_video import Text2VideoConfig, TextToVideo
+from dreamlift.loading import load_prior_model
 from dreamlift.priors.diffusion import quiet_libraries
+from dreamlift.video.config import Text2VideoConfig
+from dreamlift.video.pipeline import TextToVideo
 from dreamlift.video.temporal import TemporalAdapter
 
 
@@ -33,17 +34,23 @@ def main() -> None:
     device = torch.device(args.device)
     config = Text2VideoConfig(prompt="a red cube moving left", frames=args.frames, steps=args.steps, device=args.device)
     config.prior.dtype = "float32"
-    prior = load_model(config, device)
+    prior = load_prior_model(config.prior, device)
     torch.manual_seed(0)
-    adapter = TemporalAdapter.for_unet(prior.unet, text_attention=False, num_attention_heads=4, trained_frames=args.frames)
+    adapter = TemporalAdapter.for_unet(
+        prior.unet, text_attention=False, num_attention_heads=4, trained_frames=args.frames
+    )
     with torch.no_grad():
         for p in adapter.parameters():
             p.normal_(0, 0.02)
     ours = TextToVideo(config, prior, adapter, run_dir=".")
     with quiet_libraries():
         theirs = AnimateDiffPipeline(
-            vae=prior.vae, text_encoder=prior.text_encoder, tokenizer=prior.tokenizer, unet=prior.unet,
-            motion_adapter=adapter.to_motion_adapter(), scheduler=prior.scheduler,
+            vae=prior.vae,
+            text_encoder=prior.text_encoder,
+            tokenizer=prior.tokenizer,
+            unet=prior.unet,
+            motion_adapter=adapter.to_motion_adapter(),
+            scheduler=prior.scheduler,
         ).to(device)  # builds its UNetMotionModel from the U-Net and the adapter
     theirs.set_progress_bar_config(disable=True)
     size = prior.image_size
@@ -53,8 +60,14 @@ def main() -> None:
 
     def run_theirs() -> None:
         theirs(
-            prompt=config.prompt, num_frames=args.frames, height=size, width=size, num_inference_steps=args.steps,
-            guidance_scale=config.guidance, generator=torch.Generator().manual_seed(0), output_type="pt",
+            prompt=config.prompt,
+            num_frames=args.frames,
+            height=size,
+            width=size,
+            num_inference_steps=args.steps,
+            guidance_scale=config.guidance,
+            generator=torch.Generator().manual_seed(0),
+            output_type="pt",
         )
 
     timings: dict[str, list[float]] = {"ours": [], "diffusers": []}

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 import trimesh
-
 from conftest import FAST_TEXT3D
+
 from dreamlift.batch.jobs import JobRunner, shrink_for_memory
 from dreamlift.batch.manifest import job_id, parse_manifest
 from dreamlift.batch.status import MARKER, history, is_done, read_status
@@ -53,13 +53,19 @@ def test_manifest_lines_become_jobs_and_bad_lines_are_named(tmp_path):
     jobs, errors = parse_manifest("text3d", manifest, overrides=["train.steps=5"])
     assert [job.line for job in jobs] == [3, 4]  # line 9 repeats line 3: same id, run once
     assert jobs[0].config["train"]["steps"] == 5 and jobs[0].config["guidance"]["kind"] == "sds"
-    assert jobs[1].config["seed"] == 3 and jobs[1].config["train"]["steps"] == 7 and jobs[1].config["train"]["resolution"] == 32
+    assert (
+        jobs[1].config["seed"] == 3
+        and jobs[1].config["train"]["steps"] == 7
+        and jobs[1].config["train"]["resolution"] == 32
+    )
     assert [(e.line, e.message.split(" (")[0]) for e in errors] == [
         (5, "unknown config key 'train.stepz'"),
         (6, "the prompt is missing or empty"),
         (7, "not valid JSON"),
     ]
-    video_jobs, _ = parse_manifest("text2video", write(tmp_path / "v.jsonl", '{"prompt": "a red cube moving left", "steps": 3}\n'))
+    video_jobs, _ = parse_manifest(
+        "text2video", write(tmp_path / "v.jsonl", '{"prompt": "a red cube moving left", "steps": 3}\n')
+    )
     assert video_jobs[0].config["steps"] == 3 and video_jobs[0].config["frames"] == 8
 
 
@@ -82,7 +88,9 @@ def test_job_ids_are_stable_and_follow_what_changes_the_output(tmp_path):
 
 
 def test_local_batch_runs_good_lines_skips_finished_jobs_and_reports(tiny_prior_dir, tmp_path, capsys):
-    manifest = write(tmp_path / "m.txt", 'a red cube\n{"prompt": "a blue sphere", "seed": 3}\n{"prompt": "x", "nope": 1}\n')
+    manifest = write(
+        tmp_path / "m.txt", 'a red cube\n{"prompt": "a blue sphere", "seed": 3}\n{"prompt": "x", "nope": 1}\n'
+    )
     out = tmp_path / "out"
     assert text3d_main(["batch", str(manifest), "--out", str(out), *fast(tiny_prior_dir)]) == 1  # line 3 is bad
     captured = capsys.readouterr()
@@ -134,7 +142,7 @@ def test_a_job_killed_mid_run_has_no_marker_and_is_redone_from_its_checkpoint(ti
 
 
 def test_failures_are_retried_and_out_of_memory_shrinks_the_job(tiny_prior_dir, tmp_path, monkeypatch):
-    from dreamlift.pipelines.text_to_3d import TextTo3D
+    from dreamlift.text3d.trainer import TextTo3D
 
     jobs, _ = parse_manifest("text3d", write(tmp_path / "m.txt", "a red cube\n"), overrides=fast(tiny_prior_dir))
     job, out = jobs[0], tmp_path / "out"
@@ -153,12 +161,27 @@ def test_failures_are_retried_and_out_of_memory_shrinks_the_job(tiny_prior_dir, 
     record = JobRunner("local").run(job, out, retries=2)
     assert record["outcome"] == "done" and record["attempt"] == 3
     assert seen == [16, 16, 16]  # batch 1 at 16 px cannot shrink further
-    assert [r["outcome"] for r in read_status(out)] == ["running", "out_of_memory", "running", "failed", "running", "done"]
+    assert [r["outcome"] for r in read_status(out)] == [
+        "running",
+        "out_of_memory",
+        "running",
+        "failed",
+        "running",
+        "done",
+    ]
     assert history(out, job)["done"] == 1
 
     config = {"train": {"batch_size": 4, "resolution": 128, "high_resolution": 256}}
-    assert shrink_for_memory("text3d", config, 2)["train"] == {"batch_size": 1, "resolution": 128, "high_resolution": 256}
-    assert shrink_for_memory("text3d", config, 3)["train"] == {"batch_size": 1, "resolution": 64, "high_resolution": 128}
+    assert shrink_for_memory("text3d", config, 2)["train"] == {
+        "batch_size": 1,
+        "resolution": 128,
+        "high_resolution": 256,
+    }
+    assert shrink_for_memory("text3d", config, 3)["train"] == {
+        "batch_size": 1,
+        "resolution": 64,
+        "high_resolution": 128,
+    }
     assert shrink_for_memory("text2video", {"decode_chunk": 16}, 2) == {"decode_chunk": 4}
 
 
@@ -181,7 +204,10 @@ def test_a_job_that_keeps_failing_stops_after_its_retries_and_usage_errors_are_n
     ],
 )
 def test_bad_batch_commands_are_one_line_errors(tmp_path, capsys, args, message):
-    files = {"EMPTY": write(tmp_path / "empty.txt", "# nothing\n"), "GOOD": write(tmp_path / "good.txt", "a red cube\n")}
+    files = {
+        "EMPTY": write(tmp_path / "empty.txt", "# nothing\n"),
+        "GOOD": write(tmp_path / "good.txt", "a red cube\n"),
+    }
     args = [str(files.get(a, a)) for a in args]
     assert text3d_main(["batch", *args, "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -197,6 +223,55 @@ def test_text2video_batch_writes_each_video_once(tiny_prior_dir, tmp_path, capsy
     jobs, _ = parse_manifest("text2video", manifest, overrides=settings)
     assert all((tmp_path / "out" / job.id / "video.mp4").is_file() and is_done(tmp_path / "out", job) for job in jobs)
     assert "2 jobs: 2 done" in capsys.readouterr().out
+
+
+def test_a_refused_vsd_job_leaves_the_cached_prior_plain_and_later_vsd_jobs_run(tiny_prior_dir, tmp_path):
+    from dreamlift.config import from_dict
+    from dreamlift.text3d.config import Text3DConfig
+
+    out, runner = tmp_path / "out", JobRunner("local")
+    out.mkdir()
+    vsd = [*fast(tiny_prior_dir, steps=2), "guidance.kind=vsd", "guidance.scale=7.5"]
+    # The mesh stage refuses before its first step: the NeRF has no surface at an absurd threshold.
+    (refused,), _ = parse_manifest(
+        "text3d",
+        write(tmp_path / "a.txt", "a red cube\n"),
+        overrides=[*vsd, "refine.enabled=true", "refine.threshold=1e9"],
+    )
+    record = runner.run(refused, out, retries=2)
+    assert record["outcome"] == "refused" and "no surface" in record["error"]
+    unet = runner.models.prior(from_dict(Text3DConfig, refused.config).prior, torch.device("cpu")).unet
+    assert not any("lora" in name for name, _ in unet.named_parameters())
+    assert not getattr(unet, "peft_config", {}) and not unet.time_embedding._forward_hooks
+    jobs, _ = parse_manifest("text3d", write(tmp_path / "b.txt", "a red cube\na blue sphere\n"), overrides=vsd)
+    assert [runner.run(job, out, retries=0)["outcome"] for job in jobs] == ["done", "done"]
+
+
+def test_a_bad_window_gets_the_same_verdict_from_text2video_and_from_a_batch(
+    tiny_prior, tiny_prior_dir, tmp_path, capsys
+):
+    from dreamlift.video.temporal import TemporalAdapter
+
+    TemporalAdapter.for_unet(tiny_prior.unet, text_attention=False, num_attention_heads=1).save_pretrained(
+        tmp_path / "adapter"
+    )
+    settings = [
+        f"prior.model={tiny_prior_dir}",
+        f"motion_adapter={tmp_path / 'adapter'}",
+        "steps=2",
+        "frames=3",
+        "window=1000",
+        "device=cpu",
+    ]
+    assert text2video_main(["a red cube", *settings, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "temporal window must lie in" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+    manifest = write(tmp_path / "v.txt", "a red cube\n")
+    assert text2video_main(["batch", str(manifest), "--out", str(tmp_path / "out"), "--retries", "2", *settings]) == 1
+    records = read_status(tmp_path / "out")
+    assert [r["outcome"] for r in records] == ["running", "refused"]
+    assert "temporal window must lie in" in records[-1]["error"]
 
 
 def _run_batch_in_thread(argv: list[str]) -> tuple[threading.Thread, list[int]]:
@@ -231,7 +306,9 @@ def _assert_every_job_done_once_and_one_resumed(out: Path, jobs, victim):
     assert all(is_done(out, job) for job in jobs)
 
 
-@pytest.mark.skipif(shutil.which("sbatch") is None, reason="no Slurm here (.ci/run starts ../shared/slurm-localhost.sh)")
+@pytest.mark.skipif(
+    shutil.which("sbatch") is None, reason="no Slurm here (.ci/run starts ../shared/slurm-localhost.sh)"
+)
 def test_slurm_array_runs_every_job_once_and_a_preempted_task_requeues_and_resumes(tiny_prior_dir, tmp_path):
     pytest.importorskip("submitit")
     manifest = write(tmp_path / "m.txt", "a red cube\na blue sphere\n")
@@ -249,7 +326,11 @@ def test_slurm_array_runs_every_job_once_and_a_preempted_task_requeues_and_resum
     # credential dates from the second it revoked the old one ("Job credential revoked"), and the task dies.
     task = record["slurm_job"]
     squeue = ["squeue", "-h", "-j", task, "-o", "%t %r"]
-    _wait_for(lambda: subprocess.run(squeue, capture_output=True, text=True).stdout.strip() == "PD BeginTime", 60, "the requeue")
+    _wait_for(
+        lambda: subprocess.run(squeue, capture_output=True, text=True).stdout.strip() == "PD BeginTime",
+        60,
+        "the requeue",
+    )
     time.sleep(2)
     subprocess.run(["scontrol", "update", f"JobId={task}", "StartTime=now"], check=True)
     thread.join(timeout=300)
@@ -265,7 +346,9 @@ def test_ray_actors_run_every_job_once_and_a_killed_actor_is_replaced_and_the_jo
     jobs, _ = parse_manifest("text3d", manifest, overrides=settings)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        thread, codes = _run_batch_in_thread(["batch", str(manifest), "--out", str(out), "--backend", "ray", "--workers", "2", *settings])
+        thread, codes = _run_batch_in_thread(
+            ["batch", str(manifest), "--out", str(out), "--backend", "ray", "--workers", "2", *settings]
+        )
         victim = jobs[0]
         record = _wait_for(lambda: _running_record(out, victim), 180, "the Ray actor to checkpoint")
         os.kill(record["pid"], signal.SIGKILL)  # the actor's process dies mid-job
@@ -277,7 +360,9 @@ def test_ray_actors_run_every_job_once_and_a_killed_actor_is_replaced_and_the_jo
     assert "lost" in {r["outcome"] for r in read_status(out) if r["id"] == victim.id}
 
 
-@pytest.mark.skipif(shutil.which("sbatch") is None, reason="no Slurm here (.ci/run starts ../shared/slurm-localhost.sh)")
+@pytest.mark.skipif(
+    shutil.which("sbatch") is None, reason="no Slurm here (.ci/run starts ../shared/slurm-localhost.sh)"
+)
 def test_a_cancelled_slurm_task_fails_its_jobs_instead_of_hanging_the_batch(tiny_prior_dir, tmp_path, monkeypatch):
     pytest.importorskip("submitit")
     import dreamlift.batch.slurm
@@ -290,8 +375,13 @@ def test_a_cancelled_slurm_task_fails_its_jobs_instead_of_hanging_the_batch(tiny
     thread, codes = _run_batch_in_thread(["batch", str(manifest), "--out", str(out), *slurm, *settings])
     job = parse_manifest("text3d", manifest, overrides=settings)[0][0]
     record = _wait_for(lambda: _running_record(out, job), 180, "the Slurm task to checkpoint")
-    subprocess.run(["scancel", "--signal=KILL", "--full", record["slurm_job"]], check=True)  # no result file, no requeue
+    subprocess.run(
+        ["scancel", "--signal=KILL", "--full", record["slurm_job"]], check=True
+    )  # no result file, no requeue
     thread.join(timeout=120)
     assert codes == [1]
-    assert read_status(out)[-1]["outcome"] == "failed" and "left the queue without a result" in read_status(out)[-1]["error"]
+    assert (
+        read_status(out)[-1]["outcome"] == "failed"
+        and "left the queue without a result" in read_status(out)[-1]["error"]
+    )
     assert not is_done(out, job)

@@ -4,9 +4,10 @@ import sys
 
 import pytest
 import trimesh
-
 from conftest import FAST_TEXT3D
-from dreamlift.cli import slugify, text2video_main, text3d_main
+
+from dreamlift.cli import text2video_main, text3d_main
+from dreamlift.cli.common import slugify
 
 
 def error_line(capsys) -> str:
@@ -48,7 +49,18 @@ def test_unwritable_out(tmp_path, capsys, tiny_prior_dir):
 
 def test_run_export_and_resume_guard(tmp_path, capsys, tiny_prior_dir):
     out = tmp_path / "run"
-    args = ["a red cube", "--model", str(tiny_prior_dir), "--steps", "2", "--seed", "3", "--out", str(out), *FAST_TEXT3D]
+    args = [
+        "a red cube",
+        "--model",
+        str(tiny_prior_dir),
+        "--steps",
+        "2",
+        "--seed",
+        "3",
+        "--out",
+        str(out),
+        *FAST_TEXT3D,
+    ]
     assert text3d_main(args) == 0
     assert json.loads((out / "metrics.json").read_text())["seed"] == 3
     assert len(trimesh.load(out / "mesh.obj", force="mesh").faces) > 0
@@ -60,7 +72,7 @@ def test_run_export_and_resume_guard(tmp_path, capsys, tiny_prior_dir):
     assert json.loads((out / "metrics.json").read_text())["loss"][-1][0] == 3
     capsys.readouterr()
     assert text3d_main(["other prompt", "--resume", "--out", str(out)]) == 2
-    assert "is a run of \"a red cube\"" in error_line(capsys)
+    assert 'is a run of "a red cube"' in error_line(capsys)
     (out / "mesh.glb").unlink()
     assert text3d_main(["export", str(out), "export.formats=[glb]"]) == 0
     assert (out / "mesh.glb").is_file()
@@ -82,7 +94,7 @@ def test_console_script_exit_code(tmp_path):
         cwd=tmp_path,
     )
     assert result.returncode == 2
-    assert result.stderr.strip() == "text3d: error: the prompt is empty; say what to make, e.g. text3d \"a red cube\""
+    assert result.stderr.strip() == 'text3d: error: the prompt is empty; say what to make, e.g. text3d "a red cube"'
 
 
 def test_slugify():

@@ -5,11 +5,11 @@ import math
 import torch
 import trimesh
 
-from dreamlift.renderers.cameras import orbit_cameras
-from dreamlift.renderers.dmtet import DMTetConfig, DMTetGeometry, marching_tetrahedra, tetrahedral_grid
-from dreamlift.renderers.hashgrid import HashGridConfig
-from dreamlift.renderers.mesh import edge_neighbours, laplacian_smoothing, normal_consistency
-from dreamlift.renderers.raster import RasterizerConfig, antialias, clip_space, rasterize
+from dreamlift.render.raster import RasterizerConfig, antialias, clip_space, rasterize
+from dreamlift.scene.cameras import orbit_cameras
+from dreamlift.scene.dmtet import DMTetConfig, DMTetGeometry, marching_tetrahedra, tetrahedral_grid
+from dreamlift.scene.hashgrid import HashGridConfig
+from dreamlift.scene.mesh_geometry import edge_neighbours, laplacian_smoothing, normal_consistency
 
 
 def signed_volume(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
@@ -123,7 +123,9 @@ def test_dmtet_fits_the_silhouettes_of_a_box():
         cameras = orbit_cameras(azimuth, elevation, torch.full((3,), 2.5), torch.full((3,), math.radians(40)))
         vertices, faces = geometry()
         target = silhouettes(box_vertices, box_faces, cameras)
-        loss = ((silhouettes(vertices, faces, cameras) - target) ** 2).mean() + 0.5 * laplacian_smoothing(vertices, faces)
+        loss = ((silhouettes(vertices, faces, cameras) - target) ** 2).mean() + 0.5 * laplacian_smoothing(
+            vertices, faces
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -111,7 +111,7 @@ def test_mesh_judge_rasterizer_covers_the_projected_square():
     import trimesh
 
     from dreamlift.embedded.mesh_judge import hue_colour, render_mesh_file
-    from dreamlift.renderers.cameras import orbit_cameras
+    from dreamlift.scene.cameras import orbit_cameras
 
     box = trimesh.creation.box((0.5, 0.5, 0.5))
     box.visual.vertex_colors = np.tile([30, 60, 220, 255], (len(box.vertices), 1))

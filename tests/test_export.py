@@ -6,18 +6,20 @@ import pytest
 import torch
 import trimesh
 
-from dreamlift.pipelines.export import ExportConfig, extract_mesh, scene_mesh, write_meshes
-from dreamlift.renderers.background import BackgroundConfig
-from dreamlift.renderers.fields import FieldConfig
-from dreamlift.renderers.hashgrid import HashGridConfig
-from dreamlift.renderers.scene import NeRFScene
-from dreamlift.renderers.volume import RendererConfig
+from dreamlift.render.volume import VolumeRendererConfig
+from dreamlift.scene.background import BackgroundConfig
+from dreamlift.scene.fields import FieldConfig
+from dreamlift.scene.hashgrid import HashGridConfig
+from dreamlift.text3d.export import ExportConfig, extract_mesh, scene_mesh, write_meshes
+from dreamlift.text3d.scenes import NeRFScene
 
 
 def red_sphere_scene() -> NeRFScene:
     """A field that is exactly its blob: density softplus(40·(1 − r/0.5)), albedo red."""
-    config = FieldConfig(hashgrid=HashGridConfig(num_levels=2, log2_hashmap_size=10, max_resolution=32), blob_density=40.0)
-    scene = NeRFScene(config, RendererConfig(), BackgroundConfig(), torch.device("cpu"))
+    config = FieldConfig(
+        hashgrid=HashGridConfig(num_levels=2, log2_hashmap_size=10, max_resolution=32), blob_density=40.0
+    )
+    scene = NeRFScene(config, VolumeRendererConfig(), BackgroundConfig(), torch.device("cpu"))
     last = scene.field.mlp[-1]
     with torch.no_grad():
         last.weight.zero_()
@@ -73,7 +75,7 @@ def test_threshold_override_and_empty_field():
 def test_mp4_without_imageio_ffmpeg_is_a_one_line_error_and_writes_nothing(tmp_path):
     script = (
         "import sys, numpy as np; sys.modules['imageio_ffmpeg'] = None\n"
-        "from dreamlift.pipelines.export import write_video\n"
+        "from dreamlift.text3d.export import write_video\n"
         f"write_video(np.zeros((3, 16, 16, 3), np.uint8), {str(tmp_path / 'v.mp4')!r}, 8)\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)

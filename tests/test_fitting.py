@@ -6,13 +6,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dreamlift.pipelines.text_to_3d import OptimConfig, build_optimizer
-from dreamlift.renderers.background import Background, BackgroundConfig
-from dreamlift.renderers.cameras import orbit_cameras
-from dreamlift.renderers.fields import FieldConfig, FieldOutput
-from dreamlift.renderers.hashgrid import HashGridConfig
-from dreamlift.renderers.scene import NeRFScene
-from dreamlift.renderers.volume import OccupancyGrid, RendererConfig, VolumeRenderer
+from dreamlift.render.volume import OccupancyGrid, VolumeRenderer, VolumeRendererConfig
+from dreamlift.scene.background import Background, BackgroundConfig
+from dreamlift.scene.cameras import orbit_cameras
+from dreamlift.scene.fields import FieldConfig, FieldOutput
+from dreamlift.scene.hashgrid import HashGridConfig
+from dreamlift.text3d.config import OptimConfig
+from dreamlift.text3d.scenes import NeRFScene
+from dreamlift.text3d.trainer import build_optimizer
 
 TARGET_PSNR = 23.0
 """Held-out PSNR (dB) the fit must reach in STEPS CPU steps; it reaches 25.1 dB (seed 0)."""
@@ -46,10 +47,12 @@ def psnr(a, b):
 
 def test_nerf_fits_known_shape():
     torch.manual_seed(0)
-    renderer_config = RendererConfig(num_samples=64, occupancy_resolution=32, occupancy_warmup_steps=64, occupancy_update_every=8)
+    renderer_config = VolumeRendererConfig(
+        num_samples=64, occupancy_resolution=32, occupancy_warmup_steps=64, occupancy_update_every=8
+    )
     background = BackgroundConfig(colour=(1.0, 1.0, 1.0))
     truth = SphereAndCube()
-    truth_grid = OccupancyGrid(RendererConfig(num_samples=128, occupancy_resolution=64), 1.0)
+    truth_grid = OccupancyGrid(VolumeRendererConfig(num_samples=128, occupancy_resolution=64), 1.0)
     truth_grid.update(0, truth)
     truth_renderer = VolumeRenderer(truth_grid.config, truth_grid)
     train_views, test_views = views(16, 0.0), views(4, 0.4)
@@ -57,7 +60,9 @@ def test_nerf_fits_known_shape():
         targets = truth_renderer.render(truth, Background(background), train_views, SIZE, SIZE).rgb
         held_out = truth_renderer.render(truth, Background(background), test_views, SIZE, SIZE).rgb
 
-    field = FieldConfig(hashgrid=HashGridConfig(num_levels=8, log2_hashmap_size=14, max_resolution=128), blob_density=5.0)
+    field = FieldConfig(
+        hashgrid=HashGridConfig(num_levels=8, log2_hashmap_size=14, max_resolution=128), blob_density=5.0
+    )
     scene = NeRFScene(field, renderer_config, background, torch.device("cpu"))
     optimizer = build_optimizer(scene, OptimConfig(lr_grid=3e-2, lr_mlp=3e-3))
     generator = torch.Generator().manual_seed(0)

@@ -4,11 +4,11 @@ import pytest
 import torch
 
 from dreamlift.cli import text3d_main
-from dreamlift.guidance import make_guidance
-from dreamlift.guidance.base import GuidanceConfig, PerpNegConfig, VSDConfig, perp_neg_combine
+from dreamlift.guidance import GuidanceConfig, PerpNegConfig, VSDConfig, make_guidance
+from dreamlift.guidance.base import perp_neg_combine
 from dreamlift.priors.diffusion import PriorConfig, load_prior
 from dreamlift.priors.prompts import PromptEmbeddings
-from dreamlift.renderers.cameras import orbit_cameras
+from dreamlift.scene.cameras import orbit_cameras
 
 
 def cameras(batch):
@@ -49,7 +49,9 @@ def test_zero_initialised_lora_is_the_prior(fresh_prior):
     cams = cameras(3)
     noisy, t = torch.randn(3, 4, 16, 16), torch.tensor([100, 500, 900])
     cond, _ = prompts.for_cameras(cams.azimuth, cams.elevation)
-    torch.testing.assert_close(guidance.lora_noise(noisy, t, cond, cams.c2w), fresh_prior.predict_noise(noisy, t, cond), atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        guidance.lora_noise(noisy, t, cond, cams.c2w), fresh_prior.predict_noise(noisy, t, cond), atol=1e-6, rtol=0
+    )
 
 
 def test_vsd_gradient_is_weighted_prior_minus_lora(fresh_prior, monkeypatch):
@@ -114,7 +116,9 @@ def test_vsd_works_on_a_v_prediction_prior(tiny_v_prior, tmp_path):
     guidance = make_guidance(GuidanceConfig(kind="vsd"), prior)
     noisy, t, text = torch.randn(2, 4, 16, 16), torch.tensor([200, 700]), prior.encode_text(["a red cube"] * 2)
     c2w = cameras(2).c2w
-    torch.testing.assert_close(guidance.lora_noise(noisy, t, text, c2w), prior.predict_noise(noisy, t, text), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        guidance.lora_noise(noisy, t, text, c2w), prior.predict_noise(noisy, t, text), atol=1e-5, rtol=0
+    )
     assert torch.isfinite(torch.tensor(guidance.train_lora(torch.randn(2, 4, 16, 16), text, c2w, None)))
 
 
@@ -150,7 +154,9 @@ def test_sjc_averages_scores_over_noise_draws(tiny_prior, monkeypatch):
     scores = []
     for noise in (first, second):
         noisy = tiny_prior.add_noise(latents.detach(), noise, t)
-        denoised = latents.detach() + sigma * noise - sigma * tiny_prior.predict_noise_cfg(noisy, t, cond, uncond, 10.0)[0]
+        denoised = (
+            latents.detach() + sigma * noise - sigma * tiny_prior.predict_noise_cfg(noisy, t, cond, uncond, 10.0)[0]
+        )
         scores.append((denoised - latents.detach()) / sigma**2)  # PAAS: (D(z + σε) − z) / σ²
     torch.testing.assert_close(latents.grad, -(scores[0] + scores[1]) / 2 / 2, atol=1e-4, rtol=1e-4)
 

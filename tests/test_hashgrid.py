@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from dreamlift.renderers.hashgrid import HashGridConfig, HashGridEncoding, level_layout, tcnn_available
+from dreamlift.scene.hashgrid import HashGridConfig, HashGridEncoding, level_layout, tcnn_available
 
 
 def test_level_layout_matches_instant_ngp():
@@ -28,7 +28,9 @@ def test_shapes_and_gradients():
 
 
 def test_dense_level_is_trilinear_interpolation_of_its_table():
-    config = HashGridConfig(num_levels=1, features_per_level=1, base_resolution=4, max_resolution=4, log2_hashmap_size=10)
+    config = HashGridConfig(
+        num_levels=1, features_per_level=1, base_resolution=4, max_resolution=4, log2_hashmap_size=10
+    )
     encoding = HashGridEncoding(config)
     resolution = 4
     with torch.no_grad():
@@ -52,7 +54,7 @@ def test_resolution_grows_geometrically():
 
 @pytest.mark.skipif(not (torch.cuda.is_available() and tcnn_available()), reason="needs CUDA and tinycudann")
 def test_matches_tinycudann():
-    from dreamlift.renderers.hashgrid import TcnnHashGridEncoding
+    from dreamlift.scene.hashgrid import TcnnHashGridEncoding
 
     config = HashGridConfig(num_levels=8, log2_hashmap_size=15, max_resolution=256)
     reference = TcnnHashGridEncoding(config).cuda()

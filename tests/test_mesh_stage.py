@@ -4,8 +4,8 @@ import json
 
 import imageio.v3 as imageio
 import trimesh
-
 from conftest import FAST_TEXT3D
+
 from dreamlift.cli import text3d_main
 
 FAST_REFINE = [
@@ -22,7 +22,9 @@ def assert_textured_stage(folder):
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["stage"] == "mesh" and metrics["export"]["textured"]
     loaded = trimesh.load(folder / "mesh.glb", force="mesh")
-    assert isinstance(loaded.visual, trimesh.visual.TextureVisuals) and len(loaded.faces) == metrics["export"]["faces"] > 0
+    assert (
+        isinstance(loaded.visual, trimesh.visual.TextureVisuals) and len(loaded.faces) == metrics["export"]["faces"] > 0
+    )
     assert (folder / "texture.png").is_file() and (folder / "mesh.mtl").is_file()
     assert not list(folder.glob(".*tmp*"))
     return metrics

@@ -6,8 +6,7 @@ import pytest
 import torch
 import trimesh
 
-from dreamlift.renderers.cameras import orbit_cameras
-from dreamlift.renderers.raster import (
+from dreamlift.render.raster import (
     RasterizerConfig,
     antialias,
     clip_space,
@@ -15,6 +14,7 @@ from dreamlift.renderers.raster import (
     rasterize,
     visible_faces,
 )
+from dreamlift.scene.cameras import orbit_cameras
 
 TORCH = RasterizerConfig(backend="torch")
 

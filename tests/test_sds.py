@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from dreamlift.guidance.base import GuidanceConfig
+from dreamlift.guidance import GuidanceConfig
 from dreamlift.guidance.sds import SDSGuidance
 from dreamlift.priors.prompts import PromptEmbeddings
-from dreamlift.renderers.cameras import orbit_cameras
+from dreamlift.scene.cameras import orbit_cameras
 
 
 def cameras(batch):
@@ -45,11 +45,15 @@ def test_uniform_weighting_clipping_and_nan_guard(tiny_prior, monkeypatch):
     monkeypatch.setattr(tiny_prior, "encode_images", lambda x: x)
     latents = torch.rand(2, 4, 16, 16, requires_grad=True)
     guidance(latents, cameras(2), prompts, 0.0, torch.Generator().manual_seed(0)).loss.backward()
-    assert latents.grad.abs().max().item() == pytest.approx(0.01 / 2, rel=1e-4)  # clipped per element, then batch-averaged
+    assert latents.grad.abs().max().item() == pytest.approx(
+        0.01 / 2, rel=1e-4
+    )  # clipped per element, then batch-averaged
     # A NaN in the prior's prediction becomes a zero gradient and is reported.
     original = tiny_prior.predict_noise_cfg
     monkeypatch.setattr(
-        tiny_prior, "predict_noise_cfg", lambda *a, **k: tuple(torch.full_like(x, float("nan")) for x in original(*a, **k))
+        tiny_prior,
+        "predict_noise_cfg",
+        lambda *a, **k: tuple(torch.full_like(x, float("nan")) for x in original(*a, **k)),
     )
     latents = torch.rand(1, 4, 16, 16, requires_grad=True)
     out = guidance(latents, cameras(1), prompts, 0.0)

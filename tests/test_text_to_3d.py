@@ -6,8 +6,9 @@ import torch
 import trimesh
 
 from dreamlift.config import load_config, preset_names
-from dreamlift.pipelines.text_to_3d import Text3DConfig, TextTo3D, read_run_config
 from dreamlift.priors.diffusion import PriorConfig, load_prior
+from dreamlift.text3d.config import Text3DConfig, read_run_config
+from dreamlift.text3d.trainer import TextTo3D
 
 TINY_RUN = [
     "field.hashgrid.num_levels=4",
@@ -95,7 +96,8 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_prior, tmp_
     for (name, a), (_, b) in zip(straight.scenes[0].state_dict().items(), resumed.scenes[0].state_dict().items()):
         assert torch.equal(a, b), name
     assert torch.equal(
-        straight.optimizers[0].state_dict()["state"][0]["exp_avg_sq"], resumed.optimizers[0].state_dict()["state"][0]["exp_avg_sq"]
+        straight.optimizers[0].state_dict()["state"][0]["exp_avg_sq"],
+        resumed.optimizers[0].state_dict()["state"][0]["exp_avg_sq"],
     )
 
 
@@ -114,7 +116,9 @@ def test_two_particles_share_one_vsd_lora_and_export_separately(tiny_prior_dir, 
 
 
 def test_staged_settings_follow_the_step():
-    config = tiny_config(10, **{"train.high_resolution": 32, "train.high_resolution_from": 0.5, "guidance.scale_final": 10.0})
+    config = tiny_config(
+        10, **{"train.high_resolution": 32, "train.high_resolution_from": 0.5, "guidance.scale_final": 10.0}
+    )
     assert [config.train.resolution_at(step) for step in (0, 4, 5, 9)] == [16, 16, 32, 32]
     from dreamlift.guidance.base import Guidance
 

@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 import trimesh
 
-from dreamlift.pipelines.export import Z_UP_TO_Y_UP, write_meshes
-from dreamlift.pipelines.texture import dilate, textured_mesh
-from dreamlift.renderers.cameras import orbit_cameras
-from dreamlift.renderers.raster import RasterizerConfig, clip_space, interpolate, rasterize
+from dreamlift.render.raster import RasterizerConfig, clip_space, interpolate, rasterize
+from dreamlift.scene.cameras import orbit_cameras
+from dreamlift.text3d.export import Z_UP_TO_Y_UP, write_meshes
+from dreamlift.text3d.texture import dilate, textured_mesh
 
 
 def albedo(points: torch.Tensor) -> torch.Tensor:

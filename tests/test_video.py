@@ -13,9 +13,10 @@ from diffusers import UNetMotionModel
 from PIL import Image
 
 from dreamlift.cli import text2video_main
-from dreamlift.pipelines.text_to_video import Text2VideoConfig, TextToVideo
-from dreamlift.video.clips import reversed_caption
+from dreamlift.training.clips import reversed_caption
+from dreamlift.video.config import Text2VideoConfig
 from dreamlift.video.inflation import InflatedUNet, frame_windows, window_weights
+from dreamlift.video.pipeline import TextToVideo
 from dreamlift.video.temporal import TemporalAdapter, frame_basis, load_temporal_adapter
 from dreamlift.video.zero_shot import CrossFrameAttnProcessor, cross_frame_attention, translate_latents
 
@@ -288,13 +289,17 @@ def test_training_the_prompt_route_of_layers_without_token_embeddings(tiny_prior
 
     start = randomised(TemporalAdapter.for_unet(tiny_prior.unet, num_attention_heads=2, prompt_embedding_dim=8))
     start.save_pretrained(tmp_path / "start")
-    config = TrainMotionConfig(num_clips=2, num_frames=4, steps=2, batch=2, init_from=str(tmp_path / "start"), trainable="prompt")
+    config = TrainMotionConfig(
+        num_clips=2, num_frames=4, steps=2, batch=2, init_from=str(tmp_path / "start"), trainable="prompt"
+    )
     MotionTrainer(config, tiny_prior, tmp_path / "work", tmp_path / "motion").run()
     trained = load_temporal_adapter(tmp_path / "motion")
     assert trained.config.prompt_reads_tokens and trained.config.prompt_embedding_dim == 8
     assert trained.prompt_pooling.token_to_value.weight.abs().max() > 0  # trained on from zero
     assert not torch.equal(trained.prompt_pooling.queries, start.prompt_pooling.queries)
-    assert not torch.equal(trained.up_blocks[0].prompt_projections[0].weight, start.up_blocks[0].prompt_projections[0].weight)
+    assert not torch.equal(
+        trained.up_blocks[0].prompt_projections[0].weight, start.up_blocks[0].prompt_projections[0].weight
+    )
     route = {id(p) for p in trained.prompt_route_parameters()}
     after = {name: p for name, p in trained.named_parameters() if id(p) not in route}
     assert after and all(".motion_modules." in name for name in after)
@@ -306,7 +311,7 @@ def test_training_the_prompt_route_of_layers_without_token_embeddings(tiny_prior
 
 
 def test_clip_folder_reads_captioned_videos(tmp_path):
-    from dreamlift.video.clips import read_clip_folder
+    from dreamlift.training.clips import read_clip_folder
 
     frames = np.zeros((6, 40, 48, 3), np.uint8)
     for k in range(6):
@@ -340,13 +345,37 @@ def test_cli_bad_input_is_one_line_and_exit_2(tiny_prior_dir, tmp_path, capsys, 
 def test_cli_refuses_an_adapter_that_does_not_fit(tiny_prior_dir, tmp_path, capsys):
     adapter = TemporalAdapter(block_out_channels=(32, 64), layers_per_block=1, num_attention_heads=2, norm_num_groups=8)
     adapter.save_pretrained(tmp_path / "adapter")
-    code = text2video_main(["a red cube", "--model", str(tiny_prior_dir), "--motion-adapter", str(tmp_path / "adapter"), "--out", str(tmp_path / "run")])
+    code = text2video_main(
+        [
+            "a red cube",
+            "--model",
+            str(tiny_prior_dir),
+            "--motion-adapter",
+            str(tmp_path / "adapter"),
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     assert code == 2 and "does not fit" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 
 def test_cli_writes_a_zero_shot_video(tiny_prior_dir, tmp_path):
-    code = text2video_main(["a red cube moving right", "--model", str(tiny_prior_dir), "--mode", "zero-shot", "--steps", "4", "--frames", "3", "--out", str(tmp_path / "run")])
+    code = text2video_main(
+        [
+            "a red cube moving right",
+            "--model",
+            str(tiny_prior_dir),
+            "--mode",
+            "zero-shot",
+            "--steps",
+            "4",
+            "--frames",
+            "3",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     assert code == 0
     assert iio.imread(tmp_path / "run" / "video.mp4", index=None).shape[0] == 3
 
@@ -384,16 +413,26 @@ def test_motion_judge_sees_a_static_and_a_flickering_clip():
 
 
 def test_cli_trains_temporal_layers_and_refuses_a_missing_clip_folder(tiny_prior_dir, tmp_path, capsys):
-    args = ["--model", str(tiny_prior_dir), "num_clips=2", "num_frames=4", "steps=1", "batch=1", "num_attention_heads=2"]
+    args = [
+        "--model",
+        str(tiny_prior_dir),
+        "num_clips=2",
+        "num_frames=4",
+        "steps=1",
+        "batch=1",
+        "num_attention_heads=2",
+    ]
     assert text2video_main(["train", "--out", str(tmp_path / "motion"), *args]) == 0
     assert load_temporal_adapter(tmp_path / "motion").config.trained_frames == 4
     capsys.readouterr()
-    assert text2video_main(["train", "--clips", str(tmp_path / "no-clips"), "--out", str(tmp_path / "other"), *args]) == 2
+    assert (
+        text2video_main(["train", "--clips", str(tmp_path / "no-clips"), "--out", str(tmp_path / "other"), *args]) == 2
+    )
     assert "clip folder not found" in capsys.readouterr().err
 
 
 def test_loss_weights_of_min_snr_and_of_the_clean_sample():
-    from dreamlift.training import clean_sample_weights, min_snr_weights
+    from dreamlift.training.schedules import clean_sample_weights, min_snr_weights
 
     alphas = torch.tensor([0.8, 0.5, 0.2])  # SNR 4, 1, 0.25
     t = torch.arange(3)
@@ -403,7 +442,7 @@ def test_loss_weights_of_min_snr_and_of_the_clean_sample():
 
 
 def test_warmup_cosine_learning_rate():
-    from dreamlift.training import set_warmup_cosine_lr
+    from dreamlift.training.schedules import set_warmup_cosine_lr
 
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     rates = []

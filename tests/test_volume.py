@@ -5,10 +5,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dreamlift.renderers.background import Background, BackgroundConfig
-from dreamlift.renderers.cameras import orbit_cameras
-from dreamlift.renderers.fields import FieldOutput
-from dreamlift.renderers.volume import OccupancyGrid, RendererConfig, VolumeRenderer, ray_aabb
+from dreamlift.render.volume import OccupancyGrid, VolumeRenderer, VolumeRendererConfig, ray_aabb
+from dreamlift.scene.background import Background, BackgroundConfig
+from dreamlift.scene.cameras import orbit_cameras
+from dreamlift.scene.fields import FieldOutput
 
 RADIUS = 0.5
 
@@ -32,7 +32,7 @@ class SolidSphere(nn.Module):
 
 @pytest.fixture
 def rendered():
-    config = RendererConfig(num_samples=256, occupancy_resolution=64)
+    config = VolumeRendererConfig(num_samples=256, occupancy_resolution=64)
     grid = OccupancyGrid(config, bound=1.0)
     field = SolidSphere()
     grid.update(0, field)
@@ -80,12 +80,14 @@ def test_ray_aabb():
 
 
 def render_shaded(field):
-    config = RendererConfig(num_samples=128)
+    config = VolumeRendererConfig(num_samples=128)
     grid = OccupancyGrid(config, 1.0)
     grid.update(0, field)
     cameras = orbit_cameras(torch.tensor([0.0]), torch.tensor([0.0]), torch.tensor([2.0]), torch.tensor([0.7]))
     light = (torch.tensor([[1.0, 0.0, 0.0]]), torch.tensor([0.0]))
-    return VolumeRenderer(config, grid).render(field, Background(BackgroundConfig()), cameras, 32, 32, "lambertian", light)
+    return VolumeRenderer(config, grid).render(
+        field, Background(BackgroundConfig()), cameras, 32, 32, "lambertian", light
+    )
 
 
 def test_shaded_render_has_normals_and_orientation():
@@ -104,11 +106,13 @@ def test_shaded_render_has_normals_and_orientation():
 def test_nerfacc_cuda_sampler_matches_the_torch_sampler():
     renders = {}
     for sampler in ("torch", "nerfacc"):
-        config = RendererConfig(num_samples=256, occupancy_resolution=64, sampler=sampler)
+        config = VolumeRendererConfig(num_samples=256, occupancy_resolution=64, sampler=sampler)
         grid = OccupancyGrid(config, bound=1.0).cuda()
         field = CudaField(SolidSphere())
         grid.update(0, field)
-        cameras = orbit_cameras(torch.tensor([0.3]), torch.tensor([0.2]), torch.tensor([2.0]), torch.tensor([0.7])).to("cuda")
+        cameras = orbit_cameras(torch.tensor([0.3]), torch.tensor([0.2]), torch.tensor([2.0]), torch.tensor([0.7])).to(
+            "cuda"
+        )
         background = Background(BackgroundConfig(colour=(0.0, 0.0, 1.0))).cuda()
         renders[sampler] = VolumeRenderer(config, grid).render(field, background, cameras, 64, 64)
     for name in ("rgb", "opacity", "depth"):
@@ -125,7 +129,9 @@ class CudaField(nn.Module):
 
     def forward(self, points, with_normals=False):
         out = self.field(points.cpu(), with_normals)
-        return FieldOutput(*(t.to(points.device) if t is not None else None for t in (out.density, out.albedo, out.normal)))
+        return FieldOutput(
+            *(t.to(points.device) if t is not None else None for t in (out.density, out.albedo, out.normal))
+        )
 
     def density(self, points):
         return self(points).density
@@ -135,6 +141,6 @@ class CudaField(nn.Module):
 def test_nerfacc_sampler_on_cpu_is_a_usage_error():
     from dreamlift.errors import UsageError
 
-    config = RendererConfig(sampler="nerfacc")
+    config = VolumeRendererConfig(sampler="nerfacc")
     with pytest.raises(UsageError, match="needs CUDA"):
         VolumeRenderer(config, OccupancyGrid(config, 1.0)).use_nerfacc_sampler(torch.device("cpu"))

@@ -4,7 +4,8 @@ Every component declares its settings as a dataclass whose fields carry a docstr
 built in three layers, each checked against the dataclasses:
 
 1. the dataclass defaults,
-2. a preset (a name from ``dreamlift/configs`` or a path to a YAML file),
+2. a preset (a name from ``dreamlift/configs`` or a path to a YAML file); a preset may start with
+   ``base: NAME`` (another preset's name or a path), and then holds only the keys that differ from it,
 3. dotted overrides from the command line, e.g. ``guidance.scale=50`` or ``camera.fov_range=[40,60]``.
 
 Any key that is not a field is an error naming its dotted path; so is a value of the wrong type. Values in
@@ -23,13 +24,16 @@ from typing import Any, Literal, TypeVar, Union
 
 import yaml
 
-from dreamlift.errors import UsageError
+from dreamlift.errors import UsageError, first_line
 
 _EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 """Numbers in exponent notation, which YAML 1.1 leaves as strings unless the mantissa has a dot."""
 
 PRESET_DIR = Path(__file__).parent / "configs"
 """Folder of the YAML presets shipped with the package."""
+
+BASE_KEY = "base"
+"""The key of a preset that names the preset it inherits from."""
 
 ConfigT = TypeVar("ConfigT")
 
@@ -39,24 +43,31 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
 
-def read_preset(name_or_path: str) -> dict[str, Any]:
-    """Read a preset by name (``dreamfusion``) or by path to a YAML file; returns its mapping."""
+def read_preset(name_or_path: str, _seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Read a preset by name (``dreamfusion``) or by path to a YAML file, merged onto the preset its ``base`` key
+    names (if any); returns the mapping."""
     path = Path(name_or_path)
     if not (path.suffix in (".yaml", ".yml") or path.exists()):
         path = PRESET_DIR / f"{name_or_path}.yaml"
         if not path.exists():
             raise UsageError(
-                f"unknown config preset '{name_or_path}' (known: {', '.join(preset_names())}; or give a path to a YAML file)"
+                f"unknown config preset '{name_or_path}' (known: {', '.join(preset_names())}; "
+                "or give a path to a YAML file)"
             )
     if not path.is_file():
         raise UsageError(f"config file not found: {path}")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
-        raise UsageError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+        raise UsageError(f"config file {path} is not valid YAML: {first_line(err)}") from None
     if not isinstance(data, dict):
         raise UsageError(f"config file {path} must hold a mapping of keys to values")
-    return data
+    base = data.pop(BASE_KEY, None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or str(path.resolve()) in _seen:
+        raise UsageError(f"config file {path}: '{BASE_KEY}' must name another preset, without a cycle")
+    return deep_merge(read_preset(base, (*_seen, str(path.resolve()))), data)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -115,9 +126,7 @@ def from_dict(cls: type[ConfigT], data: dict[str, Any], path: str = "") -> Confi
     unknown = [k for k in data if k not in fields]
     if unknown:
         where = f"{path}." if path else ""
-        raise UsageError(
-            f"unknown config key '{where}{unknown[0]}' (valid keys here: {', '.join(sorted(fields))})"
-        )
+        raise UsageError(f"unknown config key '{where}{unknown[0]}' (valid keys here: {', '.join(sorted(fields))})")
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for name, value in data.items():
@@ -180,16 +189,23 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:
 
 
 def to_dict(config: Any) -> dict[str, Any]:
-    """The config as plain YAML-ready data (tuples become lists)."""
+    """The config as plain YAML-ready data (tuples become lists); a field whose metadata says ``omit_if_none``
+    is left out while it is None (a section that the chosen kind does not use)."""
 
     def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value):
+            return {
+                f.name: plain(getattr(value, f.name))
+                for f in dataclasses.fields(value)
+                if not (f.metadata.get("omit_if_none") and getattr(value, f.name) is None)
+            }
         if isinstance(value, (list, tuple)):
             return [plain(v) for v in value]
         if isinstance(value, dict):
             return {k: plain(v) for k, v in value.items()}
         return value
 
-    return plain(dataclasses.asdict(config))
+    return plain(config)
 
 
 def dump_yaml(config: Any) -> str:

@@ -16,26 +16,20 @@ import time
 import traceback
 from pathlib import Path
 
-from dreamlift.batch.manifest import BatchJob, config_class
+from dreamlift.batch.commands import batch_command
+from dreamlift.batch.manifest import BatchJob
 from dreamlift.batch.status import append_status, failures, history, is_done, job_dir, mark_done
 from dreamlift.config import from_dict
-from dreamlift.errors import UsageError
+from dreamlift.errors import UsageError, describe, is_usage_error
+from dreamlift.loading import ModelCache
 
 
 def shrink_for_memory(kind: str, config: dict, times: int) -> dict:
-    """The config with its memory use cut ``times`` times after running out of GPU memory: text3d halves the
-    render batch, then the render size (not below 16 px); text2video halves the frames decoded at a time."""
+    """The config (plain data) with its memory use cut ``times`` times after running out of GPU memory, as the
+    command says (:attr:`BatchCommand.shrink`)."""
     config = copy.deepcopy(config)
     for _ in range(times):
-        if kind == "text3d":
-            train = config["train"]
-            if train["batch_size"] > 1:
-                train["batch_size"] //= 2
-            else:
-                train["resolution"] = max(16, train["resolution"] // 2)
-                train["high_resolution"] = train["high_resolution"] and max(16, train["high_resolution"] // 2)
-        else:
-            config["decode_chunk"] = max(1, config["decode_chunk"] // 2)
+        batch_command(kind).shrink(config)
     return config
 
 
@@ -50,32 +44,14 @@ class JobRunner:
 
     def __init__(self, backend: str):
         self.backend = backend
-        self._priors: dict = {}
-        self._adapters: dict = {}
-
-    def _prior(self, config, device):
-        from dreamlift.cli import load_model
-
-        key = (config.prior.model, config.prior.dtype, config.prior.pixel_space, str(device))
-        if key not in self._priors:
-            self._priors[key] = load_model(config, device)
-        return self._priors[key]
-
-    def _adapter(self, config, prior):
-        from dreamlift.cli import load_motion_adapter
-
-        key = (config.motion_adapter, id(prior))
-        if key not in self._adapters:
-            self._adapters[key] = load_motion_adapter(config, prior.unet)
-        return self._adapters[key]
+        self.models = ModelCache()
 
     def attempt(self, job: BatchJob, out: Path, attempt: int, memory_shrinks: int = 0) -> dict:
         """One attempt at ``job``; returns its status record: outcome done, failed, out_of_memory (retried with
         less memory), or refused (a usage error such as a missing model folder, which no retry can fix)."""
         import torch
 
-        from dreamlift.pipelines.text_to_3d import resolve_device, run_stages
-        from dreamlift.pipelines.text_to_video import TextToVideo
+        from dreamlift.runtime import resolve_device
 
         folder = job_dir(out, job)
         resumed = (folder / "checkpoints" / "last.pt").is_file()
@@ -86,10 +62,11 @@ class JobRunner:
         elif os.environ.get("SLURM_JOB_ID"):  # an array of one is submitted as a plain job
             where["slurm_job"] = os.environ["SLURM_JOB_ID"]
         try:
-            config = from_dict(config_class(job.kind), shrink_for_memory(job.kind, job.config, memory_shrinks))
+            command = batch_command(job.kind)
+            config = from_dict(command.config_class, shrink_for_memory(job.kind, job.config, memory_shrinks))
             device = resolve_device(config.device)
         except UsageError as err:  # e.g. CUDA asked for on a worker without it
-            return append_status(out, job, "refused", attempt=attempt, error=f"UsageError: {err}", **where)
+            return append_status(out, job, "refused", attempt=attempt, error=describe(err), **where)
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         where["device"] = f"{device}" + (f" (CUDA_VISIBLE_DEVICES={visible})" if visible else "")
         start = time.time()
@@ -99,22 +76,20 @@ class JobRunner:
             try:
                 with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
                     print(f"--- attempt {attempt} on {where['device']}, {time.ctime(start)}", flush=True)
-                    prior = self._prior(config, device)
-                    if job.kind == "text3d":
-                        run_stages(config, prior, folder, device, resume=resumed)
-                    else:
-                        adapter = self._adapter(config, prior) if config.mode == "animate" else None
-                        TextToVideo(config, prior, adapter, folder).run()
+                    command.run(config, self.models, folder, device, resumed)
             except Exception as err:  # a failing job is recorded (and retried), never allowed to stop the batch
                 log.write(traceback.format_exc())
-                outcome = "out_of_memory" if _is_out_of_memory(err) else "refused" if isinstance(err, UsageError) else "failed"
-                lines = str(err).strip().splitlines()
+                outcome = "out_of_memory" if _is_out_of_memory(err) else "refused" if is_usage_error(err) else "failed"
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
-                error = f"{type(err).__name__}: {lines[0] if lines else ''}"
-                return append_status(out, job, outcome, attempt=attempt, seconds=time.time() - start, error=error, **where)
+                error = describe(err)
+                return append_status(
+                    out, job, outcome, attempt=attempt, seconds=time.time() - start, error=error, **where
+                )
         seconds = time.time() - start
-        mark_done(out, job, {"id": job.id, "prompt": job.prompt, "kind": job.kind, "attempt": attempt, "seconds": seconds})
+        mark_done(
+            out, job, {"id": job.id, "prompt": job.prompt, "kind": job.kind, "attempt": attempt, "seconds": seconds}
+        )
         return append_status(out, job, "done", attempt=attempt, seconds=seconds, resumed=resumed, **where)
 
     def run(self, job: BatchJob, out: Path, retries: int) -> dict:

@@ -57,7 +57,9 @@ def run_local(jobs: list[BatchJob], out: Path, retries: int, workers: int, on_fi
             slots.put(index % gpus if gpus else index)
         lost: list[BatchJob] = []
         finished_any = False
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(slots, gpus, workers)) as pool:
+        with ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_start_worker, initargs=(slots, gpus, workers)
+        ) as pool:
             pending = {pool.submit(_run_in_worker, job, out, retries): job for job in queue}
             queue = []
             while pending:

@@ -17,11 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dreamlift.batch.commands import batch_command
 from dreamlift.config import load_config, to_dict
 from dreamlift.errors import UsageError
-
-KINDS = ("text3d", "text2video")
-"""Commands that can run as batch jobs."""
 
 
 @dataclass(frozen=True)
@@ -46,28 +44,6 @@ class ManifestError:
 
     def __str__(self) -> str:
         return f"manifest line {self.line}: {self.message}"
-
-
-def config_class(kind: str) -> type:
-    """The config dataclass of a batch command."""
-    if kind == "text3d":
-        from dreamlift.pipelines.text_to_3d import Text3DConfig
-
-        return Text3DConfig
-    if kind == "text2video":
-        from dreamlift.pipelines.text_to_video import Text2VideoConfig
-
-        return Text2VideoConfig
-    raise ValueError(f"unknown batch command {kind!r} (known: {', '.join(KINDS)})")
-
-
-def default_preset(kind: str) -> str | None:
-    return "dreamfusion" if kind == "text3d" else None
-
-
-def steps_key(kind: str) -> str:
-    """The config key of a job's ``steps`` setting."""
-    return "train.steps" if kind == "text3d" else "steps"
 
 
 def job_id(kind: str, config: dict[str, Any]) -> str:
@@ -111,12 +87,13 @@ def resolve_job(kind: str, number: int, entry: str | dict, preset: str | None, o
     prompt = settings.pop("prompt", None)
     if not isinstance(prompt, str) or not prompt.strip():
         raise UsageError("the prompt is missing or empty")
-    job_preset = settings.pop("config", None) or preset or default_preset(kind)
+    command = batch_command(kind)
+    job_preset = settings.pop("config", None) or preset or command.default_preset
     values = {"prompt": prompt.strip()}
     if "steps" in settings:
-        values[steps_key(kind)] = settings.pop("steps")
+        values[command.steps_key] = settings.pop("steps")
     values.update(settings)
-    config = to_dict(load_config(config_class(kind), job_preset, overrides, values))
+    config = to_dict(load_config(command.config_class, job_preset, overrides, values))
     return BatchJob(kind, job_id(kind, config), number, config)
 
 

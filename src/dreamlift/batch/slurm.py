@@ -19,7 +19,7 @@ from pathlib import Path
 from dreamlift.batch.jobs import JobRunner
 from dreamlift.batch.manifest import BatchJob
 from dreamlift.batch.status import append_status, is_done
-from dreamlift.errors import UsageError
+from dreamlift.errors import UsageError, first_line
 
 
 @dataclass
@@ -97,7 +97,7 @@ def run_slurm(
     try:
         tasks = executor.map_array(SlurmTask(out, retries), chunks)
     except Exception as err:  # sbatch missing or refusing the request
-        raise UsageError(f"could not submit to Slurm: {str(err).strip().splitlines()[0]}") from None
+        raise UsageError(f"could not submit to Slurm: {first_line(err)}") from None
     array_id = tasks[0].job_id.split("_")[0]
     print(f"batch: submitted Slurm array {array_id} ({len(tasks)} tasks)")
     remaining = dict(zip(tasks, chunks))
@@ -112,13 +112,17 @@ def run_slurm(
                     records = task.result()
                 except Exception as err:  # the task itself died (node failure, out of memory, a bug)
                     lines = str(err).strip().splitlines()
-                    records = _task_failed(out, remaining[task], task.job_id, lines[-1] if lines else type(err).__name__)
+                    records = _task_failed(
+                        out, remaining[task], task.job_id, lines[-1] if lines else type(err).__name__
+                    )
             elif queued is not None and task.job_id not in queued:
                 # Gone from the queue: its result file follows within seconds, unless it was cancelled or killed,
                 # which submitit cannot see on a cluster without accounting.
                 if time.time() - gone_since.setdefault(task, time.time()) < RESULT_GRACE_S:
                     continue
-                records = _task_failed(out, remaining[task], task.job_id, "left the queue without a result (cancelled?)")
+                records = _task_failed(
+                    out, remaining[task], task.job_id, "left the queue without a result (cancelled?)"
+                )
             else:
                 continue
             for record in records:
@@ -143,5 +147,7 @@ def _queued_tasks(array_id: str) -> set[str] | None:
 def _task_failed(out: Path, chunk: list[BatchJob], task_id: str, why: str) -> list[dict]:
     """A failure record for every job of a dead task's chunk that is not done."""
     return [
-        append_status(out, job, "failed", backend="slurm", error=f"task {task_id}: {why}") for job in chunk if not is_done(out, job)
+        append_status(out, job, "failed", backend="slurm", error=f"task {task_id}: {why}")
+        for job in chunk
+        if not is_done(out, job)
     ]

@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 from dreamlift.batch.manifest import BatchJob
-from dreamlift.outputs import write_text
+from dreamlift.io import write_text
 
 MARKER = "done.json"
 """Name of the completion marker in a job's folder."""
@@ -99,7 +99,10 @@ def summary_table(out: Path, jobs: list[BatchJob]) -> str:
         states[state] += 1
         seconds = f"{record['seconds']:.0f}" if "seconds" in record else ""
         prompt = job.prompt if len(job.prompt) <= 36 else job.prompt[:35] + "…"
-        rows.append(f"{job.id}  {job.line:>5}  {state:<13}  {attempts[job.id]:>8}  {seconds:>7}  {prompt:<36}  {record.get('error', '')}")
+        rows.append(
+            f"{job.id}  {job.line:>5}  {state:<13}  {attempts[job.id]:>8}  {seconds:>7}  {prompt:<36}"
+            f"  {record.get('error', '')}"
+        )
     header = f"{'id':<16}  {'line':>5}  {'state':<13}  {'attempts':>8}  {'seconds':>7}  {'prompt':<36}  error"
     totals = ", ".join(f"{count} {state}" for state, count in sorted(states.items()))
     return "\n".join([header, *rows, f"{len(jobs)} jobs: {totals or 'none'}"])

@@ -1,9 +1,9 @@
 """An independent judge of exported meshes: render the mesh file itself, then ask the shape/colour classifier.
 
 It sees only the exported mesh (its triangles and vertex colours), drawn by the project's rasterizer
-(renderers/raster.py) with flat Lambertian shading on a light background, from eight views around the object.
-Neither the NeRF renderer nor the diffusion prior takes part; the classifier (dreamlift.embedded.judge) was trained on the
-procedural dataset only. Colour is also read without any network, as the palette colour nearest in hue to the
+(render/raster.py) with flat Lambertian shading on a light background, from eight views around the object.
+Neither the NeRF renderer nor the diffusion prior takes part; the classifier (dreamlift.embedded.judge) was trained
+on the procedural dataset only. Colour is also read without any network, as the palette colour nearest in hue to the
 mesh's mean vertex colour.
 """
 
@@ -17,10 +17,10 @@ import trimesh
 
 from dreamlift.embedded.judge import ShapeJudge
 from dreamlift.embedded.shapes import nearest_hue_colour
-from dreamlift.renderers.cameras import Cameras, turntable_cameras
-from dreamlift.renderers.mesh import face_normals
-from dreamlift.renderers.raster import RasterizerConfig, clip_space, interpolate, rasterize
-from dreamlift.renderers.shading import fixed_light
+from dreamlift.render.raster import RasterizerConfig, clip_space, interpolate, rasterize
+from dreamlift.render.shading import fixed_light
+from dreamlift.scene.cameras import Cameras, turntable_cameras
+from dreamlift.scene.mesh_geometry import face_normals
 
 
 def render_mesh_file(mesh: trimesh.Trimesh, cameras: Cameras, size: int) -> tuple[torch.Tensor, torch.Tensor]:

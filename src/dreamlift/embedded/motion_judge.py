@@ -73,7 +73,9 @@ def judge_clip(frames: torch.Tensor) -> ClipVerdict:
     area = masks.sum(dim=(1, 2))
     if (area < MIN_AREA).any():
         return ClipVerdict("none", None, False, True, (0.0, 0.0), 0.0)
-    rows, cols = torch.meshgrid(torch.arange(height, dtype=masks.dtype), torch.arange(width, dtype=masks.dtype), indexing="ij")
+    rows, cols = torch.meshgrid(
+        torch.arange(height, dtype=masks.dtype), torch.arange(width, dtype=masks.dtype), indexing="ij"
+    )
     x = (masks * cols).sum(dim=(1, 2)) / area / width
     y = (masks * rows).sum(dim=(1, 2)) / area / height
     travel = (_slope(x), -_slope(y))
@@ -90,6 +92,8 @@ def judge_clip(frames: torch.Tensor) -> ClipVerdict:
         motion = "moving up" if travel[1] > 0 else "moving down"
     pixels = frames.permute(0, 2, 3, 1)[masks.bool()]  # all object pixels, P×3
     colour = nearest_hue_colour(pixels.mean(0))
-    per_frame = [nearest_hue_colour(frames[k].permute(1, 2, 0)[masks[k].bool()].mean(0)) for k in range(frames.shape[0])]
+    per_frame = [
+        nearest_hue_colour(frames[k].permute(1, 2, 0)[masks[k].bool()].mean(0)) for k in range(frames.shape[0])
+    ]
     flicker = _jerk(area) / float(area.mean()) > MAX_AREA_JERK or max(_jerk(x), _jerk(y)) > MAX_CENTROID_JERK
     return ClipVerdict(motion, colour, all(c == colour for c in per_frame), flicker, travel, growth)

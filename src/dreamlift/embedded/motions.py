@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 
 from dreamlift.embedded.shapes import COLOURS, SHAPES, caption, draw_scenes, render_scenes
-from dreamlift.renderers.cameras import CameraConfig
-from dreamlift.video.clips import Clips
+from dreamlift.scene.cameras import CameraConfig
+from dreamlift.training.clips import Clips
 
 MOTIONS = ("moving left", "moving right", "moving up", "moving down", "growing", "shrinking")
 """Motions the embedded motion model knows, as they appear at the end of a caption."""
@@ -72,6 +72,7 @@ def render_motion_clips(num: int, num_frames: int, seed: int, resolution: int = 
     frames = (images * 255).round().to(torch.uint8).cpu().reshape(num, num_frames, 3, resolution, resolution)
     names = list(COLOURS)
     captions = [
-        motion_caption(names[c], SHAPES[s], MOTIONS[m]) for c, s, m in zip(colour.tolist(), shape.tolist(), motion.tolist())
+        motion_caption(names[c], SHAPES[s], MOTIONS[m])
+        for c, s, m in zip(colour.tolist(), shape.tolist(), motion.tolist())
     ]
     return Clips(frames, captions)

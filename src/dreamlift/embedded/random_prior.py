@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
+
 from dreamlift.embedded.tokenizer import build_tokenizer
 from dreamlift.embedded.train import (
     TrainPriorConfig,
@@ -45,7 +46,12 @@ def build_random_prior(
         return folder
     unet = type(unet).from_config({**unet.config, "in_channels": 3, "out_channels": 3})
     folder.mkdir(parents=True, exist_ok=True)
-    for name, part in (("tokenizer", tokenizer), ("text_encoder", text_encoder), ("unet", unet), ("scheduler", scheduler)):
+    for name, part in (
+        ("tokenizer", tokenizer),
+        ("text_encoder", text_encoder),
+        ("unet", unet),
+        ("scheduler", scheduler),
+    ):
         part.save_pretrained(folder / name)
     index = {
         "_class_name": "StableDiffusionPipeline",

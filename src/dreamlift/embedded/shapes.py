@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from dreamlift.priors.views import VIEWS, view_index, view_suffix
-from dreamlift.renderers.cameras import CameraConfig, Cameras, generate_rays, orbit_cameras, sample_cameras
+from dreamlift.scene.cameras import CameraConfig, Cameras, generate_rays, orbit_cameras, sample_cameras
 
 SHAPES = ("cube", "sphere", "cone", "cylinder", "torus")
 """Shapes the embedded prior knows."""
@@ -181,7 +181,9 @@ def draw_scenes(
     params = _shape_params(shape, generator)
     yaw = 2 * torch.pi * torch.rand(n, generator=generator)
     toward_camera = F.normalize(cameras.positions, dim=-1)
-    light = F.normalize(toward_camera + 0.8 * torch.randn(n, 3, generator=generator) + torch.tensor([0, 0, 0.6]), dim=-1)
+    light = F.normalize(
+        toward_camera + 0.8 * torch.randn(n, 3, generator=generator) + torch.tensor([0, 0, 0.6]), dim=-1
+    )
     ambient = 0.3 + 0.2 * torch.rand(n, 1, generator=generator)
     albedo = torch.tensor(list(COLOURS.values()))[colour]
     albedo = (albedo * (0.9 + 0.2 * torch.rand(n, 1, generator=generator))).clamp(0, 1)

@@ -11,12 +11,11 @@ finished run given more ``unet_steps`` or ``judge_steps`` trains that stage on f
 5. ``judge``: the independent colour/shape classifier (see judge.py).
 6. ``export``: the diffusers folder (``from_pretrained`` loads it offline), the judge, and ``training.json``.
 
-Run ``python -m dreamlift.embedded.train --out DIR`` (see ``--help``); ``text3d train-prior`` is the same.
+Run ``text3d train-prior --out DIR`` (see ``--help``).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,12 +27,14 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 from transformers import CLIPTextConfig, CLIPTextModel
 
-from dreamlift.config import dump_yaml, load_config
+from dreamlift.config import dump_yaml
 from dreamlift.embedded.judge import ShapeJudge, augment
 from dreamlift.embedded.shapes import sample_shapes
 from dreamlift.embedded.tokenizer import MAX_LENGTH, build_tokenizer
-from dreamlift.outputs import save_torch, write_text
-from dreamlift.training import StagedTrainer, min_snr_weights, set_warmup_cosine_lr
+from dreamlift.io import save_torch, write_text
+from dreamlift.training.latents import draw_latents, encode_posteriors
+from dreamlift.training.schedules import min_snr_weights, set_warmup_cosine_lr
+from dreamlift.training.staged import StagedTrainer
 
 
 @dataclass
@@ -189,7 +190,9 @@ class PriorTrainer(StagedTrainer):
             images.append((batch.images * 255).round().to(torch.uint8))
             labels.append(torch.stack([batch.colour, batch.shape, batch.view], dim=1))
             captions += batch.captions
-        save_torch(self.work / "data.pt", {"images": torch.cat(images), "labels": torch.cat(labels), "captions": captions})
+        save_torch(
+            self.work / "data.pt", {"images": torch.cat(images), "labels": torch.cat(labels), "captions": captions}
+        )
         return {"images": self.config.num_images}
 
     def _data(self) -> dict:
@@ -217,16 +220,9 @@ class PriorTrainer(StagedTrainer):
     @torch.no_grad()
     def stage_latents(self) -> dict:
         vae = AutoencoderKL.from_pretrained(self.work / "vae").to(self.device).eval()
-        images = self._data()["images"]
-        means, stds = [], []
-        for start in tqdm(range(0, len(images), 256), desc="encode latents"):
-            x = images[start : start + 256].to(self.device).float() / 127.5 - 1
-            dist = vae.encode(x).latent_dist
-            means.append(dist.mean.cpu())
-            stds.append(dist.std.cpu())
-        mean = torch.cat(means)
+        mean, std = encode_posteriors(vae, self._data()["images"], self.device, desc="encode latents")
         scaling = 1.0 / mean.std().item()
-        save_torch(self.work / "latents.pt", {"mean": mean, "std": torch.cat(stds), "scaling_factor": scaling})
+        save_torch(self.work / "latents.pt", {"mean": mean, "std": std, "scaling_factor": scaling})
         return {"scaling_factor": round(scaling, 5)}
 
     def stage_unet(self) -> dict:
@@ -255,8 +251,7 @@ class PriorTrainer(StagedTrainer):
             set_warmup_cosine_lr(optimizer, self.config.unet_lr, step, self.config.unet_steps, warmup)
             b = self.config.unet_batch
             index = torch.randint(len(tokens), (b,), generator=generator)
-            mean, std = latents["mean"][index], latents["std"][index]
-            z0 = (mean + std * torch.randn(mean.shape, generator=generator)) * latents["scaling_factor"]
+            z0 = draw_latents(latents["mean"], latents["std"], index, latents["scaling_factor"], generator)
             ids = tokens[index].clone()
             ids[torch.rand(b, generator=generator) < self.config.caption_dropout] = empty
             noise = torch.randn(z0.shape, generator=generator)
@@ -323,20 +318,3 @@ class PriorTrainer(StagedTrainer):
         }
         write_text(self.out / "training.json", json.dumps(summary, indent=2))
         return {}
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Train the embedded prior (see dreamlift/embedded/train.py).")
-    parser.add_argument("--out", required=True, help="folder for the diffusers-format model")
-    parser.add_argument("--work", default=None, help="folder for data and checkpoints (default: OUT.work)")
-    parser.add_argument("--config", default=None, help="YAML file of TrainPriorConfig fields")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. unet_steps=100")
-    args = parser.parse_args(argv)
-    config = load_config(TrainPriorConfig, args.config, args.overrides)
-    out = Path(args.out)
-    PriorTrainer(config, Path(args.work) if args.work else out.with_name(out.name + ".work"), out, args.device).run()
-
-
-if __name__ == "__main__":
-    main()

@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
-from dreamlift.guidance.base import Guidance, GuidanceConfig
+from dreamlift.guidance.base import Guidance, PerpNegConfig
+from dreamlift.guidance.config import GuidanceConfig
+from dreamlift.guidance.sds import SDSGuidance
+from dreamlift.guidance.sjc import SJCConfig, SJCGuidance
+from dreamlift.guidance.vsd import ESDConfig, ESDGuidance, VSDConfig, VSDGuidance
 from dreamlift.priors.diffusion import DiffusionPrior
+
+GUIDANCE_KINDS: dict[str, type[Guidance]] = {
+    "sds": SDSGuidance,
+    "sjc": SJCGuidance,
+    "vsd": VSDGuidance,
+    "esd": ESDGuidance,
+}
+"""The guidance class of each ``guidance.kind``."""
+
+__all__ = [
+    "GUIDANCE_KINDS",
+    "ESDConfig",
+    "Guidance",
+    "GuidanceConfig",
+    "PerpNegConfig",
+    "SJCConfig",
+    "VSDConfig",
+    "make_guidance",
+]
 
 
 def make_guidance(config: GuidanceConfig, prior: DiffusionPrior) -> Guidance:
-    """The guidance of kind ``config.kind`` on ``prior``."""
-    if config.kind == "sds":
-        from dreamlift.guidance.sds import SDSGuidance
-
-        return SDSGuidance(config, prior)
-    if config.kind == "sjc":
-        from dreamlift.guidance.sjc import SJCGuidance
-
-        return SJCGuidance(config, prior)
-    from dreamlift.guidance.vsd import VSDGuidance
-
-    return VSDGuidance(config, prior, entropy_weight=config.esd.entropy_weight if config.kind == "esd" else 0.0)
+    """The guidance of kind ``config.kind`` on ``prior``; use it inside ``with guidance:`` (see :class:`Guidance`)."""
+    return GUIDANCE_KINDS[config.kind](config, prior)

@@ -13,15 +13,18 @@ with respect to z is exactly g / B, so the logged loss is the size of the update
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING
 
 import torch
 
 from dreamlift.priors.diffusion import DiffusionPrior
 from dreamlift.priors.prompts import PromptEmbeddings
 from dreamlift.priors.views import VIEWS, view_index
-from dreamlift.renderers.cameras import Cameras
+from dreamlift.scene.cameras import Cameras
 from dreamlift.timing import PhaseTimer
+
+if TYPE_CHECKING:
+    from dreamlift.guidance.config import GuidanceConfig
 
 
 @dataclass
@@ -38,95 +41,6 @@ class PerpNegConfig:
     def __post_init__(self):
         if self.side_weight < 0 or self.back_weight < 0:
             raise ValueError("perp_neg weights must be >= 0")
-
-
-@dataclass
-class VSDConfig:
-    """The LoRA score model of VSD and ESD."""
-
-    lora_rank: int = 4
-    """Rank of the LoRA on the U-Net's attention projections (to_q, to_k, to_v, to_out)."""
-    lora_lr: float = 1e-3
-    """AdamW learning rate of the LoRA and the camera embedding (their own optimiser)."""
-    lora_steps: int = 1
-    """LoRA updates per guidance step, on the detached renders."""
-    camera_dropout: float = 0.1
-    """Fraction of LoRA training samples whose camera condition is dropped (zeros), so the LoRA also learns
-    the unconditioned score ESD needs."""
-
-    def __post_init__(self):
-        if self.lora_rank <= 0:
-            raise ValueError("lora_rank must be > 0")
-        if self.lora_lr <= 0 or self.lora_steps < 0:
-            raise ValueError("lora_lr must be > 0 and lora_steps >= 0")
-        if not 0 <= self.camera_dropout < 1:
-            raise ValueError("camera_dropout must lie in [0, 1)")
-
-
-@dataclass
-class SJCConfig:
-    """Score Jacobian chaining (Wang et al. 2023)."""
-
-    samples: int = 2
-    """Noise draws averaged per step (perturb-and-average scoring)."""
-
-    def __post_init__(self):
-        if self.samples <= 0:
-            raise ValueError("sjc.samples must be > 0")
-
-
-@dataclass
-class ESDConfig:
-    """Entropic score distillation (Wang et al. 2024)."""
-
-    entropy_weight: float = 0.5
-    """λ: the LoRA score subtracted is λ·ε_LoRA(no camera) + (1 − λ)·ε_LoRA(camera)."""
-
-    def __post_init__(self):
-        if not 0 <= self.entropy_weight <= 1:
-            raise ValueError("esd.entropy_weight must lie in [0, 1]")
-
-
-@dataclass
-class GuidanceConfig:
-    """Score distillation settings: the kind, and what the kinds share."""
-
-    kind: Literal["sds", "sjc", "vsd", "esd"] = "sds"
-    """Which guidance: sds (DreamFusion), sjc (score Jacobian chaining), vsd (ProlificDreamer), esd (entropic)."""
-    scale: float = 100.0
-    """Classifier-free guidance scale s in ε_u + s·(ε_c − ε_u); DreamFusion-with-SD practice uses 100, VSD 7.5."""
-    scale_final: float | None = None
-    """Guidance scale at the end of training: s moves linearly from ``scale`` to it over the run (None: constant)."""
-    t_min: float = 0.02
-    """Smallest timestep, as a fraction of the prior's training timesteps."""
-    t_max: float = 0.98
-    """Largest timestep at the start of training (fraction)."""
-    t_max_final: float = 0.98
-    """Largest timestep at the end of training (fraction): it falls linearly from t_max over the run."""
-    weighting: Literal["sds", "uniform"] = "sds"
-    """w(t): ``sds`` is 1 − ᾱ_t (DreamFusion), ``uniform`` is 1. SJC always uses its own 1/σ_t."""
-    grad_clip: float | None = None
-    """Clip each element of the gradient to [−c, c]; None = no clipping."""
-    view_dependent: bool = True
-    """Append ", front view" etc. to the prompt from the camera's angles."""
-    negative_prompt: str = ""
-    """Text of the unconditional branch of CFG."""
-    perp_neg: PerpNegConfig = field(default_factory=PerpNegConfig)
-    vsd: VSDConfig = field(default_factory=VSDConfig)
-    sjc: SJCConfig = field(default_factory=SJCConfig)
-    esd: ESDConfig = field(default_factory=ESDConfig)
-
-    def __post_init__(self):
-        if not 0 <= self.t_min < self.t_max <= 1 or not self.t_min < self.t_max_final <= 1:
-            raise ValueError("timesteps need 0 <= t_min < t_max <= 1 and t_min < t_max_final <= 1")
-        if self.scale < 0:
-            raise ValueError("scale must be >= 0")
-        if self.scale_final is not None and self.scale_final < 0:
-            raise ValueError("scale_final must be >= 0 (or null for a constant scale)")
-        if self.grad_clip is not None and self.grad_clip <= 0:
-            raise ValueError("grad_clip must be > 0 (or null to disable)")
-        if self.perp_neg.enabled and not self.view_dependent:
-            raise ValueError("perp_neg needs view_dependent prompts")
 
 
 @dataclass
@@ -148,7 +62,10 @@ class NoisedLatents:
 
 
 class Guidance:
-    """Base class of the guidance kinds; subclasses implement :meth:`gradient`."""
+    """Base class of the guidance kinds; subclasses implement :meth:`gradient`.
+
+    A kind that changes the prior (VSD adds a LoRA and a hook to its U-Net) does so when it is made, and undoes it
+    in :meth:`close`; a guidance is a context manager that closes on exit, as :class:`InflatedUNet` is."""
 
     def __init__(self, config: GuidanceConfig, prior: DiffusionPrior):
         self.config, self.prior = config, prior
@@ -191,8 +108,17 @@ class Guidance:
     def load_state_dict(self, state: dict) -> None:
         pass
 
+    # --- what a kind adds to the prior (VSD's LoRA and hook) -------------------------------------------------
     def close(self) -> None:
-        """Undo any change to the prior (VSD's LoRA); the prior is the plain frozen model afterwards."""
+        """Undo any change to the prior (VSD's LoRA); the prior is the plain frozen model afterwards. Closing
+        twice does nothing more."""
+
+    def __enter__(self) -> Guidance:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        """``with guidance:`` closes it however the block ends, so a shared (cached) prior is never left changed."""
+        self.close()
 
     # --- shared steps ---------------------------------------------------------------------------------------
     def timestep_range(self, progress: float) -> tuple[int, int]:
@@ -237,7 +163,9 @@ class Guidance:
             return prior.predict_noise_cfg(noisy, t, cond, uncond, scale)[0]
         batch = noisy.shape[0]
         front = prompts.views[VIEWS.index("front")].expand(batch, -1, -1)
-        eps_c, eps_u, eps_n = prior.predict_noise(noisy.repeat(3, 1, 1, 1), t.repeat(3), torch.cat([cond, uncond, front])).chunk(3)
+        eps_c, eps_u, eps_n = prior.predict_noise(
+            noisy.repeat(3, 1, 1, 1), t.repeat(3), torch.cat([cond, uncond, front])
+        ).chunk(3)
         views = view_index(cameras.azimuth, cameras.elevation).to(noisy.device)
         weights = torch.zeros(len(VIEWS), device=noisy.device)
         weights[VIEWS.index("side")], weights[VIEWS.index("back")] = c.perp_neg.side_weight, c.perp_neg.back_weight
@@ -251,7 +179,13 @@ class Guidance:
 
     @torch.no_grad()
     def preview(
-        self, images: torch.Tensor, cameras: Cameras, prompts: PromptEmbeddings, progress: float, t_fraction: float = 0.5, seed: int = 0
+        self,
+        images: torch.Tensor,
+        cameras: Cameras,
+        prompts: PromptEmbeddings,
+        progress: float,
+        t_fraction: float = 0.5,
+        seed: int = 0,
     ) -> torch.Tensor:
         """What the guidance sees, K×B×3×S×S in [0, 1] at the prior's size S: the renders, their noised latents at
         ``t_fraction`` of the timesteps decoded, and the one-step denoised x̂_0 = (x_t − √(1 − ᾱ_t)·ε)/√ᾱ_t of each
@@ -259,7 +193,9 @@ class Guidance:
         prior = self.prior
         latents = prior.encode_images(images).float()
         t = torch.full((images.shape[0],), int(t_fraction * prior.num_train_timesteps), device=prior.device)
-        noise = torch.randn(latents.shape, device=prior.device, generator=torch.Generator(prior.device).manual_seed(seed))
+        noise = torch.randn(
+            latents.shape, device=prior.device, generator=torch.Generator(prior.device).manual_seed(seed)
+        )
         noisy = prior.add_noise(latents, noise, t)
         a = prior.alphas_cumprod[t].view(-1, 1, 1, 1)
         panels = [prior.decode(latents), prior.decode(noisy)]
@@ -267,7 +203,9 @@ class Guidance:
             panels.append(prior.decode((noisy - (1 - a).sqrt() * eps) / a.sqrt()))
         return torch.stack(panels)
 
-    def distil(self, latents: torch.Tensor, grad: torch.Tensor, t: torch.Tensor, **diagnostics: float) -> GuidanceOutput:
+    def distil(
+        self, latents: torch.Tensor, grad: torch.Tensor, t: torch.Tensor, **diagnostics: float
+    ) -> GuidanceOutput:
         """The target-MSE loss that applies ``grad`` (B×C×h×w) to ``latents``, after the NaN guard and clipping."""
         batch = latents.shape[0]
         finite = torch.isfinite(grad).all()
@@ -278,7 +216,12 @@ class Guidance:
         loss = 0.5 * ((latents - target) ** 2).sum() / batch
         return GuidanceOutput(
             loss,
-            {"t": t.float().mean().item(), "grad_norm": grad.norm().item() / batch, "nonfinite": float(not finite), **diagnostics},
+            {
+                "t": t.float().mean().item(),
+                "grad_norm": grad.norm().item() / batch,
+                "nonfinite": float(not finite),
+                **diagnostics,
+            },
         )
 
 

@@ -10,7 +10,7 @@ import torch
 
 from dreamlift.guidance.base import Guidance, NoisedLatents
 from dreamlift.priors.prompts import PromptEmbeddings
-from dreamlift.renderers.cameras import Cameras
+from dreamlift.scene.cameras import Cameras
 from dreamlift.timing import PhaseTimer
 
 

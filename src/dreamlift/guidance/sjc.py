@@ -8,12 +8,26 @@ up it: the gradient on z is (1/K)·Σ_k (ε̂_k − ε_k)/σ_t — SDS with w(t)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from dreamlift.guidance.base import Guidance, NoisedLatents
 from dreamlift.priors.prompts import PromptEmbeddings
-from dreamlift.renderers.cameras import Cameras
+from dreamlift.scene.cameras import Cameras
 from dreamlift.timing import PhaseTimer
+
+
+@dataclass
+class SJCConfig:
+    """Score Jacobian chaining (Wang et al. 2023)."""
+
+    samples: int = 2
+    """Noise draws averaged per step (perturb-and-average scoring)."""
+
+    def __post_init__(self):
+        if self.samples <= 0:
+            raise ValueError("sjc.samples must be > 0")
 
 
 class SJCGuidance(Guidance):

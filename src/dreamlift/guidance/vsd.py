@@ -16,17 +16,58 @@ trained on the prior's own target, and its prediction is read as ε the same way
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dreamlift.guidance.base import Guidance, GuidanceConfig, NoisedLatents
+from dreamlift.guidance.base import Guidance, NoisedLatents
 from dreamlift.priors.diffusion import DiffusionPrior
 from dreamlift.priors.prompts import PromptEmbeddings
-from dreamlift.renderers.cameras import Cameras
+from dreamlift.scene.cameras import Cameras
 from dreamlift.timing import PhaseTimer
+
+if TYPE_CHECKING:
+    from dreamlift.guidance.config import GuidanceConfig
+
+
+@dataclass
+class VSDConfig:
+    """The LoRA score model of VSD and ESD."""
+
+    lora_rank: int = 4
+    """Rank of the LoRA on the U-Net's attention projections (to_q, to_k, to_v, to_out)."""
+    lora_lr: float = 1e-3
+    """AdamW learning rate of the LoRA and the camera embedding (their own optimiser)."""
+    lora_steps: int = 1
+    """LoRA updates per guidance step, on the detached renders."""
+    camera_dropout: float = 0.1
+    """Fraction of LoRA training samples whose camera condition is dropped (zeros), so the LoRA also learns
+    the unconditioned score ESD needs."""
+
+    def __post_init__(self):
+        if self.lora_rank <= 0:
+            raise ValueError("lora_rank must be > 0")
+        if self.lora_lr <= 0 or self.lora_steps < 0:
+            raise ValueError("lora_lr must be > 0 and lora_steps >= 0")
+        if not 0 <= self.camera_dropout < 1:
+            raise ValueError("camera_dropout must lie in [0, 1)")
+
+
+@dataclass
+class ESDConfig:
+    """Entropic score distillation (Wang et al. 2024)."""
+
+    entropy_weight: float = 0.5
+    """λ: the LoRA score subtracted is λ·ε_LoRA(no camera) + (1 − λ)·ε_LoRA(camera)."""
+
+    def __post_init__(self):
+        if not 0 <= self.entropy_weight <= 1:
+            raise ValueError("esd.entropy_weight must lie in [0, 1]")
+
 
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 """The U-Net's attention projections that carry the LoRA."""
@@ -55,8 +96,11 @@ class VSDGuidance(Guidance):
 
         super().__init__(config, prior)
         self.entropy_weight = entropy_weight
+        self._closed = False
         unet, rank = prior.unet, config.vsd.lora_rank
-        unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=LORA_TARGETS), adapter_name=self.adapter_name)
+        unet.add_adapter(
+            LoraConfig(r=rank, lora_alpha=rank, target_modules=LORA_TARGETS), adapter_name=self.adapter_name
+        )
         self.lora_parameters = [p for name, p in unet.named_parameters() if self.adapter_name in name]
         for p in self.lora_parameters:
             p.data = p.data.float()
@@ -65,7 +109,9 @@ class VSDGuidance(Guidance):
         self.camera_embedding = CameraEmbedding(unet.time_embedding.linear_2.out_features).to(prior.device)
         self._camera: torch.Tensor | None = None
         self._hook = unet.time_embedding.register_forward_hook(self._add_camera)
-        self.optimizer = torch.optim.AdamW([*self.lora_parameters, *self.camera_embedding.parameters()], lr=config.vsd.lora_lr)
+        self.optimizer = torch.optim.AdamW(
+            [*self.lora_parameters, *self.camera_embedding.parameters()], lr=config.vsd.lora_lr
+        )
 
     def _add_camera(self, module, inputs, output: torch.Tensor) -> torch.Tensor:
         if self._camera is None:
@@ -93,10 +139,7 @@ class VSDGuidance(Guidance):
         """ε_LoRA(x_t, t, y, c) B×C×h×w (a v-prediction read as ε like the prior's), without gradient."""
         with torch.no_grad():
             out = self.lora_output(noisy, t, text, c2w)
-        if self.prior.prediction_type == "v_prediction":
-            a = self.prior.alphas_cumprod[t].view(-1, 1, 1, 1)
-            out = a.sqrt() * out + (1 - a).sqrt() * noisy.float()
-        return out
+        return self.prior.noise_from_output(out, noisy, t)
 
     def gradient(
         self,
@@ -138,13 +181,11 @@ class VSDGuidance(Guidance):
         keep = torch.rand(batch, device=prior.device, generator=generator) >= self.config.vsd.camera_dropout
         c2w = c2w * keep.view(-1, 1, 1).to(c2w.dtype)
         noisy = prior.add_noise(latents, noise, t)
-        target = noise
-        if prior.prediction_type == "v_prediction":
-            a = prior.alphas_cumprod[t].view(-1, 1, 1, 1)
-            target = a.sqrt() * noise - (1 - a).sqrt() * latents
-        return F.mse_loss(self.lora_output(noisy, t, text, c2w), target)
+        return F.mse_loss(self.lora_output(noisy, t, text, c2w), prior.training_target(latents, noise, t))
 
-    def train_lora(self, latents: torch.Tensor, text: torch.Tensor, c2w: torch.Tensor, generator: torch.Generator | None) -> float:
+    def train_lora(
+        self, latents: torch.Tensor, text: torch.Tensor, c2w: torch.Tensor, generator: torch.Generator | None
+    ) -> float:
         """``vsd.lora_steps`` optimiser steps of :meth:`lora_loss`; returns the last loss (NaN if no step)."""
         value = float("nan")
         for _ in range(self.config.vsd.lora_steps):
@@ -172,5 +213,16 @@ class VSDGuidance(Guidance):
         self.optimizer.load_state_dict(state["optimizer"])
 
     def close(self) -> None:
+        """Remove the camera hook and the LoRA from the prior's U-Net."""
+        if self._closed:
+            return
+        self._closed = True
         self._hook.remove()
         self.prior.unet.delete_adapters(self.adapter_name)
+
+
+class ESDGuidance(VSDGuidance):
+    """ESD: VSD whose subtracted LoRA score mixes in the camera-free one with weight ``esd.entropy_weight``."""
+
+    def __init__(self, config: GuidanceConfig, prior: DiffusionPrior):
+        super().__init__(config, prior, entropy_weight=config.esd.entropy_weight)

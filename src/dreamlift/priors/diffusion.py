@@ -19,7 +19,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from dreamlift.errors import UsageError
+from dreamlift.errors import UsageError, first_line
 
 REQUIRED_COMPONENTS = ("tokenizer", "text_encoder", "unet", "scheduler")
 
@@ -57,7 +57,9 @@ class DiffusionPrior:
         vae = components.get("vae")
         self.vae = None if config.pixel_space or vae is None else vae.to(device)
         if not config.pixel_space and self.vae is None:
-            raise UsageError(f"model '{config.model}' has no 'vae' component; set prior.pixel_space=true for a pixel-space model")
+            raise UsageError(
+                f"model '{config.model}' has no 'vae' component; set prior.pixel_space=true for a pixel-space model"
+            )
         self.scheduler = components["scheduler"]
         for module in (self.text_encoder, self.unet, self.vae):
             if module is not None:
@@ -66,7 +68,9 @@ class DiffusionPrior:
         self.num_train_timesteps = int(self.scheduler.config.num_train_timesteps)
         self.prediction_type = self.scheduler.config.prediction_type
         if self.prediction_type not in ("epsilon", "v_prediction"):
-            raise UsageError(f"model '{config.model}' predicts '{self.prediction_type}'; only epsilon and v_prediction are supported")
+            raise UsageError(
+                f"model '{config.model}' predicts '{self.prediction_type}'; only epsilon and v_prediction are supported"
+            )
         self.vae_scale = 2 ** (len(self.vae.config.block_out_channels) - 1) if self.vae is not None else 1
         self.image_size = int(self.unet.config.sample_size) * self.vae_scale
 
@@ -84,7 +88,11 @@ class DiffusionPrior:
     def _token_ids(self, prompts: list[str]) -> torch.Tensor:
         """Token ids N×L of each prompt, padded to the tokenizer's max length L."""
         return self.tokenizer(
-            prompts, padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True, return_tensors="pt"
+            prompts,
+            padding="max_length",
+            max_length=self.tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
         ).input_ids.to(self.device)
 
     @torch.no_grad()
@@ -106,7 +114,9 @@ class DiffusionPrior:
         """
         x = images.to(self.dtype) * 2 - 1
         if x.shape[-2:] != (self.image_size, self.image_size):
-            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", antialias=True, align_corners=False)
+            x = F.interpolate(
+                x, size=(self.image_size, self.image_size), mode="bilinear", antialias=True, align_corners=False
+            )
         if self.vae is None:
             return x
         return self.vae.encode(x).latent_dist.sample() * self.vae.config.scaling_factor
@@ -114,7 +124,11 @@ class DiffusionPrior:
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Inverse of :meth:`encode_images`: B×C×h×w → images B×3×H×W in [0, 1] (float32)."""
-        x = latents if self.vae is None else self.vae.decode(latents.to(self.dtype) / self.vae.config.scaling_factor).sample
+        x = (
+            latents
+            if self.vae is None
+            else self.vae.decode(latents.to(self.dtype) / self.vae.config.scaling_factor).sample
+        )
         return ((x.float() + 1) / 2).clamp(0, 1)
 
     # --- noise ------------------------------------------------------------------------------------------------
@@ -123,17 +137,31 @@ class DiffusionPrior:
         a = self.alphas_cumprod[t].view(-1, *([1] * (clean.dim() - 1)))
         return a.sqrt() * clean + (1 - a).sqrt() * noise
 
+    def _alphas_like(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """ᾱ_t (B) shaped to broadcast over ``like`` (B×…)."""
+        return self.alphas_cumprod[t].view(-1, *([1] * (like.dim() - 1)))
+
+    def training_target(self, clean: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """What the model learns to predict for ``clean`` noised with ``noise`` at t: ε, or for a v-prediction
+        model v = √ᾱ_t·ε − √(1−ᾱ_t)·x_0 (B×…, any number of trailing dimensions)."""
+        if self.prediction_type != "v_prediction":
+            return noise
+        a = self._alphas_like(t, clean)
+        return a.sqrt() * noise - (1 - a).sqrt() * clean
+
+    def noise_from_output(self, out: torch.Tensor, noisy: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """A model output read as ε: itself, or for a v-prediction model ε = √ᾱ_t·v + √(1−ᾱ_t)·x_t (float32)."""
+        if self.prediction_type != "v_prediction":
+            return out
+        a = self._alphas_like(t, out)
+        return a.sqrt() * out + (1 - a).sqrt() * noisy.float()
+
     @torch.no_grad()
     def predict_noise(self, noisy: torch.Tensor, t: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        """The model's ε for noisy inputs (B×C×h×w) at timesteps t (B) given text states (B×L×D); float32.
-
-        A v-prediction model's output is converted: ε = √ᾱ_t·v + √(1−ᾱ_t)·x_t.
-        """
+        """The model's ε for noisy inputs (B×C×h×w) at timesteps t (B) given text states (B×L×D); float32
+        (a v-prediction model's output converted by :meth:`noise_from_output`)."""
         out = self.unet(noisy.to(self.dtype), t, encoder_hidden_states=text.to(self.dtype)).sample.float()
-        if self.prediction_type == "v_prediction":
-            a = self.alphas_cumprod[t].view(-1, 1, 1, 1)
-            out = a.sqrt() * out + (1 - a).sqrt() * noisy.float()
-        return out
+        return self.noise_from_output(out, noisy, t)
 
     def predict_noise_cfg(
         self, noisy: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor, scale: float
@@ -144,7 +172,12 @@ class DiffusionPrior:
         """
         both = self.predict_noise(torch.cat([noisy, noisy]), torch.cat([t, t]), torch.cat([cond, uncond]))
         eps_cond, eps_uncond = both.chunk(2)
-        return eps_uncond + scale * (eps_cond - eps_uncond), eps_cond, eps_uncond
+        return classifier_free_guidance(eps_cond, eps_uncond, scale), eps_cond, eps_uncond
+
+
+def classifier_free_guidance(cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> torch.Tensor:
+    """Classifier-free guidance in diffusers' form: uncond + s·(cond − uncond), of any two model outputs."""
+    return uncond + scale * (cond - uncond)
 
 
 @contextlib.contextmanager
@@ -174,7 +207,8 @@ def looks_like_hub_id(name: str) -> bool:
 
 
 def load_prior(config: PriorConfig, model_path: str | Path, device: torch.device) -> DiffusionPrior:
-    """Load the model at ``model_path`` (a folder or a hub id) with diffusers; every failure is a :class:`UsageError`."""
+    """Load the model at ``model_path`` (a folder or a hub id) with diffusers; every failure is a
+    :class:`UsageError`."""
     from diffusers import DiffusionPipeline
 
     name = str(model_path)
@@ -202,9 +236,8 @@ def load_prior(config: PriorConfig, model_path: str | Path, device: torch.device
         with quiet_libraries():
             pipeline = DiffusionPipeline.from_pretrained(name, dtype=dtype, local_files_only=local, **skipped)
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         where = "folder" if local else "hub id (is the hub reachable, or the model in the local cache?)"
-        raise UsageError(f"cannot load model {name} from {where}: {first_line}") from None
+        raise UsageError(f"cannot load model {name} from {where}: {first_line(err)}") from None
     components = dict(pipeline.components)
     for component in REQUIRED_COMPONENTS:
         if components.get(component) is None:

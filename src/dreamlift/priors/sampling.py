@@ -1,11 +1,37 @@
-"""Plain text-to-image sampling from a prior (its own scheduler, CFG), to see what it believes."""
+"""Sampling from a prior with its own scheduler and classifier-free guidance: one denoising loop for images
+and videos, and plain text-to-image sampling, to see what a prior believes."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from tqdm import tqdm
 
-from dreamlift.priors.diffusion import DiffusionPrior
+from dreamlift.priors.diffusion import DiffusionPrior, classifier_free_guidance
+
+GuidedModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""(model input 2B×…, timestep) → model output 2B×…: the conditional half first, then the unconditional."""
+
+
+def denoise_with_cfg(
+    prior: DiffusionPrior,
+    model: GuidedModel,
+    latents: torch.Tensor,
+    timesteps: torch.Tensor,
+    scale: float,
+    on_step: Callable[[], None] | None = None,
+) -> torch.Tensor:
+    """Run the prior's scheduler (its timesteps already set) over ``timesteps`` from ``latents`` B×…, with CFG
+    uncond + s·(cond − uncond) of ``model``'s two halves; ``on_step`` is called after each step."""
+    scheduler = prior.scheduler
+    for t in timesteps:
+        model_input = scheduler.scale_model_input(torch.cat([latents, latents]), t)
+        out_cond, out_uncond = model(model_input.to(prior.dtype), t).float().chunk(2)
+        latents = scheduler.step(classifier_free_guidance(out_cond, out_uncond, scale), t, latents).prev_sample
+        if on_step is not None:
+            on_step()
+    return latents
 
 
 @torch.no_grad()
@@ -25,19 +51,16 @@ def sample_images(
     scheduler = prior.scheduler
     scheduler.set_timesteps(steps, device=prior.device)
     cond = prior.encode_text(prompts)
-    uncond = prior.encode_text([negative_prompt]).expand_as(cond)
+    text = torch.cat([cond, prior.encode_text([negative_prompt]).expand_as(cond)]).to(prior.dtype)
     channels = prior.unet.config.in_channels
     size = prior.unet.config.sample_size
     latents = torch.randn(len(prompts), channels, size, size, generator=generator).to(prior.device)
     latents = latents * scheduler.init_noise_sigma
-    for t in tqdm(scheduler.timesteps, desc="sample", disable=not show_progress, leave=False):
-        model_input = scheduler.scale_model_input(latents, t)
-        both = prior.unet(
-            torch.cat([model_input, model_input]).to(prior.dtype),
-            t,
-            encoder_hidden_states=torch.cat([cond, uncond]).to(prior.dtype),
-        ).sample.float()
-        out_cond, out_uncond = both.chunk(2)
-        guided = out_uncond + guidance_scale * (out_cond - out_uncond)
-        latents = scheduler.step(guided, t, latents).prev_sample
+
+    def model(sample: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return prior.unet(sample, t, encoder_hidden_states=text).sample
+
+    progress = tqdm(total=len(scheduler.timesteps), desc="sample", disable=not show_progress, leave=False)
+    latents = denoise_with_cfg(prior, model, latents, scheduler.timesteps, guidance_scale, lambda: progress.update(1))
+    progress.close()
     return prior.decode(latents)

@@ -19,6 +19,7 @@ import torch
 from diffusers import UNet2DConditionModel
 from diffusers.models.unets.unet_motion_model import AnimateDiffTransformer3D
 
+from dreamlift.errors import UsageError
 from dreamlift.video.temporal import TemporalAdapter, frame_basis
 
 
@@ -68,9 +69,9 @@ def resolve_window(adapter: TemporalAdapter, window: int | None, stride: int | N
     window = window or adapter.config.trained_frames
     stride = stride or max(1, window // 2)
     if not 1 <= window <= adapter.config.max_frames:
-        raise ValueError(f"temporal window must lie in [1, {adapter.config.max_frames}] frames, got {window}")
+        raise UsageError(f"temporal window must lie in [1, {adapter.config.max_frames}] frames, got {window}")
     if not 1 <= stride <= window:
-        raise ValueError(f"temporal window stride must lie in [1, window = {window}], got {stride}")
+        raise UsageError(f"temporal window stride must lie in [1, window = {window}], got {stride}")
     return window, stride
 
 
@@ -81,7 +82,9 @@ class InflatedUNet:
     trained_frames and half of it). Use as a context manager, or call :meth:`remove`, to take the hooks off.
     """
 
-    def __init__(self, unet: UNet2DConditionModel, adapter: TemporalAdapter, window: int | None = None, stride: int | None = None):
+    def __init__(
+        self, unet: UNet2DConditionModel, adapter: TemporalAdapter, window: int | None = None, stride: int | None = None
+    ):
         adapter.check_fits(unet)
         self.unet, self.adapter = unet, adapter
         self.window, self.stride = resolve_window(adapter, window, stride)
@@ -147,7 +150,9 @@ class InflatedUNet:
             part = video[:, frame_range.start : frame_range.stop]
             flat = part.reshape(batch * self.window, channels, height, width)
             delta = temporal(flat, encoder_hidden_states=text, num_frames=self.window) - flat
-            update[:, frame_range.start : frame_range.stop] += weights[None, :, None, None, None] * delta.reshape(part.shape)
+            update[:, frame_range.start : frame_range.stop] += weights[None, :, None, None, None] * delta.reshape(
+                part.shape
+            )
             total[frame_range.start : frame_range.stop] += weights
         return hidden + (update / total[None, :, None, None, None]).reshape(hidden.shape)
 

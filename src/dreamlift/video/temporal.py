@@ -29,7 +29,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.unets.unet_motion_model import AnimateDiffTransformer3D
 from torch import nn
 
-from dreamlift.errors import UsageError
+from dreamlift.errors import UsageError, first_line
 from dreamlift.priors.diffusion import looks_like_hub_id, quiet_libraries
 
 
@@ -212,7 +212,9 @@ class TemporalAdapter(ModelMixin, ConfigMixin):
         extended = TemporalAdapter(**{**settings, "prompt_reads_tokens": True})
         missing, unexpected = extended.load_state_dict(self.state_dict(), strict=False)
         if unexpected or not all(".token_to_" in name for name in missing):
-            raise ValueError(f"motion adapter: unexpected parameters {unexpected or missing} when adding token embeddings")
+            raise ValueError(
+                f"motion adapter: unexpected parameters {unexpected or missing} when adding token embeddings"
+            )
         return extended.to(self.device, self.dtype)
 
     def prompt_route_parameters(self) -> list[nn.Parameter]:
@@ -226,10 +228,12 @@ class TemporalAdapter(ModelMixin, ConfigMixin):
         """Raise ValueError (one line) unless these layers fit ``unet``'s blocks and text width."""
         config, own = unet.config, self.config
         if not isinstance(config.layers_per_block, int):
-            raise ValueError("motion adapter: U-Nets with per-block layer counts are not supported")
+            raise UsageError("motion adapter: U-Nets with per-block layer counts are not supported")
         problems = []
         if tuple(own.block_out_channels) != tuple(config.block_out_channels):
-            problems.append(f"block widths {tuple(own.block_out_channels)} vs the U-Net's {tuple(config.block_out_channels)}")
+            problems.append(
+                f"block widths {tuple(own.block_out_channels)} vs the U-Net's {tuple(config.block_out_channels)}"
+            )
         if own.layers_per_block != config.layers_per_block:
             problems.append(f"{own.layers_per_block} layers per block vs the U-Net's {config.layers_per_block}")
         if own.cross_attention_dim not in (None, config.cross_attention_dim):
@@ -238,7 +242,7 @@ class TemporalAdapter(ModelMixin, ConfigMixin):
         if own.mid_block_layers not in (0, mid_attentions):
             problems.append(f"{own.mid_block_layers} mid-block layers vs the U-Net's {mid_attentions} mid attentions")
         if problems:
-            raise ValueError("motion adapter does not fit the U-Net: " + "; ".join(problems))
+            raise UsageError("motion adapter does not fit the U-Net: " + "; ".join(problems))
 
     @classmethod
     def from_motion_adapter(cls, adapter: MotionAdapter, trained_frames: int = 16) -> TemporalAdapter:
@@ -254,7 +258,9 @@ class TemporalAdapter(ModelMixin, ConfigMixin):
             if len(values) != 1:
                 raise ValueError(f"motion adapter: per-block {name} is not supported")
         if set(_flatten(config.motion_transformer_layers_per_block)) != {1} or config.conv_in_channels:
-            raise ValueError("motion adapter: only one transformer layer per motion module and no conv_in are supported")
+            raise ValueError(
+                "motion adapter: only one transformer layer per motion module and no conv_in are supported"
+            )
         ours = cls(
             block_out_channels=tuple(config.block_out_channels),
             layers_per_block=_first(config.motion_layers_per_block),
@@ -318,6 +324,7 @@ def load_temporal_adapter(source: str | Path) -> TemporalAdapter:
             if class_name == "MotionAdapter":
                 return TemporalAdapter.from_motion_adapter(MotionAdapter.from_pretrained(path, local_files_only=True))
             raise UsageError(f"{path} holds a {class_name}, not a motion adapter")
+    except UsageError:
+        raise
     except (OSError, ValueError, KeyError, RuntimeError) as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UsageError(f"cannot load motion adapter {name}: {first_line}") from None
+        raise UsageError(f"cannot load motion adapter {name}: {first_line(err)}") from None

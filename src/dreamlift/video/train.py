@@ -19,14 +19,16 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from diffusers import DDPMScheduler
 from tqdm import tqdm
 
 from dreamlift.config import dump_yaml
-from dreamlift.outputs import save_torch, write_text
+from dreamlift.errors import UsageError
+from dreamlift.io import save_torch, write_text
 from dreamlift.priors.diffusion import DiffusionPrior
-from dreamlift.training import StagedTrainer, clean_sample_weights, min_snr_weights, set_warmup_cosine_lr
-from dreamlift.video.clips import read_clip_folder, reversed_caption
+from dreamlift.training.clips import read_clip_folder, reversed_caption
+from dreamlift.training.latents import draw_latents, encode_posteriors
+from dreamlift.training.schedules import clean_sample_weights, min_snr_weights, set_warmup_cosine_lr
+from dreamlift.training.staged import StagedTrainer
 from dreamlift.video.inflation import InflatedUNet
 from dreamlift.video.temporal import TemporalAdapter, load_temporal_adapter
 
@@ -83,7 +85,8 @@ class TrainMotionConfig:
     temporal transformers frozen): teaches layers that already move things to tell motion words apart, without
     touching how they move them (used with init_from)."""
     init_from: str = ""
-    """Temporal layers to start from (a folder, hub id or AnimateDiff file, as --motion-adapter); empty: zero-initialised."""
+    """Temporal layers to start from (a folder, hub id or AnimateDiff file, as --motion-adapter); empty:
+    zero-initialised."""
 
     def __post_init__(self):
         for name in ("num_clips", "num_frames", "steps", "batch", "checkpoint_every", "num_attention_heads"):
@@ -121,7 +124,7 @@ class MotionTrainer(StagedTrainer):
     def __init__(self, config: TrainMotionConfig, prior: DiffusionPrior, work: Path, out: Path, device: str = "cpu"):
         super().__init__(work, config.seed, config.checkpoint_every, device)
         if prior.vae is None:
-            raise ValueError("temporal-layer training needs a latent prior (with a VAE)")
+            raise UsageError("temporal-layer training needs a latent prior (with a VAE)")
         self.config, self.prior, self.out = config, prior, Path(out)
         self.train_longer("temporal", config.steps, dependents=("export",))
 
@@ -150,15 +153,9 @@ class MotionTrainer(StagedTrainer):
     def stage_latents(self) -> dict:
         data = torch.load(self.work / "data.pt")
         frames = data["frames"].flatten(0, 1)  # (N·F)×3×H×W uint8
-        vae = self.prior.vae
-        means, stds = [], []
-        for start in tqdm(range(0, len(frames), 256), desc="encode frames"):
-            x = frames[start : start + 256].to(self.device, self.prior.dtype) / 127.5 - 1
-            dist = vae.encode(x).latent_dist
-            means.append(dist.mean.float().cpu())
-            stds.append(dist.std.float().cpu())
-        shape = (len(data["captions"]), self.config.num_frames, *means[0].shape[1:])
-        save_torch(self.work / "latents.pt", {"mean": torch.cat(means).reshape(shape), "std": torch.cat(stds).reshape(shape)})
+        mean, std = encode_posteriors(self.prior.vae, frames, self.device, self.prior.dtype, desc="encode frames")
+        shape = (len(data["captions"]), self.config.num_frames, *mean.shape[1:])
+        save_torch(self.work / "latents.pt", {"mean": mean.reshape(shape), "std": std.reshape(shape)})
         return {"frames": len(frames)}
 
     def make_adapter(self) -> TemporalAdapter:
@@ -194,33 +191,37 @@ class MotionTrainer(StagedTrainer):
         for parameter in trained:
             parameter.requires_grad_(True)
         inflated = InflatedUNet(prior.unet, adapter, window=config.num_frames)
-        noise_scheduler = DDPMScheduler.from_config(prior.scheduler.config)
         optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=1e-2)
 
         def step_fn(step: int, generator: torch.Generator) -> torch.Tensor:
             set_warmup_cosine_lr(optimizer, config.lr, step, config.steps)
             b = config.batch
             index = torch.randint(len(captions), (b,), generator=generator)
-            mean, std = latents["mean"][index], latents["std"][index]  # B×F×C×h×w
-            z0 = (mean + std * torch.randn(mean.shape, generator=generator)) * scaling
+            z0 = draw_latents(latents["mean"], latents["std"], index, scaling, generator)  # B×F×C×h×w
             reverse = (torch.rand(b, generator=generator) < config.time_reversal).tolist()
             reverse = [flip and backwards[i] is not None for i, flip in zip(index.tolist(), reverse)]
             batch_captions = [backwards[i] if flip else captions[i] for i, flip in zip(index.tolist(), reverse)]
             z0 = torch.where(torch.tensor(reverse)[:, None, None, None, None], z0.flip(1), z0).permute(0, 2, 1, 3, 4)
             noise = torch.randn(z0.shape, generator=generator)
             u = torch.rand(b, generator=generator)
-            t = ((1 - u**config.timestep_bias) * prior.num_train_timesteps).long().clamp(max=prior.num_train_timesteps - 1)
+            t = (
+                ((1 - u**config.timestep_bias) * prior.num_train_timesteps)
+                .long()
+                .clamp(max=prior.num_train_timesteps - 1)
+            )
             dropped = (torch.rand(b, generator=generator) < config.caption_dropout).tolist()
             batch_captions = ["" if drop else text for text, drop in zip(batch_captions, dropped)]
             z0, noise, t = z0.to(self.device), noise.to(self.device), t.to(self.device)
             noisy = prior.add_noise(z0, noise, t)
-            target = noise if prior.prediction_type == "epsilon" else noise_scheduler.get_velocity(z0, noise, t)
+            target = prior.training_target(z0, noise, t)
             text, tokens = prior.encode_text(batch_captions), prior.embed_tokens(batch_captions)
             pred = inflated(noisy.to(prior.dtype), t, text, tokens).float()
             per_clip = F.mse_loss(pred, target, reduction="none").mean(dim=(1, 2, 3, 4))
             weights = min_snr_weights(prior.alphas_cumprod, t, config.min_snr_gamma, prior.prediction_type)
             if config.clean_weight_cap > 0:
-                weights = weights + clean_sample_weights(prior.alphas_cumprod, t, config.clean_weight_cap, prior.prediction_type)
+                weights = weights + clean_sample_weights(
+                    prior.alphas_cumprod, t, config.clean_weight_cap, prior.prediction_type
+                )
             return (per_clip * weights).mean()
 
         try:

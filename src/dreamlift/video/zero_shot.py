@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -78,7 +78,9 @@ def cross_frame_attention(unet: UNet2DConditionModel, num_frames: int) -> Iterat
     """Inside the block, every spatial self-attention of ``unet`` attends to the first frame of its clip."""
     original = unet.attn_processors
     cross_frame = CrossFrameAttnProcessor(num_frames)
-    unet.set_attn_processor({name: cross_frame if name.endswith("attn1.processor") else p for name, p in original.items()})
+    unet.set_attn_processor(
+        {name: cross_frame if name.endswith("attn1.processor") else p for name, p in original.items()}
+    )
     try:
         yield
     finally:

@@ -1,6 +1,6 @@
 """Orbit cameras around the origin: sampling, fixed turntable paths, and ray generation.
 
-Conventions (see design.md): world z is up; a camera at azimuth 0 sits on the +x axis and sees the object's
+Conventions (see docs/design.md): world z is up; a camera at azimuth 0 sits on the +x axis and sees the object's
 front; azimuth grows counter-clockwise seen from above; elevation is the angle above the xy plane. Configs give
 angles in degrees, code works in radians. ``c2w`` is the OpenGL-style camera-to-world matrix: the camera looks
 down its own -z axis, +x right, +y up.
@@ -66,7 +66,9 @@ class Cameras:
         """A sub-batch (by slice or index tensor); an integer index keeps the batch dimension (a batch of one)."""
         if isinstance(index, int):
             index = slice(index, index + 1)
-        return Cameras(self.c2w[index], self.fov_y[index], self.azimuth[index], self.elevation[index], self.distance[index])
+        return Cameras(
+            self.c2w[index], self.fov_y[index], self.azimuth[index], self.elevation[index], self.distance[index]
+        )
 
     def to(self, device: torch.device | str) -> Cameras:
         return Cameras(*(t.to(device) for t in (self.c2w, self.fov_y, self.azimuth, self.elevation, self.distance)))
@@ -135,9 +137,7 @@ def turntable_cameras(num_views: int, elevation_deg: float, distance: float, fov
     """``num_views`` cameras evenly spaced in azimuth, starting at the front, for validation and turntables."""
     azimuth = torch.arange(num_views, dtype=torch.float32) * (2 * math.pi / num_views)
     full = torch.ones(num_views)
-    return orbit_cameras(
-        azimuth, full * math.radians(elevation_deg), full * distance, full * math.radians(fov_deg)
-    )
+    return orbit_cameras(azimuth, full * math.radians(elevation_deg), full * distance, full * math.radians(fov_deg))
 
 
 def generate_rays(cameras: Cameras, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -119,7 +119,9 @@ class HashGridEncoding(nn.Module):
             index[:, lv] = mixed & self.hash_mask
         index = index.reshape(n, levels, 8) + self.offsets[None, :, None]
         w = torch.stack([1 - frac, frac], dim=-1)  # N×L×3×2
-        weights = (w[:, :, 0, :, None, None] * w[:, :, 1, None, :, None] * w[:, :, 2, None, None, :]).reshape(n, levels, 8)
+        weights = (w[:, :, 0, :, None, None] * w[:, :, 1, None, :, None] * w[:, :, 2, None, None, :]).reshape(
+            n, levels, 8
+        )
         features = self.table[index]  # N×L×8×F
         return (weights[..., None] * features).sum(dim=2).reshape(n, -1)
 

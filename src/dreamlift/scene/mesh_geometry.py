@@ -78,7 +78,9 @@ def laplacian_smoothing(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Te
     edges = unique_edges(faces)
     both = torch.cat([edges, edges.flip(1)])
     total = torch.zeros_like(vertices).index_add(0, both[:, 0], vertices[both[:, 1]])
-    degree = torch.zeros(len(vertices), device=vertices.device).index_add(0, both[:, 0], torch.ones(len(both), device=vertices.device))
+    degree = torch.zeros(len(vertices), device=vertices.device).index_add(
+        0, both[:, 0], torch.ones(len(both), device=vertices.device)
+    )
     used = degree > 0
     offsets = vertices[used] - total[used] / degree[used, None]
     return (offsets**2).sum(-1).mean() if used.any() else vertices.new_zeros(())

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dreamlift.renderers.hashgrid import HashGridConfig, make_hash_grid
+from dreamlift.scene.hashgrid import HashGridConfig, make_hash_grid
 
 
 @dataclass
@@ -44,7 +44,9 @@ def make_mlp(in_dim: int, hidden_dim: int, hidden_layers: int, out_dim: int) -> 
     return nn.Sequential(*layers)
 
 
-def evaluate_in_chunks(fn: Callable[[torch.Tensor], torch.Tensor], points: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
+def evaluate_in_chunks(
+    fn: Callable[[torch.Tensor], torch.Tensor], points: torch.Tensor, chunk: int = 65536
+) -> torch.Tensor:
     """``fn`` (points n×3 → n×…) over points N×3, ``chunk`` points at a time to bound memory; returns N×…."""
     return torch.cat([fn(part) for part in points.split(chunk)])
 

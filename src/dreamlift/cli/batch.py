@@ -7,19 +7,17 @@ a preemption or Ctrl-C does only the work that is left. ``--status`` prints the 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
-from tqdm import tqdm
-
-from dreamlift.batch.manifest import KINDS, config_class, default_preset, parse_manifest
-from dreamlift.batch.slurm import SlurmOptions
-from dreamlift.batch.status import is_done, summary_table
-from dreamlift.cli import OneLineParser
-from dreamlift.config import load_config
+from dreamlift.cli.common import OneLineParser
 from dreamlift.errors import UsageError
-from dreamlift.outputs import ensure_writable_dir
 
 BACKENDS = ("local", "slurm", "ray")
+
+BATCH_INTERRUPTED = "finished jobs are kept; run the same command to do the rest"
+"""What an interrupted batch keeps."""
 
 
 def batch_parser(kind: str) -> OneLineParser:
@@ -27,7 +25,7 @@ def batch_parser(kind: str) -> OneLineParser:
         prog=f"{kind} batch",
         description=f"Run {kind} over a manifest (one prompt a line, or JSONL with per-job settings); resumable.",
     )
-    parser.add_argument("manifest", type=Path, help="text file of prompts, or .jsonl of {\"prompt\": …, settings}")
+    parser.add_argument("manifest", type=Path, help='text file of prompts, or .jsonl of {"prompt": …, settings}')
     parser.add_argument("overrides", nargs="*", help="dotted config overrides for every job, e.g. train.steps=400")
     parser.add_argument("--out", type=Path, required=True, help="batch folder: OUT/<job id>/ and OUT/status.jsonl")
     parser.add_argument("--config", default=None, help="preset or YAML file for every job (a line's 'config' wins)")
@@ -46,15 +44,35 @@ def batch_parser(kind: str) -> OneLineParser:
     return parser
 
 
+def run_batch_command(kind: str) -> Callable[[list[str]], int]:
+    """The ``KIND batch`` command: a function of its arguments."""
+    return partial(run_batch, kind)
+
+
 def run_batch(kind: str, argv: list[str]) -> int:
     """Parse the batch command line, run what is left, print the summary; 0 when every job is done."""
-    if kind not in KINDS:
-        raise ValueError(kind)
+    from tqdm import tqdm
+
+    from dreamlift.batch.commands import batch_command
+    from dreamlift.batch.manifest import parse_manifest
+    from dreamlift.batch.slurm import SlurmOptions
+    from dreamlift.batch.status import is_done, summary_table
+    from dreamlift.config import load_config
+    from dreamlift.io import ensure_writable_dir
+
+    command = batch_command(kind)
     args = batch_parser(kind).parse_intermixed_args(argv)
-    if min(args.retries, args.workers, args.gpus_per_task) < 0 or min(args.time_min, args.chunk, args.cpus_per_task) <= 0:
-        raise UsageError("--retries, --workers and --gpus-per-task must be ≥ 0; --time-min, --chunk and --cpus-per-task > 0")
-    preset = args.config or default_preset(kind)
-    load_config(config_class(kind), preset, args.overrides, {"prompt": "check"})  # batch-wide settings fail once, here
+    if (
+        min(args.retries, args.workers, args.gpus_per_task) < 0
+        or min(args.time_min, args.chunk, args.cpus_per_task) <= 0
+    ):
+        raise UsageError(
+            "--retries, --workers and --gpus-per-task must be ≥ 0; --time-min, --chunk and --cpus-per-task > 0"
+        )
+    preset = args.config or command.default_preset
+    load_config(
+        command.config_class, preset, args.overrides, {"prompt": "check"}
+    )  # batch-wide settings fail once, here
     jobs, errors = parse_manifest(kind, args.manifest, preset, args.overrides)
     for error in errors:
         print(f"{kind} batch: {error}", file=sys.stderr)
@@ -69,13 +87,21 @@ def run_batch(kind: str, argv: list[str]) -> int:
         return exit_code()
     ensure_writable_dir(args.out)
     todo = [job for job in jobs if not is_done(args.out, job)]
-    print(f"{kind} batch: {len(jobs)} jobs, {len(jobs) - len(todo)} already done, {len(todo)} to run on {args.backend}", file=sys.stderr)
-    progress = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=f"{kind} batch", unit="job", dynamic_ncols=True)
+    print(
+        f"{kind} batch: {len(jobs)} jobs, {len(jobs) - len(todo)} already done, {len(todo)} to run on {args.backend}",
+        file=sys.stderr,
+    )
+    progress = tqdm(
+        total=len(jobs), initial=len(jobs) - len(todo), desc=f"{kind} batch", unit="job", dynamic_ncols=True
+    )
 
     def on_finished(record: dict) -> None:
         progress.update(1)
         if record["outcome"] not in ("done", "skipped"):
-            progress.write(f"{kind} batch: job {record['id']} (line {record['line']}) {record['outcome']}: {record.get('error', '')}")
+            progress.write(
+                f"{kind} batch: job {record['id']} (line {record['line']}) {record['outcome']}: "
+                f"{record.get('error', '')}"
+            )
 
     try:
         if todo and args.backend == "local":
@@ -85,7 +111,9 @@ def run_batch(kind: str, argv: list[str]) -> int:
         elif todo and args.backend == "slurm":
             from dreamlift.batch.slurm import run_slurm
 
-            options = SlurmOptions(args.partition, args.account, args.time_min, args.gpus_per_task, args.cpus_per_task, args.chunk)
+            options = SlurmOptions(
+                args.partition, args.account, args.time_min, args.gpus_per_task, args.cpus_per_task, args.chunk
+            )
             run_slurm(todo, args.out, args.retries, options, on_finished)
         elif todo:
             from dreamlift.batch.ray_backend import run_ray

@@ -7,14 +7,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dreamlift.renderers.background import Background, BackgroundConfig
-from dreamlift.renderers.cameras import Cameras
-from dreamlift.renderers.dmtet import DMTetConfig, DMTetGeometry
-from dreamlift.renderers.fields import FieldConfig, RadianceField, evaluate_in_chunks
-from dreamlift.renderers.mesh_renderer import render_mesh
-from dreamlift.renderers.raster import RasterizerConfig
-from dreamlift.renderers.render_output import RenderOutput, Shading
-from dreamlift.renderers.volume import OccupancyGrid, RendererConfig, VolumeRenderer
+from dreamlift.render.mesh import render_mesh
+from dreamlift.render.output import RenderOutput, Shading
+from dreamlift.render.raster import RasterizerConfig
+from dreamlift.render.volume import OccupancyGrid, VolumeRenderer, VolumeRendererConfig
+from dreamlift.scene.background import Background, BackgroundConfig
+from dreamlift.scene.cameras import Cameras
+from dreamlift.scene.dmtet import DMTetConfig, DMTetGeometry
+from dreamlift.scene.fields import FieldConfig, RadianceField, evaluate_in_chunks
 
 
 def parameter_groups(modules: dict[str, nn.Module], learning_rates: dict[str, float]) -> list[dict]:
@@ -34,7 +34,7 @@ class NeRFScene(nn.Module):
     def __init__(
         self,
         field_config: FieldConfig,
-        renderer_config: RendererConfig,
+        renderer_config: VolumeRendererConfig,
         background_config: BackgroundConfig,
         device: torch.device,
     ):
@@ -67,7 +67,9 @@ class NeRFScene(nn.Module):
         generator: torch.Generator | None = None,
     ) -> RenderOutput:
         """See :meth:`VolumeRenderer.render`."""
-        return self.renderer.render(self.field, self.background, cameras, height, width, shading, light, stratified, generator)
+        return self.renderer.render(
+            self.field, self.background, cameras, height, width, shading, light, stratified, generator
+        )
 
 
 class MeshScene(nn.Module):
@@ -136,5 +138,14 @@ class MeshScene(nn.Module):
         """See :func:`render_mesh`; ``stratified`` and ``generator`` (volume sampling) do not apply."""
         vertices, faces = self.geometry()
         return render_mesh(
-            vertices, faces, self.albedo, self.background, cameras, height, width, shading, light, self.rasterizer_config
+            vertices,
+            faces,
+            self.albedo,
+            self.background,
+            cameras,
+            height,
+            width,
+            shading,
+            light,
+            self.rasterizer_config,
         )

@@ -17,9 +17,10 @@ import trimesh
 from PIL import Image
 
 from dreamlift.errors import UsageError
-from dreamlift.renderers.fields import evaluate_in_chunks
-from dreamlift.renderers.mesh_renderer import AlbedoFn
-from dreamlift.renderers.raster import RasterizerConfig, interpolate, rasterize
+from dreamlift.render.mesh import AlbedoFn
+from dreamlift.render.raster import RasterizerConfig, interpolate, rasterize
+from dreamlift.scene.fields import evaluate_in_chunks
+
 
 def unwrap(mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """xatlas charts of a mesh: vertex_map V'(original vertex of each new vertex), faces F×3 over the new
@@ -28,7 +29,9 @@ def unwrap(mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         import xatlas
     except ImportError:
         raise UsageError("textured export needs the xatlas package: pip install xatlas") from None
-    vertex_map, faces, uvs = xatlas.parametrize(np.asarray(mesh.vertices, np.float32), np.asarray(mesh.faces, np.uint32))
+    vertex_map, faces, uvs = xatlas.parametrize(
+        np.asarray(mesh.vertices, np.float32), np.asarray(mesh.faces, np.uint32)
+    )
     return vertex_map.astype(np.int64), faces.astype(np.int64), uvs.astype(np.float32)
 
 
@@ -61,7 +64,9 @@ def bake_albedo(
     return dilate(image, filled, padding)
 
 
-def textured_mesh(mesh: trimesh.Trimesh, albedo: AlbedoFn, resolution: int, padding: int, device: torch.device) -> trimesh.Trimesh:
+def textured_mesh(
+    mesh: trimesh.Trimesh, albedo: AlbedoFn, resolution: int, padding: int, device: torch.device
+) -> trimesh.Trimesh:
     """A copy of ``mesh`` unwrapped with xatlas, carrying a baked albedo texture (a PBR material: base colour
     texture, not metallic, fully rough)."""
     vertex_map, faces, uvs = unwrap(mesh)

@@ -66,9 +66,14 @@ def read_clip_folder(folder: Path, num_frames: int, resolution: int) -> Clips:
         side = min(frames.shape[-2:])
         top, left = (frames.shape[-2] - side) // 2, (frames.shape[-1] - side) // 2
         frames = frames[..., top : top + side, left : left + side]
-        frames = F.interpolate(frames, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False)
+        frames = F.interpolate(
+            frames, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False
+        )
         clips.append(frames.round().clamp(0, 255).to(torch.uint8))
         captions.append(caption_file.read_text().strip())
     if not clips:
-        raise UsageError(f"no clips in {folder}: expected videos ({', '.join(VIDEO_SUFFIXES)}) of ≥ {num_frames} frames with .txt captions")
+        raise UsageError(
+            f"no clips in {folder}: expected videos ({', '.join(VIDEO_SUFFIXES)}) of ≥ {num_frames} frames "
+            "with .txt captions"
+        )
     return Clips(torch.stack(clips), captions)

@@ -10,17 +10,17 @@ checkpoint (see :meth:`StagedTrainer.train_longer`).
 from __future__ import annotations
 
 import json
-import math
 import platform
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from tqdm import tqdm
 
-from dreamlift.outputs import save_torch, write_text
+from dreamlift.io import write_text
+from dreamlift.training.checkpoints import load_checkpoint, save_checkpoint
 
 
 class StagedTrainer:
@@ -29,7 +29,12 @@ class StagedTrainer:
     stages: tuple[str, ...] = ()
 
     def __init__(self, work: Path, seed: int, checkpoint_every: int, device: str = "cpu"):
-        self.work, self.seed, self.checkpoint_every, self.device = Path(work), seed, checkpoint_every, torch.device(device)
+        self.work, self.seed, self.checkpoint_every, self.device = (
+            Path(work),
+            seed,
+            checkpoint_every,
+            torch.device(device),
+        )
         self.work.mkdir(parents=True, exist_ok=True)
         path = self.work / "log.json"
         self.log: dict = json.loads(path.read_text()) if path.exists() else {"stages": {}}
@@ -78,13 +83,9 @@ class StagedTrainer:
         """
         ckpt_path = self.work / f"{stage}.ckpt"
         step, generator = 0, torch.Generator().manual_seed(self.seed + zlib.crc32(stage.encode()))
+        objects, generators = {**modules, "optimizer": optimizer}, {"generator": generator}
         if ckpt_path.exists():
-            state = torch.load(ckpt_path, weights_only=False)
-            for name, module in modules.items():
-                module.load_state_dict(state[name])
-            optimizer.load_state_dict(state["optimizer"])
-            generator.set_state(state["generator"])
-            step = state["step"]
+            step = load_checkpoint(ckpt_path, objects, generators)["step"]
         losses: list[float] = []
         progress = tqdm(total=steps, initial=step, desc=stage, unit="step")
         while step < steps:
@@ -98,36 +99,7 @@ class StagedTrainer:
             if step % 20 == 0:
                 progress.set_postfix(loss=f"{sum(losses[-100:]) / len(losses[-100:]):.4f}")
             if step % self.checkpoint_every == 0 or step == steps:
-                state = {name: module.state_dict() for name, module in modules.items()}
-                state.update(optimizer=optimizer.state_dict(), generator=generator.get_state(), step=step)
-                save_torch(ckpt_path, state)
+                save_checkpoint(ckpt_path, objects, generators, step=step)
         progress.close()
         tail = losses[-100:]
         return sum(tail) / len(tail) if tail else float("nan")
-
-
-def set_warmup_cosine_lr(
-    optimizer: torch.optim.Optimizer, peak: float, step: int, steps: int, warmup: int | None = None
-) -> None:
-    """Set the learning rate of ``step`` (0-based) of ``steps``: linear warm-up to ``peak`` over ``warmup`` steps
-    (default: a tenth of ``steps``, at most 100), then cosine decay to a tenth of ``peak`` at ``steps``."""
-    warmup = warmup or min(100, steps // 10 + 1)
-    cosine = 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps))
-    for group in optimizer.param_groups:
-        group["lr"] = peak * min(1.0, (step + 1) / warmup) * cosine
-
-
-def min_snr_weights(alphas_cumprod: torch.Tensor, t: torch.Tensor, gamma: float, prediction_type: str = "epsilon") -> torch.Tensor:
-    """Per-sample loss weights of min-SNR weighting (Hang et al. 2023): min(SNR, γ)/SNR for an ε target,
-    min(SNR, γ)/(SNR + 1) for a v target; ones when γ is 0."""
-    if gamma <= 0:
-        return torch.ones(t.shape, device=alphas_cumprod.device)
-    snr = alphas_cumprod[t] / (1 - alphas_cumprod[t])
-    return snr.clamp(max=gamma) / (snr + 1 if prediction_type == "v_prediction" else snr)
-
-
-def clean_sample_weights(alphas_cumprod: torch.Tensor, t: torch.Tensor, cap: float, prediction_type: str = "epsilon") -> torch.Tensor:
-    """Per-sample weights that turn the MSE of an ε (or v) target into the MSE of the clean sample it implies,
-    1/SNR (or 1/(SNR + 1)), capped at ``cap``: large at high noise, where an ε loss barely sees the clean sample."""
-    snr = alphas_cumprod[t] / (1 - alphas_cumprod[t])
-    return (1 / (snr + 1 if prediction_type == "v_prediction" else snr)).clamp(max=cap)

@@ -1,7 +1,7 @@
 """Export of a scene: a mesh (GLB, OBJ, PLY) and a turntable video.
 
 A NeRF is exported by marching cubes with vertex colours, or with ``textured`` by a baked UV texture; a DMTet
-mesh (the refine stage) is exported as it is, always with a baked texture (pipelines/texture.py). Textured
+mesh (the refine stage) is exported as it is, always with a baked texture (text3d/texture.py). Textured
 meshes go to mesh.glb (texture embedded), mesh.obj + mesh.mtl + texture.png, and mesh.ply (vertex colours
 sampled from the texture, PLY having no texture standard).
 
@@ -16,22 +16,23 @@ turn from see-through to solid, whatever the scale of the density.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
-import imageio.v3 as iio
 import numpy as np
 import torch
 import trimesh
 from skimage import measure
+from tqdm import tqdm
 
-from dreamlift.errors import UsageError
-from dreamlift.outputs import atomic_path
-from dreamlift.renderers.cameras import generate_rays, turntable_cameras
-from dreamlift.renderers.fields import evaluate_in_chunks
-from dreamlift.pipelines.texture import textured_mesh
-from dreamlift.renderers.scene import MeshScene, NeRFScene
-from dreamlift.renderers.shading import fixed_light
-from dreamlift.renderers.volume import ray_aabb
+from dreamlift.io import atomic_path, to_uint8, write_video
+from dreamlift.render.shading import fixed_light
+from dreamlift.render.volume import ray_aabb
+from dreamlift.scene.cameras import generate_rays, turntable_cameras
+from dreamlift.scene.fields import evaluate_in_chunks
+from dreamlift.text3d.scenes import MeshScene, NeRFScene
+from dreamlift.text3d.texture import textured_mesh
 
 Z_UP_TO_Y_UP = np.array([[1, 0, 0, 0], [0, 0, 1, 0], [0, -1, 0, 0], [0, 0, 0, 1]], dtype=np.float64)
 """Rotation taking dreamlift's z-up world to the y-up axes of the exported files."""
@@ -44,7 +45,7 @@ class ExportConfig:
     resolution: int = 128
     """Marching-cubes grid cells per side of the scene cube."""
     threshold: float | None = None
-    """Density of the surface; null = automatic (read off the renders, see pipelines/export.py)."""
+    """Density of the surface; null = automatic (read off the renders, see auto_threshold below)."""
     min_component_fraction: float = 0.05
     """Connected pieces with fewer faces than this fraction of the largest are removed as floaters."""
     formats: tuple[str, ...] = ("glb", "obj", "ply")
@@ -153,7 +154,11 @@ def scene_mesh(scene: NeRFScene | MeshScene, config: ExportConfig) -> tuple[trim
         mesh = trimesh.Trimesh(vertices.cpu().numpy(), faces.cpu().numpy(), process=True)
         mesh = drop_floaters(mesh, config.min_component_fraction)
         stats, textured = {}, True
-    stats.update(vertices=len(mesh.vertices), faces=len(mesh.faces), watertight=bool(len(mesh.faces)) and bool(mesh.is_watertight))
+    stats.update(
+        vertices=len(mesh.vertices),
+        faces=len(mesh.faces),
+        watertight=bool(len(mesh.faces)) and bool(mesh.is_watertight),
+    )
     if len(mesh.faces) == 0:
         return mesh, stats
     if textured:
@@ -179,8 +184,11 @@ def write_meshes(mesh: trimesh.Trimesh, out_dir, formats: tuple[str, ...]) -> li
             # A plain MTL material with a white diffuse colour, so viewers show the texture unscaled.
             obj_mesh = file_mesh.copy()
             obj_mesh.visual.material = trimesh.visual.material.SimpleMaterial(
-                image=file_mesh.visual.material.baseColorTexture, diffuse=(255, 255, 255, 255), ambient=(255, 255, 255, 255),
-                specular=(0, 0, 0, 255), name="texture",
+                image=file_mesh.visual.material.baseColorTexture,
+                diffuse=(255, 255, 255, 255),
+                ambient=(255, 255, 255, 255),
+                specular=(0, 0, 0, 255),
+                name="texture",
             )
             text, extra = trimesh.exchange.obj.export_obj(obj_mesh, return_texture=True, mtl_name="mesh.mtl")
             files.update(extra)
@@ -212,15 +220,31 @@ def render_turntable(scene: NeRFScene | MeshScene, config: ExportConfig) -> np.n
     frames = []
     for i in range(len(cameras)):
         out = scene.render(cameras[i], size, size, shading="lambertian", light=light)
-        frames.append((out.rgb[0].permute(1, 2, 0).clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8))
+        frames.append(to_uint8(out.rgb[0]))
     return np.stack(frames)
 
 
-def write_video(frames: np.ndarray, path, fps: int) -> None:
-    """H.264 mp4 (yuv420p) of frames F×H×W×3 uint8, written atomically by imageio's ffmpeg plugin (imageio-ffmpeg;
-    without it imageio would pick another writer and fail obscurely, so its absence is a one-line error)."""
-    with atomic_path(path) as tmp:
-        try:
-            iio.imwrite(tmp, frames, plugin="FFMPEG", fps=fps, codec="libx264", macro_block_size=1, pixelformat="yuv420p")
-        except ImportError:
-            raise UsageError("writing .mp4 needs the imageio-ffmpeg package: pip install imageio-ffmpeg") from None
+def particle_dir(run_dir: Path, particle: int) -> Path:
+    """Where particle ``particle`` is exported: the run folder itself for particle 0, else ``particle-<i>/``."""
+    return run_dir if particle == 0 else run_dir / f"particle-{particle}"
+
+
+def export_scene(scene: NeRFScene | MeshScene, config: ExportConfig, out_dir: Path) -> dict:
+    """Write the meshes and the turntable of ``scene`` into ``out_dir``; returns export statistics."""
+    start = time.time()
+    scene.eval()
+    mesh, stats = scene_mesh(scene, config)
+    if len(mesh.faces) == 0:
+        tqdm.write("warning: the exported mesh is empty (nothing in the scene is solid)")
+    write_meshes(mesh, out_dir, config.formats)
+    if config.turntable_frames > 0:
+        write_video(render_turntable(scene, config), out_dir / "turntable.mp4", config.turntable_fps)
+    stats["seconds"] = round(time.time() - start, 2)
+    return stats
+
+
+def export_particles(scenes: list[NeRFScene | MeshScene], config: ExportConfig, run_dir: Path) -> dict:
+    """Export each particle to its folder; returns the metrics entries: ``export`` (particle 0's statistics)
+    and, with several particles, ``particle_exports`` (all of them)."""
+    exports = [export_scene(scene, config, particle_dir(run_dir, i)) for i, scene in enumerate(scenes)]
+    return {"export": exports[0], **({"particle_exports": exports} if len(exports) > 1 else {})}

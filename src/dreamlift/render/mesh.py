@@ -8,17 +8,17 @@ pixels no triangle covers; silhouette antialiasing turns coverage into an opacit
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dreamlift.renderers.cameras import Cameras, generate_rays
-from dreamlift.renderers.mesh import vertex_normals
-from dreamlift.renderers.raster import RasterizerConfig, antialias, clip_space, interpolate, rasterize
-from dreamlift.renderers.render_output import RenderOutput, Shading
-from dreamlift.renderers.shading import shade
+from dreamlift.render.output import RenderOutput, Shading
+from dreamlift.render.raster import DEFAULT_RASTERIZER, RasterizerConfig, antialias, clip_space, interpolate, rasterize
+from dreamlift.render.shading import shade
+from dreamlift.scene.cameras import Cameras, generate_rays
+from dreamlift.scene.mesh_geometry import vertex_normals
 
 AlbedoFn = Callable[[torch.Tensor], torch.Tensor]
 """World points N×3 → albedo N×3 in [0, 1]."""
@@ -34,7 +34,7 @@ def render_mesh(
     width: int,
     shading: Shading = "albedo",
     light: tuple[torch.Tensor, torch.Tensor] | None = None,
-    config: RasterizerConfig = RasterizerConfig(),
+    config: RasterizerConfig = DEFAULT_RASTERIZER,
 ) -> RenderOutput:
     """Render a mesh (vertices M×3 world, faces K×3) from B cameras at H×W; ``light`` (directions B×3, ambient B)
     is needed for the shaded modes. Differentiable in the vertices and in whatever ``albedo`` depends on."""
@@ -59,5 +59,11 @@ def render_mesh(
         rgba = antialias(rgba, fragments, clip, faces, config)
     rgba = rgba.permute(0, 3, 1, 2)
     return RenderOutput(
-        rgba[:, :3], rgba[:, 3:], fragments.depth[:, None], normal_image, None, int(covered.sum()), mesh=(vertices, faces)
+        rgba[:, :3],
+        rgba[:, 3:],
+        fragments.depth[:, None],
+        normal_image,
+        None,
+        int(covered.sum()),
+        mesh=(vertices, faces),
     )

@@ -5,10 +5,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from dreamlift.renderers.render_output import Shading
+from dreamlift.render.output import Shading
 
 
-def sample_lights(camera_positions: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_lights(
+    camera_positions: torch.Tensor, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Random lights for B cameras (positions B×3): unit directions towards the light B×3 and ambient levels B.
 
     The light comes from around the camera and somewhat from above; ambient lies in [0.3, 0.5].

@@ -23,13 +23,14 @@ import torch
 from torch import nn
 
 from dreamlift.errors import UsageError
-from dreamlift.renderers.cameras import Cameras, generate_rays
-from dreamlift.renderers.fields import RadianceField
-from dreamlift.renderers.render_output import RenderOutput, Shading
-from dreamlift.renderers.shading import shade
+from dreamlift.render.output import RenderOutput, Shading
+from dreamlift.render.shading import shade
+from dreamlift.scene.cameras import Cameras, generate_rays
+from dreamlift.scene.fields import RadianceField
+
 
 @dataclass
-class RendererConfig:
+class VolumeRendererConfig:
     """Volume rendering settings."""
 
     num_samples: int = 96
@@ -65,7 +66,7 @@ def ray_aabb(origins: torch.Tensor, directions: torch.Tensor, bound: float) -> t
 class OccupancyGrid(nn.Module):
     """nerfacc's ``OccGridEstimator`` over the scene cube, plus a PyTorch lookup for CPU sampling."""
 
-    def __init__(self, config: RendererConfig, bound: float):
+    def __init__(self, config: VolumeRendererConfig, bound: float):
         super().__init__()
         self.config, self.bound = config, bound
         self.step_size = 2 * math.sqrt(3) * bound / config.num_samples
@@ -91,7 +92,11 @@ class OccupancyGrid(nn.Module):
 
 
 def dense_samples(
-    origins: torch.Tensor, directions: torch.Tensor, grid: OccupancyGrid, stratified: bool, generator: torch.Generator | None
+    origins: torch.Tensor,
+    directions: torch.Tensor,
+    grid: OccupancyGrid,
+    stratified: bool,
+    generator: torch.Generator | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """PyTorch counterpart of ``OccGridEstimator.sampling`` in the batched layout.
 
@@ -100,7 +105,9 @@ def dense_samples(
     rays = origins.shape[0]
     step = grid.step_size
     t_near, t_far = ray_aabb(origins, directions, grid.bound)
-    offset = torch.rand(rays, 1, generator=generator).to(origins) if stratified else torch.full((rays, 1), 0.5).to(origins)
+    offset = (
+        torch.rand(rays, 1, generator=generator).to(origins) if stratified else torch.full((rays, 1), 0.5).to(origins)
+    )
     index = torch.arange(grid.config.num_samples, device=origins.device, dtype=origins.dtype)
     t_mid = t_near[:, None] + (index[None] + offset) * step
     inside = t_mid < t_far[:, None]
@@ -112,14 +119,16 @@ def dense_samples(
 class VolumeRenderer:
     """Renders a :class:`RadianceField` from cameras; the background module fills what the field leaves open."""
 
-    def __init__(self, config: RendererConfig, grid: OccupancyGrid):
+    def __init__(self, config: VolumeRendererConfig, grid: OccupancyGrid):
         self.config, self.grid = config, grid
 
     def use_nerfacc_sampler(self, device: torch.device) -> bool:
         if self.config.sampler == "auto":
             return device.type == "cuda"
         if self.config.sampler == "nerfacc" and device.type != "cuda":
-            raise UsageError("renderer.sampler=nerfacc needs CUDA (nerfacc's occupancy-grid sampling has no CPU kernels)")
+            raise UsageError(
+                "renderer.sampler=nerfacc needs CUDA (nerfacc's occupancy-grid sampling has no CPU kernels)"
+            )
         return self.config.sampler == "nerfacc"
 
     def render(
@@ -208,4 +217,3 @@ class VolumeRenderer:
             orientation,
             int(points.shape[0]),
         )
-

@@ -19,93 +19,21 @@ Run folder layout (everything written atomically):
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
-import imageio.v3 as iio
-import numpy as np
 import torch
 from tqdm import tqdm
 
 from dreamlift.config import dump_yaml
-from dreamlift.outputs import atomic_path, write_text
-from dreamlift.pipelines.export import write_video
-from dreamlift.priors.diffusion import DiffusionPrior, PriorConfig, quiet_libraries
+from dreamlift.errors import UsageError
+from dreamlift.io import write_gif, write_json, write_png, write_text, write_video
+from dreamlift.priors.diffusion import DiffusionPrior, quiet_libraries
+from dreamlift.priors.sampling import denoise_with_cfg
+from dreamlift.video.config import Text2VideoConfig
 from dreamlift.video.inflation import InflatedUNet, resolve_window, run_per_frame
 from dreamlift.video.temporal import TemporalAdapter
 from dreamlift.video.zero_shot import cross_frame_attention, translate_latents
-
-
-@dataclass
-class ZeroShotConfig:
-    """Text2Video-Zero settings (``mode: zero-shot``)."""
-
-    motion: tuple[float, float] = (0.03, 0.0)
-    """Translation per frame as (right, up), in fractions of the frame's width and height."""
-    renoise_to: float = 0.08
-    """Noise level (fraction of the training timesteps) the translated frames are re-noised to, and denoised from."""
-    translate_at: float = 0.04
-    """Noise level down to which the first frame is denoised alone before it is translated; below renoise_to.
-    Text2Video-Zero uses 0.88 → 0.94 with Stable Diffusion, whose layout is settled early; the embedded prior
-    pulls objects back to the centre until late, so its default translates late: with the current prior, +x
-    moved 8 of 12 clips right at 0.08 → 0.04, 4 of 12 at 0.2 → 0.1 (bench/motion_quality.py's pairs, 2 seeds)."""
-
-    def __post_init__(self):
-        if not 0 < self.translate_at < self.renoise_to <= 1:
-            raise ValueError("zero_shot needs 0 < translate_at < renoise_to <= 1")
-
-
-@dataclass
-class Text2VideoConfig:
-    """Everything a text2video run depends on; config.yaml of a run folder holds the resolved values."""
-
-    prompt: str = ""
-    """What to show, e.g. "a blue sphere moving right"."""
-    seed: int = 0
-    """Seed of video 0; video i uses seed + i."""
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    prior: PriorConfig = field(default_factory=PriorConfig)
-    motion_adapter: str = "embedded"
-    """Temporal layers: ``embedded`` (shipped with dreamlift), a folder or hub id (ours or an AnimateDiff
-    MotionAdapter), or an AnimateDiff checkpoint file. Unused in zero-shot mode."""
-    mode: Literal["animate", "zero-shot"] = "animate"
-    frames: int = 8
-    """Frames per video."""
-    fps: int = 8
-    """Frames per second of the written videos."""
-    steps: int = 25
-    """Denoising steps of the prior's scheduler."""
-    guidance: float = 4.0
-    """Classifier-free guidance scale s in ε_u + s·(ε_c − ε_u). 4 suited the embedded motion model of the first
-    embedded prior best (its bench passed 26/72 clips at 12, 35 at 7.5, 37 at 5.5, 41 at 4, 37 at 2.5); the
-    current pair is flat around it (52, 53, 53 of 72 at 2.5, 4, 6). AnimateDiff with Stable Diffusion weights is
-    usually sampled at 7.5."""
-    videos: int = 1
-    """Videos of the prompt, sampled in one batch."""
-    negative_prompt: str = ""
-    window: int = 0
-    """Frames per temporal window for long clips; 0 uses the length the temporal layers were trained on."""
-    window_stride: int = 0
-    """Frames between temporal windows; 0 uses half a window."""
-    decode_chunk: int = 16
-    """Frames decoded by the VAE at a time."""
-    save_frames: bool = False
-    """Also write every frame as a PNG."""
-    zero_shot: ZeroShotConfig = field(default_factory=ZeroShotConfig)
-
-    def __post_init__(self):
-        if self.frames < 1:
-            raise ValueError("frames must be >= 1")
-        if self.fps <= 0:
-            raise ValueError("fps must be > 0")
-        for name in ("steps", "videos", "decode_chunk"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1")
-        if self.window < 0 or self.window_stride < 0:
-            raise ValueError("window and window_stride must be >= 0")
 
 
 def video_names(videos: int) -> list[str]:
@@ -118,9 +46,9 @@ class TextToVideo:
 
     def __init__(self, config: Text2VideoConfig, prior: DiffusionPrior, adapter: TemporalAdapter | None, run_dir: Path):
         if prior.vae is None:
-            raise ValueError("text2video needs a latent prior (with a VAE)")
+            raise UsageError("text2video needs a latent prior (with a VAE)")
         if config.mode == "animate" and adapter is None:
-            raise ValueError("animate mode needs temporal layers")
+            raise UsageError("animate mode needs temporal layers")
         self.config, self.prior, self.adapter, self.run_dir = config, prior, adapter, Path(run_dir)
         if adapter is not None:
             adapter.check_fits(prior.unet)
@@ -159,16 +87,17 @@ class TextToVideo:
         """Run ``timesteps`` of the scheduler on latents B×C×F×h×w with CFG; ``model`` (latents, timestep, text
         states, token embeddings) predicts B×C×F×h×w."""
         text, tokens = self._prompt_inputs()
-        scheduler = self.prior.scheduler
-        for t in timesteps:
-            model_input = scheduler.scale_model_input(torch.cat([latents, latents]), t)
-            out_cond, out_uncond = model(model_input.to(self.prior.dtype), t, text, tokens).float().chunk(2)
-            guided = out_uncond + self.config.guidance * (out_cond - out_uncond)
-            latents = scheduler.step(guided, t, latents).prev_sample
-            progress.update(1)
-        return latents
 
-    def _frames_model(self, sample: torch.Tensor, t: torch.Tensor, text: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        def guided(sample: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return model(sample, t, text, tokens)
+
+        return denoise_with_cfg(
+            self.prior, guided, latents, timesteps, self.config.guidance, lambda: progress.update(1)
+        )
+
+    def _frames_model(
+        self, sample: torch.Tensor, t: torch.Tensor, text: torch.Tensor, tokens: torch.Tensor
+    ) -> torch.Tensor:
         """The plain U-Net over every frame: B×C×F×h×w → B×C×F×h×w (it reads the text states, not the tokens)."""
         return run_per_frame(self.prior.unet, sample, t, text)
 
@@ -183,7 +112,9 @@ class TextToVideo:
         shape = (config.videos, prior.unet.config.in_channels, config.frames, size, size)
         if config.mode == "animate":
             progress = tqdm(total=len(timesteps), desc="sample (animate)", unit="step", disable=not show_progress)
-            with InflatedUNet(prior.unet, self.adapter, config.window or None, config.window_stride or None) as inflated:
+            with InflatedUNet(
+                prior.unet, self.adapter, config.window or None, config.window_stride or None
+            ) as inflated:
                 latents = self.initial_noise(shape, inflated.window) * scheduler.init_noise_sigma
                 latents = self._denoise(inflated, latents, timesteps, progress)
         else:
@@ -198,7 +129,7 @@ class TextToVideo:
         """Indices into ``timesteps`` of the re-noising level and of the translation level (the later one)."""
         zero_shot, total = self.config.zero_shot, self.prior.num_train_timesteps
         if len(timesteps) < 2:
-            raise ValueError("zero-shot mode needs at least 2 steps")
+            raise UsageError("zero-shot mode needs at least 2 steps")
         renoise = min(int((timesteps > zero_shot.renoise_to * total).sum()), len(timesteps) - 2)
         translate = min(max(int((timesteps > zero_shot.translate_at * total).sum()), renoise + 1), len(timesteps) - 1)
         return renoise, translate
@@ -239,11 +170,8 @@ class TextToVideo:
             write_video(clip, self.run_dir / f"{name}.mp4", self.config.fps)
             write_gif(clip, self.run_dir / f"{name}.gif", self.config.fps)
             if self.config.save_frames:
-                folder = self.run_dir / "frames" / name
-                folder.mkdir(parents=True, exist_ok=True)
                 for index, frame in enumerate(clip):
-                    with atomic_path(folder / f"{index:03d}.png") as tmp:
-                        iio.imwrite(tmp, frame, extension=".png")
+                    write_png(frame, self.run_dir / "frames" / name / f"{index:03d}.png")
         metrics = {
             "prompt": self.config.prompt,
             "mode": self.config.mode,
@@ -253,11 +181,5 @@ class TextToVideo:
             "sample_seconds": round(sample_seconds, 2),
             "total_seconds": round(time.time() - start, 2),
         }
-        write_text(self.run_dir / "metrics.json", json.dumps(metrics, indent=2))
+        write_json(self.run_dir / "metrics.json", metrics)
         return metrics
-
-
-def write_gif(frames: np.ndarray, path: Path, fps: int) -> None:
-    """Looping GIF of frames F×H×W×3 uint8 at ``fps`` (GIF stores delays in hundredths of a second), atomically."""
-    with atomic_path(path) as tmp:
-        iio.imwrite(tmp, frames, extension=".gif", duration=round(100 / fps) * 10, loop=0)

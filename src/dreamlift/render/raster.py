@@ -16,7 +16,7 @@ keeps the nearest. Its cost grows with the summed bounding-box area, not triangl
 (bench/raster_speed.py measures it).
 
 Pixel (row i, column j) has its centre at NDC x = 2(j + ½)/W − 1, y = 1 − 2(i + ½)/H: row 0 is the top, as in
-:func:`dreamlift.renderers.cameras.generate_rays`, so rasterized and ray-marched images line up. Triangles with
+:func:`dreamlift.scene.cameras.generate_rays`, so rasterized and ray-marched images line up. Triangles with
 a vertex behind the near plane are dropped, not clipped (cameras orbit outside the scene).
 """
 
@@ -29,8 +29,8 @@ from typing import Literal
 import torch
 
 from dreamlift.errors import UsageError
-from dreamlift.renderers.cameras import Cameras
-from dreamlift.renderers.mesh import edge_neighbours
+from dreamlift.scene.cameras import Cameras
+from dreamlift.scene.mesh_geometry import edge_neighbours
 
 NEAR, FAR = 0.01, 100.0
 """Clip planes of :func:`clip_space` (world units)."""
@@ -50,6 +50,10 @@ class RasterizerConfig:
     def __post_init__(self):
         if self.max_candidates < 1024:
             raise ValueError("rasterizer max_candidates must be >= 1024")
+
+
+DEFAULT_RASTERIZER = RasterizerConfig()
+"""The settings used where none are given (never changed in place)."""
 
 
 @dataclass
@@ -140,7 +144,7 @@ def use_nvdiffrast(config: RasterizerConfig, device: torch.device) -> bool:
 
 
 def rasterize(
-    clip: torch.Tensor, faces: torch.Tensor, height: int, width: int, config: RasterizerConfig = RasterizerConfig()
+    clip: torch.Tensor, faces: torch.Tensor, height: int, width: int, config: RasterizerConfig = DEFAULT_RASTERIZER
 ) -> Fragments:
     """Nearest triangle per pixel of B images (clip coordinates B×V×4, faces F×3 vertex indices)."""
     faces = faces.long()
@@ -151,7 +155,9 @@ def rasterize(
 
 
 @torch.no_grad()
-def visible_faces(clip: torch.Tensor, faces: torch.Tensor, height: int, width: int, max_candidates: int) -> torch.Tensor:
+def visible_faces(
+    clip: torch.Tensor, faces: torch.Tensor, height: int, width: int, max_candidates: int
+) -> torch.Tensor:
     """Depth test of one image (clip V×4, faces F×3): the nearest covering triangle per pixel, H×W (−1: none).
 
     A pixel centre on an edge shared by two triangles goes to the nearer one, and on a tie to the higher index.
@@ -212,7 +218,9 @@ def fragments_of(face: torch.Tensor, clip: torch.Tensor, faces: torch.Tensor, he
     corners = faces[face[covered]]  # N×3
     x, y, w = to_pixels(clip, height, width)
     rows, cols = torch.nonzero(covered, as_tuple=True)[1:]
-    linear = edge_barycentrics(x[batch_index[:, None], corners], y[batch_index[:, None], corners], cols.to(x), rows.to(x))
+    linear = edge_barycentrics(
+        x[batch_index[:, None], corners], y[batch_index[:, None], corners], cols.to(x), rows.to(x)
+    )
     corner_w = w[batch_index[:, None], corners]
     bary = perspective_correct(linear, corner_w)
     dense_bary = clip.new_zeros(*face.shape, 3)
@@ -236,7 +244,11 @@ def interpolate(attributes: torch.Tensor, fragments: Fragments, faces: torch.Ten
 
 
 def antialias(
-    image: torch.Tensor, fragments: Fragments, clip: torch.Tensor, faces: torch.Tensor, config: RasterizerConfig = RasterizerConfig()
+    image: torch.Tensor,
+    fragments: Fragments,
+    clip: torch.Tensor,
+    faces: torch.Tensor,
+    config: RasterizerConfig = DEFAULT_RASTERIZER,
 ) -> torch.Tensor:
     """Blend an image B×H×W×C (background already in it) across silhouette edges; differentiable in ``clip``.
 
@@ -278,7 +290,9 @@ def antialias(
         at_near = edge_barycentrics(cx, cy, near_j.to(x), near_i.to(x))
         at_far = edge_barycentrics(cx, cy, far_j.to(x), far_i.to(x))
         leaving = at_far < 0
-        crossing = torch.where(leaving, at_near / (at_near - at_far).clamp(min=1e-12), torch.full_like(at_near, math.inf))
+        crossing = torch.where(
+            leaving, at_near / (at_near - at_far).clamp(min=1e-12), torch.full_like(at_near, math.inf)
+        )
         alpha, edge = crossing.min(-1)
         keep = torch.isfinite(alpha) & silhouette[b, tri, edge]
         if not keep.any():

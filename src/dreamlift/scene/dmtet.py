@@ -16,16 +16,16 @@ Convention: SDF < 0 inside. Faces are wound counter-clockwise seen from outside 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from dreamlift.renderers.fields import make_mlp
-from dreamlift.renderers.hashgrid import HashGridConfig, make_hash_grid
-from dreamlift.renderers.mesh import face_normals
+from dreamlift.scene.fields import make_mlp
+from dreamlift.scene.hashgrid import HashGridConfig, make_hash_grid
+from dreamlift.scene.mesh_geometry import face_normals
 
 TET_EDGES = ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))
 """The six edges of a tetrahedron, as pairs of its corner slots."""
@@ -75,7 +75,9 @@ def tetrahedral_grid(resolution: int, bound: float = 1.0) -> tuple[torch.Tensor,
     return vertices, (coords[..., 0] * n + coords[..., 1]) * n + coords[..., 2]
 
 
-def marching_tetrahedra(vertices: torch.Tensor, tets: torch.Tensor, sdf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def marching_tetrahedra(
+    vertices: torch.Tensor, tets: torch.Tensor, sdf: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The surface SDF = 0 of a tetrahedral grid (vertices N×3, tets T×4, sdf N): mesh vertices M×3, faces K×3.
 
     Differentiable with respect to ``vertices`` and ``sdf``; the faces are discrete.
@@ -123,7 +125,9 @@ class DMTetConfig:
     grid_resolution: int = 32
     """Cells per side of the grid (6·R³ tetrahedra); the mesh's detail is about one cell."""
     hashgrid: HashGridConfig = field(
-        default_factory=lambda: HashGridConfig(num_levels=8, log2_hashmap_size=16, base_resolution=8, max_resolution=128)
+        default_factory=lambda: HashGridConfig(
+            num_levels=8, log2_hashmap_size=16, base_resolution=8, max_resolution=128
+        )
     )
     """Encoding of the SDF/deformation field."""
     hidden_dim: int = 32

@@ -1,0 +1,76 @@
+"""What the entry points share: the one-line argument parser, run folders, and the one error guard.
+
+The guard is the only place where the library's errors become what a user sees: a :class:`UsageError` is one
+line on stderr and exit code 2; Ctrl-C says what was kept and exits 130. The batch runner translates the same
+errors the same way (:func:`dreamlift.errors.is_usage_error`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from dreamlift.errors import UsageError, is_usage_error
+
+KEEPS_CHECKPOINT = "the last checkpoint is kept, continue with --resume"
+"""What an interrupted text3d run keeps."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports errors as a :class:`UsageError` (one line, exit 2) instead of usage + message."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def device_argument(parser: argparse.ArgumentParser, default: str | None) -> None:
+    """The ``--device auto|cpu|cuda`` option every command has."""
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=default)
+
+
+def given(values: dict) -> dict:
+    """The command-line values that were given (not None), by their dotted config keys."""
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def slugify(prompt: str) -> str:
+    """A folder name from a prompt: ``"A red cube!"`` → ``"a-red-cube"``."""
+    return re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")[:60] or "run"
+
+
+def fresh_run_dir(prompt: str, root: Path = Path("outputs")) -> Path:
+    """``outputs/<slug>``, or ``outputs/<slug>-2``, ``-3``… if taken."""
+    base = root / slugify(prompt)
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+def latest_run_dir(prompt: str, root: Path = Path("outputs")) -> Path:
+    """The most recent default run folder of a prompt (for ``--resume`` without ``--out``)."""
+    base = root / slugify(prompt)
+    runs = [p for p in [base, *root.glob(f"{base.name}-*")] if (p / "config.yaml").is_file()]
+    if not runs:
+        raise UsageError(f"no earlier run of this prompt under {root}/ to resume; pass --out RUN_DIR")
+    return max(runs, key=lambda p: (p / "config.yaml").stat().st_mtime)
+
+
+def guarded(
+    prog: str, command: Callable[[list[str]], int], argv: list[str], on_interrupt: str = KEEPS_CHECKPOINT
+) -> int:
+    """Run ``command(argv)``; a usage error is one line and exit 2, Ctrl-C a note and exit 130."""
+    try:
+        return command(argv)
+    except Exception as err:
+        if not is_usage_error(err):
+            raise
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\n{prog}: interrupted; {on_interrupt}", file=sys.stderr)
+        return 130

@@ -1,0 +1,191 @@
+"""The configuration of a text3d run: one dataclass per component, composed in :class:`Text3DConfig`.
+
+The NeRF stage reads ``train``, ``optim``, ``regularisers`` and ``shading``; the mesh stage (Magic3D's second
+stage) reads ``refine``; both read the prior, guidance, camera, field, background and export sections.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from dreamlift.config import load_config
+from dreamlift.errors import UsageError
+from dreamlift.guidance import GuidanceConfig
+from dreamlift.priors.diffusion import PriorConfig
+from dreamlift.render.raster import RasterizerConfig
+from dreamlift.render.volume import VolumeRendererConfig
+from dreamlift.scene.background import BackgroundConfig
+from dreamlift.scene.cameras import CameraConfig
+from dreamlift.scene.dmtet import DMTetConfig
+from dreamlift.scene.fields import FieldConfig
+from dreamlift.text3d.export import ExportConfig
+
+
+@dataclass
+class ShadingConfig:
+    """How training renders are shaded (DreamFusion): the mode is drawn per step."""
+
+    albedo_only_steps: int = 100
+    """Steps at the start that use plain albedo (the geometry first settles)."""
+    lambertian_probability: float = 0.3
+    """Chance of a Lambertian-shaded step afterwards."""
+    textureless_probability: float = 0.1
+    """Chance of a textureless (white, shaded) step; the rest are albedo steps."""
+
+    def __post_init__(self):
+        p, q = self.lambertian_probability, self.textureless_probability
+        if p < 0 or q < 0 or p + q > 1 or self.albedo_only_steps < 0:
+            raise ValueError("shading probabilities must be >= 0 with a sum <= 1, and albedo_only_steps >= 0")
+
+
+@dataclass
+class OptimConfig:
+    """Adam with one learning rate per parameter group."""
+
+    lr_grid: float = 1e-2
+    """Hash-grid tables."""
+    lr_mlp: float = 1e-3
+    """The field's MLP."""
+    lr_background: float = 1e-3
+    """The background MLP (if any)."""
+    betas: tuple[float, float] = (0.9, 0.99)
+    eps: float = 1e-15
+
+    def __post_init__(self):
+        if min(self.lr_grid, self.lr_mlp, self.lr_background) < 0 or self.eps <= 0:
+            raise ValueError("learning rates must be >= 0 and eps > 0")
+
+
+@dataclass
+class RegularisersConfig:
+    """Weights of the regularisers added to the guidance loss."""
+
+    orientation: float = 0.01
+    """DreamFusion's penalty on visible normals facing away from the camera (shaded steps only)."""
+    sparsity: float = 0.0
+    """Mean opacity: discourages filling space."""
+    opaque: float = 0.0
+    """Entropy of the opacity: pushes each pixel to fully clear or fully covered."""
+
+    def __post_init__(self):
+        if min(self.orientation, self.sparsity, self.opaque) < 0:
+            raise ValueError("regulariser weights must be >= 0")
+
+
+@dataclass
+class TrainConfig:
+    """The optimisation loop."""
+
+    steps: int = 800
+    """Optimisation steps."""
+    batch_size: int = 1
+    """Renders per step (of each particle)."""
+    particles: int = 1
+    """Independent 3D models optimised together (ProlificDreamer's n); with VSD they share one LoRA. Particle 0
+    is exported to the run folder, particle i to ``particle-i/``."""
+    resolution: int = 64
+    """Training render size in pixels (renders are resized to the prior's resolution)."""
+    high_resolution: int = 0
+    """Render size from step ``high_resolution_from``·steps on (ProlificDreamer's 64 → 512 with a 512-pixel
+    prior); 0 keeps ``resolution`` throughout."""
+    high_resolution_from: float = 0.5
+    """Fraction of the steps after which ``high_resolution`` applies."""
+    checkpoint_every: int = 200
+    """Steps between checkpoints (one is always written at the end)."""
+    validate_every: int = 200
+    """Steps between validation renders; 0 disables them."""
+    log_every: int = 10
+    """Steps between points of the loss curve in metrics.json."""
+
+    def __post_init__(self):
+        if self.steps <= 0:
+            raise ValueError(f"steps must be > 0, got {self.steps}")
+        if self.particles < 1:
+            raise ValueError(f"particles must be >= 1, got {self.particles}")
+        if self.batch_size < 1 or self.resolution < 8 or self.checkpoint_every < 1 or self.log_every < 1:
+            raise ValueError("batch_size >= 1, resolution >= 8, checkpoint_every >= 1 and log_every >= 1 are required")
+        if self.validate_every < 0:
+            raise ValueError("validate_every must be >= 0")
+        if self.high_resolution != 0 and self.high_resolution < 8:
+            raise ValueError("high_resolution must be 0 (off) or >= 8")
+        if not 0 <= self.high_resolution_from <= 1:
+            raise ValueError("high_resolution_from must lie in [0, 1]")
+
+    def resolution_at(self, step: int) -> int:
+        """Render size at ``step``."""
+        if self.high_resolution and step >= self.high_resolution_from * self.steps:
+            return self.high_resolution
+        return self.resolution
+
+
+@dataclass
+class RefineConfig:
+    """The mesh stage (Magic3D): a DMTet mesh started from the NeRF, refined by the same guidance, textured."""
+
+    enabled: bool = False
+    """Run this stage after the NeRF stage in the same command (``text3d refine RUN_DIR`` runs it regardless)."""
+    steps: int = 300
+    """Optimisation steps of the mesh stage."""
+    resolution: int = 128
+    """Render size in pixels (rasterizing is cheap, so higher than stage 1; renders are resized to the prior's, so
+    twice its size supersamples the edges)."""
+    t_min: float = 0.02
+    """Smallest timestep (fraction) of the guidance in this stage."""
+    t_max: float = 0.5
+    """Largest timestep (fraction): a narrower range than stage 1's, for detail rather than layout."""
+    threshold: float | None = None
+    """Density of the initial surface; null: the NeRF's automatic export threshold."""
+    normal_consistency: float = 50.0
+    """Weight of the mean 1 − cos between neighbouring face normals. SDS noise roughens the surface: at 5 (and
+    Laplacian 100) the refined cube of bench/mesh_stage.py came out shredded, at 50 (and 1000) solid."""
+    laplacian: float = 1000.0
+    """Weight of the mean squared uniform Laplacian of the vertices (world units²)."""
+    dmtet: DMTetConfig = dataclasses.field(default_factory=lambda: DMTetConfig(grid_resolution=48))
+    rasterizer: RasterizerConfig = dataclasses.field(default_factory=RasterizerConfig)
+    optim: OptimConfig = dataclasses.field(default_factory=lambda: OptimConfig(lr_grid=5e-3, lr_mlp=1e-3))
+    """Learning rates: grid and MLP rates apply to both the SDF field and the texture field."""
+
+    def __post_init__(self):
+        if self.steps <= 0 or self.resolution < 8:
+            raise ValueError("refine steps must be > 0 and resolution >= 8")
+        if not 0 <= self.t_min < self.t_max <= 1:
+            raise ValueError("refine timesteps need 0 <= t_min < t_max <= 1")
+        if self.threshold is not None and self.threshold <= 0:
+            raise ValueError("refine threshold must be > 0 (or null for the automatic one)")
+        if self.normal_consistency < 0 or self.laplacian < 0:
+            raise ValueError("refine regulariser weights must be >= 0")
+
+
+@dataclass
+class Text3DConfig:
+    """A whole text3d run."""
+
+    prompt: str = ""
+    """What to make."""
+    seed: int = 0
+    """Seed of everything random in the run."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """``auto`` picks CUDA when available."""
+    prior: PriorConfig = dataclasses.field(default_factory=PriorConfig)
+    guidance: GuidanceConfig = dataclasses.field(default_factory=GuidanceConfig)
+    camera: CameraConfig = dataclasses.field(default_factory=CameraConfig)
+    field: FieldConfig = dataclasses.field(default_factory=FieldConfig)
+    renderer: VolumeRendererConfig = dataclasses.field(default_factory=VolumeRendererConfig)
+    background: BackgroundConfig = dataclasses.field(default_factory=BackgroundConfig)
+    shading: ShadingConfig = dataclasses.field(default_factory=ShadingConfig)
+    optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+    regularisers: RegularisersConfig = dataclasses.field(default_factory=RegularisersConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+    refine: RefineConfig = dataclasses.field(default_factory=RefineConfig)
+
+
+def read_run_config(run_dir: Path, overrides: list[str] = (), values: dict | None = None) -> Text3DConfig:
+    """The config saved in a run folder, with optional overrides (e.g. a larger ``train.steps``), as load_config."""
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise UsageError(f"{run_dir} is not a text3d run folder (no config.yaml)")
+    return load_config(Text3DConfig, str(path), overrides, values)

@@ -1,0 +1,67 @@
+"""Run folders of text3d and the order of their stages.
+
+Run folder layout (everything written atomically):
+    config.yaml          the resolved config, prompt and seed included (a run is reproducible from it)
+    checkpoints/last.pt  scene, optimiser, random states and metrics so far (every N steps and at the end)
+    validation/*.png     four views (front, side, back, side) of each particle every N steps
+    mesh.glb|obj|ply     the exported mesh with vertex colours (y-up)
+    turntable.mp4        a 360° orbit
+    particle-i/          mesh and turntable of particle i > 0, when train.particles > 1
+    metrics.json         loss curve, timings, export statistics
+    refine/              the mesh stage (refine.enabled, or `text3d refine`): the same layout, holding the DMTet
+                         mesh with a baked texture (mesh.glb, mesh.obj + mesh.mtl + texture.png, mesh.ply)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from dreamlift.errors import UsageError
+from dreamlift.priors.diffusion import DiffusionPrior
+from dreamlift.text3d.config import Text3DConfig
+from dreamlift.text3d.scenes import NeRFScene
+from dreamlift.text3d.stages import STAGES, MeshStage, Scene
+from dreamlift.text3d.trainer import TextTo3D
+
+
+def refine_dir(run_dir: Path) -> Path:
+    """Where the mesh stage of a run is written."""
+    return run_dir / "refine"
+
+
+def load_scenes(run_dir: Path, config: Text3DConfig, device: torch.device) -> list[Scene]:
+    """The scenes (one per particle) of a run folder's last checkpoint, of the stage that wrote it."""
+    checkpoint = run_dir / "checkpoints" / "last.pt"
+    if not checkpoint.is_file():
+        raise UsageError(f"{run_dir} has no checkpoint to export from (checkpoints/last.pt)")
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    stage = STAGES[state.get("stage", "nerf")](config)
+    scenes = []
+    for scene_state in state["scenes"]:
+        scene = stage.make_scene(device)
+        scene.load_state_dict(scene_state)
+        scenes.append(scene)
+    return scenes
+
+
+def run_stages(config: Text3DConfig, prior: DiffusionPrior, run_dir: Path, device: torch.device, resume: bool) -> dict:
+    """The NeRF stage into ``run_dir`` and, with ``refine.enabled``, the mesh stage into ``run_dir/refine``; each
+    resumes from its own checkpoint when ``resume`` is set. Returns the last stage's metrics."""
+    metrics = TextTo3D(config, prior, run_dir, device).run(resume=resume)
+    if not config.refine.enabled:
+        return metrics
+    return refine_run(config, prior, run_dir, refine_dir(run_dir), device, resume)
+
+
+def refine_run(
+    config: Text3DConfig, prior: DiffusionPrior, nerf_dir: Path, out_dir: Path, device: torch.device, resume: bool
+) -> dict:
+    """The mesh stage from the NeRF of ``nerf_dir`` into ``out_dir``, resumed there when ``resume`` is set and
+    it has a checkpoint."""
+    resume = resume and (out_dir / "checkpoints" / "last.pt").is_file()
+    start_from = None if resume else load_scenes(nerf_dir, config, device)
+    if start_from is not None and not all(isinstance(scene, NeRFScene) for scene in start_from):
+        raise UsageError(f"{nerf_dir} holds a mesh-stage run; refine starts from a NeRF run")
+    return TextTo3D(config, prior, out_dir, device, MeshStage(config), start_from).run(resume=resume)

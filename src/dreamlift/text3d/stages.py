@@ -1,0 +1,167 @@
+"""The stages of a text3d run, each a small object that says what its optimisation is made of.
+
+Stage 1 (:class:`NeRFStage`) optimises a hash-grid NeRF. Stage 2 (:class:`MeshStage`, Magic3D's coarse to fine)
+starts a DMTet mesh from it — its SDF fitted to the NeRF's density at the export threshold, its texture field a
+copy of the NeRF's field — and refines both with the same guidance at a higher render resolution and a narrower
+timestep range, rasterized instead of ray-marched, with normal-consistency and Laplacian regularisers.
+
+The trainer (:mod:`dreamlift.text3d.trainer`) runs either one the same way; what differs between them lives
+here: the step count, the render size, the guidance's timestep range, the optimiser settings, the scene, how
+the scenes start and the regularisers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from dreamlift.errors import UsageError
+from dreamlift.guidance import GuidanceConfig
+from dreamlift.render.output import RenderOutput
+from dreamlift.scene.mesh_geometry import laplacian_smoothing, normal_consistency
+from dreamlift.text3d.config import OptimConfig, Text3DConfig
+from dreamlift.text3d.export import auto_threshold
+from dreamlift.text3d.scenes import MeshScene, NeRFScene
+
+Scene = NeRFScene | MeshScene
+"""What a stage optimises."""
+
+
+class Stage:
+    """What one stage of a text3d run optimises, for how long, at what render size and with which losses."""
+
+    name: str
+    """Recorded in checkpoints, so that a run resumes (and exports) the stage that wrote them."""
+    progress_label: str
+    """The progress bar's label."""
+
+    def __init__(self, config: Text3DConfig):
+        self.config = config
+
+    @property
+    def steps(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def optim(self) -> OptimConfig:
+        raise NotImplementedError
+
+    def resolution_at(self, step: int) -> int:
+        """Render size in pixels at ``step``."""
+        raise NotImplementedError
+
+    def guidance_config(self) -> GuidanceConfig:
+        """The guidance settings of this stage."""
+        return self.config.guidance
+
+    def make_scene(self, device: torch.device) -> Scene:
+        """An untrained scene of this stage, on ``device``."""
+        raise NotImplementedError
+
+    def start(self, scenes: list[Scene], start_from: list[NeRFScene] | None) -> list[dict]:
+        """Set up fresh scenes (one per particle) before the first step; returns a record per scene for the
+        metrics (empty when there is nothing to say)."""
+        return []
+
+    def regularisation(self, out: RenderOutput) -> torch.Tensor:
+        """The weighted regularisers of one particle's render output (a scalar)."""
+        raise NotImplementedError
+
+
+class NeRFStage(Stage):
+    """Stage 1: a NeRF, ray-marched, with DreamFusion's orientation penalty and optional opacity terms."""
+
+    name = "nerf"
+    progress_label = "text3d"
+
+    @property
+    def steps(self) -> int:
+        return self.config.train.steps
+
+    @property
+    def optim(self) -> OptimConfig:
+        return self.config.optim
+
+    def resolution_at(self, step: int) -> int:
+        return self.config.train.resolution_at(step)
+
+    def make_scene(self, device: torch.device) -> NeRFScene:
+        c = self.config
+        return NeRFScene(c.field, c.renderer, c.background, device).to(device)
+
+    def regularisation(self, out: RenderOutput) -> torch.Tensor:
+        r = self.config.regularisers
+        loss = torch.zeros((), device=out.rgb.device)
+        if out.orientation is not None and r.orientation > 0:
+            loss = loss + r.orientation * out.orientation
+        if r.sparsity > 0:
+            loss = loss + r.sparsity * out.opacity.mean()
+        if r.opaque > 0:
+            o = out.opacity.clamp(1e-5, 1 - 1e-5)
+            loss = loss + r.opaque * (-(o * o.log() + (1 - o) * (1 - o).log())).mean()
+        return loss
+
+
+class MeshStage(Stage):
+    """Stage 2: a DMTet mesh with a texture field, rasterized, smoothed by normal consistency and Laplacian terms."""
+
+    name = "mesh"
+    progress_label = "text3d mesh"
+
+    @property
+    def steps(self) -> int:
+        return self.config.refine.steps
+
+    @property
+    def optim(self) -> OptimConfig:
+        return self.config.refine.optim
+
+    def resolution_at(self, step: int) -> int:
+        return self.config.refine.resolution
+
+    def guidance_config(self) -> GuidanceConfig:
+        """The run's guidance with the stage's narrower timestep range (no annealing)."""
+        r = self.config.refine
+        return dataclasses.replace(self.config.guidance, t_min=r.t_min, t_max=r.t_max, t_max_final=r.t_max)
+
+    def make_scene(self, device: torch.device) -> MeshScene:
+        c, r = self.config, self.config.refine
+        return MeshScene(c.field, r.dmtet, r.rasterizer, c.background, device).to(device)
+
+    def start(self, scenes: list[Scene], start_from: list[NeRFScene] | None) -> list[dict]:
+        """Fit each mesh scene to its stage-1 NeRF at the surface threshold; a NeRF with no surface there is a
+        UsageError."""
+        if start_from is None or len(start_from) != len(scenes):
+            count = 0 if start_from is None else len(start_from)
+            raise ValueError(f"the mesh stage needs {len(scenes)} stage-1 scenes, got {count}")
+        records = []
+        for scene, nerf in zip(scenes, start_from, strict=True):
+            nerf.eval()
+            threshold = self.config.refine.threshold or auto_threshold(nerf)
+            error = scene.initialise_from(nerf, threshold, show_progress=True)
+            with torch.no_grad():
+                if len(scene.geometry()[1]) == 0:
+                    raise UsageError(
+                        f"the NeRF has no surface at density {threshold:.3g} on a "
+                        f"{scene.geometry.config.grid_resolution}³ grid, so there is no mesh to refine "
+                        "(set refine.threshold lower, or refine.dmtet.grid_resolution higher)"
+                    )
+            records.append({"threshold": threshold, "fit_mse": round(error, 6)})
+        return records
+
+    def regularisation(self, out: RenderOutput) -> torch.Tensor:
+        r = self.config.refine
+        loss = torch.zeros((), device=out.rgb.device)
+        if out.mesh is None:  # an empty mesh renders no geometry to regularise
+            return loss
+        vertices, faces = out.mesh
+        if r.normal_consistency > 0:
+            loss = loss + r.normal_consistency * normal_consistency(vertices, faces)
+        if r.laplacian > 0:
+            loss = loss + r.laplacian * laplacian_smoothing(vertices, faces)
+        return loss
+
+
+STAGES: dict[str, type[Stage]] = {stage.name: stage for stage in (NeRFStage, MeshStage)}
+"""The stages by the name their checkpoints record."""

@@ -1,0 +1,249 @@
+"""The text3d trainer: runs one stage (see :mod:`dreamlift.text3d.stages`) of a run in a run folder.
+
+Each step renders every particle from random cameras (the shading drawn per step, as DreamFusion does), turns
+the prior's score on the renders into a loss with the guidance, adds the stage's regularisers and takes an
+optimiser step. Checkpoints hold the scenes, optimisers, guidance state and random states, so an interrupted
+stage resumes where it stopped; at the end the stage exports its scenes (:mod:`dreamlift.text3d.runs`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from dreamlift.config import dump_yaml
+from dreamlift.errors import UsageError
+from dreamlift.guidance import make_guidance
+from dreamlift.io import write_json, write_png, write_text
+from dreamlift.priors.diffusion import DiffusionPrior
+from dreamlift.priors.prompts import PromptEmbeddings
+from dreamlift.render.shading import fixed_light, sample_lights
+from dreamlift.runtime import seed_everything
+from dreamlift.scene.cameras import sample_cameras, turntable_cameras
+from dreamlift.text3d.config import OptimConfig, Text3DConfig
+from dreamlift.text3d.export import export_particles
+from dreamlift.text3d.scenes import NeRFScene
+from dreamlift.text3d.stages import NeRFStage, Scene, Stage
+from dreamlift.timing import PhaseTimer
+from dreamlift.training.checkpoints import load_checkpoint, save_checkpoint
+
+
+def build_optimizer(scene: Scene, config: OptimConfig) -> torch.optim.Adam:
+    """Adam over the scene's parameter groups, each with its learning rate."""
+    groups = scene.parameter_groups(config.lr_grid, config.lr_mlp, config.lr_background)
+    return torch.optim.Adam(groups, betas=config.betas, eps=config.eps)
+
+
+class TextTo3D:
+    """Runs one stage of a text3d optimisation in a run folder (see :mod:`dreamlift.text3d.runs` for its layout).
+
+    The mesh stage's scenes start from ``start_from`` (the stage-1 NeRF of each particle) unless the run resumes
+    from its own checkpoint.
+    """
+
+    def __init__(
+        self,
+        config: Text3DConfig,
+        prior: DiffusionPrior,
+        run_dir: Path,
+        device: torch.device,
+        stage: Stage | None = None,
+        start_from: list[NeRFScene] | None = None,
+    ):
+        self.config, self.prior, self.run_dir, self.device = config, prior, run_dir, device
+        self.stage = stage or NeRFStage(config)
+        self.start_from = start_from
+        seed_everything(config.seed)
+        self.scenes = [self.stage.make_scene(device) for _ in range(config.train.particles)]
+        self.optimizers = [build_optimizer(scene, self.stage.optim) for scene in self.scenes]
+        self.prompts = PromptEmbeddings(
+            prior, config.prompt, config.guidance.negative_prompt, config.guidance.view_dependent
+        )
+        self.camera_generator = torch.Generator().manual_seed(config.seed)
+        self.noise_generator = torch.Generator(device).manual_seed(config.seed + 1)
+        self.step = 0
+        self.metrics: dict = {"loss": [], "train_seconds": 0.0}
+        self.timer = PhaseTimer(device)
+        # Last: VSD changes the prior when it is made, and nothing may fail between that and run()'s `with`.
+        self.guidance = make_guidance(self.stage.guidance_config(), prior)
+
+    @property
+    def steps(self) -> int:
+        return self.stage.steps
+
+    # --- checkpoints ------------------------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / "checkpoints" / "last.pt"
+
+    def _checkpointed(self) -> tuple[dict, dict]:
+        objects = {"scenes": self.scenes, "optimizers": self.optimizers, "guidance": self.guidance}
+        generators = {"camera_generator": self.camera_generator, "noise_generator": self.noise_generator}
+        return objects, generators
+
+    def save_checkpoint(self) -> None:
+        objects, generators = self._checkpointed()
+        save_checkpoint(
+            self.checkpoint_path,
+            objects,
+            generators,
+            self.device,
+            step=self.step,
+            stage=self.stage.name,
+            metrics=self.metrics,
+        )
+
+    def load_checkpoint(self) -> None:
+        if not self.checkpoint_path.is_file():
+            raise UsageError(f"nothing to resume in {self.run_dir} (no checkpoints/last.pt)")
+        saved_stage = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False).get("stage", "nerf")
+        if saved_stage != self.stage.name:
+            raise UsageError(
+                f"{self.checkpoint_path} is a {saved_stage}-stage checkpoint, not a {self.stage.name}-stage one"
+            )
+        objects, generators = self._checkpointed()
+        state = load_checkpoint(self.checkpoint_path, objects, generators, self.device)
+        self.step, self.metrics = state["step"], state["metrics"]
+
+    # --- one step ---------------------------------------------------------------------------------------------
+    def shading_for_step(self) -> str:
+        c = self.config.shading
+        if self.step < c.albedo_only_steps:
+            return "albedo"
+        u = torch.rand(1, generator=self.camera_generator).item()
+        if u < c.lambertian_probability:
+            return "lambertian"
+        if u < c.lambertian_probability + c.textureless_probability:
+            return "textureless"
+        return "albedo"
+
+    def train_step(self) -> dict[str, float]:
+        """One optimisation step of every particle; returns its scalars."""
+        c, timer = self.config, self.timer
+        batch, size = c.train.batch_size, self.stage.resolution_at(self.step)
+        with timer("render"):
+            cameras = sample_cameras(c.camera, batch * len(self.scenes), self.camera_generator).to(self.device)
+            shading = self.shading_for_step()
+            lights = sample_lights(cameras.positions, self.camera_generator) if shading != "albedo" else None
+            outs = []
+            for i, scene in enumerate(self.scenes):
+                scene.train()
+                scene.before_step(self.step)
+                part = slice(i * batch, (i + 1) * batch)
+                light = (lights[0][part], lights[1][part]) if lights is not None else None
+                outs.append(
+                    scene.render(
+                        cameras[part], size, size, shading, light, stratified=True, generator=self.camera_generator
+                    )
+                )
+        images = torch.cat([out.rgb for out in outs])
+        guided = self.guidance(images, cameras, self.prompts, self.step / self.steps, self.noise_generator, timer)
+        # The guidance loss is a mean over every particle's renders; times the particle count, each particle
+        # gets the gradient it would get alone.
+        loss = guided.loss * len(self.scenes) + sum(self.stage.regularisation(out) for out in outs)
+        for optimizer in self.optimizers:
+            optimizer.zero_grad(set_to_none=True)
+        with timer("backward"):
+            loss.backward()
+        with timer("optimiser"):
+            for optimizer in self.optimizers:
+                optimizer.step()
+        self.step += 1
+        samples = sum(out.samples for out in outs)
+        return {
+            "loss": loss.item(),
+            "guidance": guided.loss.item(),
+            "samples": samples,
+            "shading": shading,
+            **guided.diagnostics,
+        }
+
+    # --- validation -------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def validate(self) -> Path:
+        """Four views of each particle (albedo above, shaded below) as validation/step_N.png, and what the guidance
+        sees of particle 0's albedo views as validation/guidance_N.png (rows: render, noised at t = T/2, one-step
+        denoised by each prediction the guidance weighs — the prior's, and for VSD the LoRA's)."""
+        e = self.config.export
+        cameras = turntable_cameras(4, e.turntable_elevation, e.turntable_distance, e.turntable_fov).to(self.device)
+        size = self.stage.resolution_at(self.step)
+        rows, albedo_views = [], None
+        for scene in self.scenes:
+            scene.eval()
+            albedo = scene.render(cameras, size, size).rgb
+            shaded = scene.render(cameras, size, size, "lambertian", fixed_light(4, self.device)).rgb
+            albedo_views = albedo if albedo_views is None else albedo_views
+            rows += [torch.cat(list(albedo), dim=2), torch.cat(list(shaded), dim=2)]  # each 3×H×4W
+        path = self.run_dir / "validation" / f"step_{self.step:06d}.png"
+        write_png(torch.cat(rows, dim=1), path)
+        preview = self.guidance.preview(
+            albedo_views, cameras, self.prompts, self.step / self.steps, seed=self.config.seed
+        )
+        panels = torch.cat([torch.cat(list(panel), dim=2) for panel in preview], dim=1)
+        write_png(panels, self.run_dir / "validation" / f"guidance_{self.step:06d}.png")
+        return path
+
+    # --- the run ----------------------------------------------------------------------------------------------
+    def run(self, resume: bool = False) -> dict:
+        """Optimise (from the last checkpoint when resuming), export, and write metrics.json; returns the metrics.
+        Resuming a stage that has finished and exported does nothing and returns its metrics.
+
+        The guidance is attached to the prior (VSD's LoRA) for this call alone: whatever ends it, a refusal before
+        the first step included, the prior is left as it was."""
+        metrics_path = self.run_dir / "metrics.json"
+        with self.guidance:
+            if resume:
+                self.load_checkpoint()
+                if self.step >= self.steps and metrics_path.is_file():
+                    return json.loads(metrics_path.read_text())
+            else:
+                records = self.stage.start(self.scenes, self.start_from)
+                if records:
+                    self.metrics["initial_sdf"] = records
+            write_text(self.run_dir / "config.yaml", dump_yaml(self.config))
+            self.optimise()
+        return self.finish(metrics_path)
+
+    def optimise(self) -> None:
+        """Steps up to the stage's count, with logging, validation and checkpoints (one on Ctrl-C too)."""
+        train = self.config.train
+        progress = tqdm(
+            total=self.steps, initial=self.step, desc=self.stage.progress_label, unit="step", dynamic_ncols=True
+        )
+        start = time.time()
+        try:
+            while self.step < self.steps:
+                scalars = self.train_step()
+                progress.update(1)
+                if self.step % train.log_every == 0 or self.step == self.steps:
+                    self.metrics["loss"].append([self.step, round(scalars["loss"], 6)])
+                    progress.set_postfix(loss=f"{scalars['loss']:.3g}", t=f"{scalars['t']:.0f}")
+                if train.validate_every and self.step % train.validate_every == 0:
+                    self.validate()
+                if self.step % train.checkpoint_every == 0 or self.step == self.steps:
+                    self.metrics["train_seconds"] += time.time() - start
+                    start = time.time()
+                    self.save_checkpoint()
+        except KeyboardInterrupt:
+            self.metrics["train_seconds"] += time.time() - start
+            self.save_checkpoint()
+            raise
+        finally:
+            progress.close()
+
+    def finish(self, metrics_path: Path) -> dict:
+        """Export every particle and write metrics.json; returns the metrics."""
+        c = self.config
+        self.metrics["train_seconds"] = round(self.metrics["train_seconds"], 2)
+        self.metrics["seconds_per_step"] = round(self.metrics["train_seconds"] / max(1, self.steps), 4)
+        self.metrics["phase_seconds"] = {phase: round(s, 5) for phase, s in self.timer.means().items()}
+        self.metrics.update(export_particles(self.scenes, c.export, self.run_dir))
+        self.metrics.update(
+            prompt=c.prompt, seed=c.seed, device=str(self.device), steps=self.steps, stage=self.stage.name
+        )
+        write_json(metrics_path, self.metrics)
+        return self.metrics
