@@ -36,6 +36,25 @@ def given(values: dict) -> dict:
     return {key: value for key, value in values.items() if value is not None}
 
 
+def training_parser(prog: str, description: str, out_help: str, config_class: str, example: str) -> OneLineParser:
+    """The arguments every resumable training command takes: ``--out``, ``--work``, ``--config``, ``--device`` and
+    dotted overrides of ``config_class`` (e.g. ``example``)."""
+    parser = OneLineParser(prog=prog, description=description)
+    parser.add_argument("overrides", nargs="*", help=f"dotted {config_class} overrides, e.g. {example}")
+    parser.add_argument("--out", type=Path, required=True, help=out_help)
+    parser.add_argument("--work", type=Path, default=None, help="folder for data and checkpoints (default: OUT.work)")
+    parser.add_argument("--config", default=None, help=f"YAML file of {config_class} fields")
+    device_argument(parser, "auto")
+    return parser
+
+
+def work_folder(args: argparse.Namespace) -> Path:
+    """A training command's work folder (``--work``, or ``OUT.work`` beside ``--out``), made and checked writable."""
+    from dreamlift.io import ensure_writable_dir
+
+    return ensure_writable_dir(args.work or args.out.with_name(args.out.name + ".work"))
+
+
 def slugify(prompt: str) -> str:
     """A folder name from a prompt: ``"A red cube!"`` → ``"a-red-cube"``."""
     return re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")[:60] or "run"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from dreamlift.cli.common import OneLineParser, device_argument, fresh_run_dir, given
+from dreamlift.cli.common import OneLineParser, device_argument, fresh_run_dir, given, training_parser, work_folder
 from dreamlift.errors import UsageError
 
 DESCRIPTION = (
@@ -72,25 +72,19 @@ def run_text2video(argv: list[str]) -> int:
 
 def run_train_motion(argv: list[str]) -> int:
     from dreamlift.config import load_config
-    from dreamlift.io import ensure_writable_dir
     from dreamlift.loading import load_prior_model
     from dreamlift.priors.diffusion import PriorConfig
     from dreamlift.runtime import resolve_device
     from dreamlift.video.train import MotionTrainer, TrainMotionConfig
 
-    parser = OneLineParser(
-        prog="text2video train",
-        description="Train temporal layers for an image prior (its weights frozen) on clips; resumable.",
-    )
+    parser = training_parser(
+        "text2video train", "Train temporal layers for an image prior (its weights frozen) on clips; resumable.",
+        "folder for the trained temporal layers", "TrainMotionConfig", "steps=500",
+    )  # fmt: skip
     parser.add_argument(
         "--clips", default="procedural", help="folder of videos with .txt captions (default: procedural clips)"
     )
-    parser.add_argument("overrides", nargs="*", help="dotted TrainMotionConfig overrides, e.g. steps=500")
-    parser.add_argument("--out", type=Path, required=True, help="folder for the trained temporal layers")
-    parser.add_argument("--work", type=Path, default=None, help="folder for data and checkpoints (default: OUT.work)")
     parser.add_argument("--model", default="embedded", help="image prior: hub id, diffusers folder, or 'embedded'")
-    parser.add_argument("--config", default=None, help="YAML file of TrainMotionConfig fields")
-    device_argument(parser, "auto")
     args = parser.parse_intermixed_args(argv)
     config = load_config(TrainMotionConfig, args.config, args.overrides, {"data": args.clips})
     if config.data != "procedural" and not Path(config.data).is_dir():
@@ -98,8 +92,6 @@ def run_train_motion(argv: list[str]) -> int:
     device = resolve_device(args.device)
     # Temporal layers train in float32 (the prior too, so hidden states and layers agree on a GPU).
     prior = load_prior_model(PriorConfig(model=args.model, dtype="float32"), device)
-    work = args.work or args.out.with_name(args.out.name + ".work")
-    ensure_writable_dir(work)
-    MotionTrainer(config, prior, work, args.out, str(device)).run()
+    MotionTrainer(config, prior, work_folder(args), args.out, str(device)).run()
     print(f"text2video train: temporal layers → {args.out}", file=sys.stderr)
     return 0

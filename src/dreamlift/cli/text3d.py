@@ -10,7 +10,16 @@ import json
 import sys
 from pathlib import Path
 
-from dreamlift.cli.common import OneLineParser, device_argument, fresh_run_dir, given, latest_run_dir, slugify
+from dreamlift.cli.common import (
+    OneLineParser,
+    device_argument,
+    fresh_run_dir,
+    given,
+    latest_run_dir,
+    slugify,
+    training_parser,
+    work_folder,
+)
 from dreamlift.errors import UsageError
 from dreamlift.text3d import DEFAULT_PRESET
 
@@ -194,20 +203,15 @@ def run_sample_prior(argv: list[str]) -> int:
 def run_train_prior(argv: list[str]) -> int:
     from dreamlift.config import load_config
     from dreamlift.embedded.train import PriorTrainer, TrainPriorConfig
-    from dreamlift.io import ensure_writable_dir
     from dreamlift.runtime import resolve_device
 
-    parser = OneLineParser(prog="text3d train-prior", description="Train the embedded prior (resumable).")
-    parser.add_argument("--out", type=Path, required=True, help="folder for the diffusers-format model")
-    parser.add_argument("--work", type=Path, default=None, help="folder for data and checkpoints (default: OUT.work)")
-    parser.add_argument("--config", default=None, help="YAML file of TrainPriorConfig fields")
-    device_argument(parser, "auto")
-    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. unet_steps=100")
+    parser = training_parser(
+        "text3d train-prior", "Train the embedded prior (resumable).", "folder for the diffusers-format model",
+        "TrainPriorConfig", "unet_steps=100",
+    )  # fmt: skip
     args = parser.parse_intermixed_args(argv)
     config = load_config(TrainPriorConfig, args.config, args.overrides)
     device = resolve_device(args.device)
-    work = args.work or args.out.with_name(args.out.name + ".work")
-    ensure_writable_dir(work)
-    PriorTrainer(config, work, args.out, str(device)).run()
+    PriorTrainer(config, work_folder(args), args.out, str(device)).run()
     print(f"text3d train-prior: prior → {args.out}", file=sys.stderr)
     return 0

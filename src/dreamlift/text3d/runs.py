@@ -24,6 +24,7 @@ from dreamlift.text3d.config import Text3DConfig
 from dreamlift.text3d.scenes import NeRFScene
 from dreamlift.text3d.stages import STAGES, MeshStage, Scene
 from dreamlift.text3d.trainer import TextTo3D
+from dreamlift.training.checkpoints import read_checkpoint
 
 
 def refine_dir(run_dir: Path) -> Path:
@@ -36,7 +37,7 @@ def load_scenes(run_dir: Path, config: Text3DConfig, device: torch.device) -> li
     checkpoint = run_dir / "checkpoints" / "last.pt"
     if not checkpoint.is_file():
         raise UsageError(f"{run_dir} has no checkpoint to export from (checkpoints/last.pt)")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = read_checkpoint(checkpoint)
     stage = STAGES[state.get("stage", "nerf")](config)
     scenes = []
     for scene_state in state["scenes"]:

@@ -29,7 +29,7 @@ from dreamlift.text3d.export import export_particles
 from dreamlift.text3d.scenes import NeRFScene
 from dreamlift.text3d.stages import NeRFStage, Scene, Stage
 from dreamlift.timing import PhaseTimer
-from dreamlift.training.checkpoints import load_checkpoint, save_checkpoint
+from dreamlift.training.checkpoints import read_checkpoint, restore_checkpoint, save_checkpoint
 
 
 def build_optimizer(scene: Scene, config: OptimConfig) -> torch.optim.Adam:
@@ -100,13 +100,14 @@ class TextTo3D:
     def load_checkpoint(self) -> None:
         if not self.checkpoint_path.is_file():
             raise UsageError(f"nothing to resume in {self.run_dir} (no checkpoints/last.pt)")
-        saved_stage = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False).get("stage", "nerf")
+        state = read_checkpoint(self.checkpoint_path)
+        saved_stage = state.get("stage", "nerf")
         if saved_stage != self.stage.name:
             raise UsageError(
                 f"{self.checkpoint_path} is a {saved_stage}-stage checkpoint, not a {self.stage.name}-stage one"
             )
         objects, generators = self._checkpointed()
-        state = load_checkpoint(self.checkpoint_path, objects, generators, self.device)
+        restore_checkpoint(state, objects, generators, self.device)
         self.step, self.metrics = state["step"], state["metrics"]
 
     # --- one step ---------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 A checkpoint is a dict written atomically with ``torch.save``: the state dict of each named object (modules,
 optimisers, guidance — anything with ``state_dict``/``load_state_dict``, or a list of such), the state of each
 named random generator, optionally torch's global random state, and any plain extras (the step, metrics, …).
-Loading puts every state back into the same objects and returns the extras.
+Reading returns the whole dict (extras included); restoring puts every state back into the same objects.
 """
 
 from __future__ import annotations
@@ -43,15 +43,18 @@ def save_checkpoint(
     save_torch(path, state)
 
 
-def load_checkpoint(
-    path: Path,
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """The dict :func:`save_checkpoint` wrote at ``path``, every tensor on the CPU."""
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def restore_checkpoint(
+    state: dict[str, Any],
     objects: dict[str, Stateful | list[Stateful]],
     generators: dict[str, torch.Generator],
     global_rng_device: torch.device | None = None,
-) -> dict[str, Any]:
-    """Restore what :func:`save_checkpoint` wrote at ``path`` into the same objects; returns the whole saved
-    dict (its extras included)."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
+) -> None:
+    """Put the states of a checkpoint (from :func:`read_checkpoint`) back into the objects it was saved from."""
     for name, obj in objects.items():
         if isinstance(obj, list):
             for item, item_state in zip(obj, state[name], strict=True):
@@ -64,4 +67,3 @@ def load_checkpoint(
         torch.set_rng_state(state["torch_rng"])
         if global_rng_device.type == "cuda" and state.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(state["cuda_rng"], global_rng_device)
-    return state

@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from dreamlift.io import write_text
-from dreamlift.training.checkpoints import load_checkpoint, save_checkpoint
+from dreamlift.training.checkpoints import read_checkpoint, restore_checkpoint, save_checkpoint
 
 
 class StagedTrainer:
@@ -85,7 +85,9 @@ class StagedTrainer:
         step, generator = 0, torch.Generator().manual_seed(self.seed + zlib.crc32(stage.encode()))
         objects, generators = {**modules, "optimizer": optimizer}, {"generator": generator}
         if ckpt_path.exists():
-            step = load_checkpoint(ckpt_path, objects, generators)["step"]
+            state = read_checkpoint(ckpt_path)
+            restore_checkpoint(state, objects, generators)
+            step = state["step"]
         losses: list[float] = []
         progress = tqdm(total=steps, initial=step, desc=stage, unit="step")
         while step < steps:
