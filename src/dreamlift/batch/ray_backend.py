@@ -8,6 +8,7 @@ resumes from its checkpoint on the next free actor. ``address`` joins an existin
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +16,9 @@ from dreamlift.batch.jobs import JobRunner
 from dreamlift.batch.manifest import BatchJob
 from dreamlift.batch.status import append_status, failures, history
 from dreamlift.errors import UsageError
+
+RESTART_POLL_S = 1.0
+"""Seconds to wait before giving a job back to an actor that Ray is restarting."""
 
 
 class RayWorker:
@@ -64,6 +68,10 @@ def run_ray(
             _, job = running.pop(done[0])
             try:
                 on_finished(ray.get(done[0]))
+            except ray.exceptions.ActorUnavailableError:
+                # The actor is restarting after a crash: no fault of the job's; give it back once the actor is up.
+                queue.insert(0, job)
+                time.sleep(RESTART_POLL_S)
             except ray.exceptions.RayActorError:
                 record = append_status(out, job, "lost", backend="ray", error="its actor died")
                 if failures(history(out, job)) <= retries:

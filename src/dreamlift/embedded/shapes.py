@@ -110,6 +110,14 @@ def _sdf(points: torch.Tensor, shape: torch.Tensor, params: torch.Tensor, yaw: t
     return distance
 
 
+def signed_distance(points: torch.Tensor, shape: str, params: torch.Tensor, yaw: torch.Tensor) -> torch.Tensor:
+    """Signed distance (R) of world points R×3 to one primitive of ``shape`` centred at the origin, upright about z,
+    with size parameters ``params`` (3: a, b, c, as the dataset draws them) turned by ``yaw`` (radians, a 0-d
+    tensor); differentiable in all three."""
+    index = torch.tensor([SHAPES.index(shape)], device=points.device)
+    return _sdf(points[None], index, params[None], yaw.reshape(1))[0]
+
+
 def _shape_params(shape: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Random size parameters (N×3) per shape, sized so objects fill a similar part of the frame."""
     n = shape.shape[0]

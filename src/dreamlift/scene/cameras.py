@@ -11,8 +11,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+Z_UP_TO_Y_UP = np.array([[1, 0, 0, 0], [0, 0, 1, 0], [0, -1, 0, 0], [0, 0, 0, 1]], dtype=np.float64)
+"""Rotation taking dreamlift's z-up world to the y-up axes of mesh files (glTF's convention): (x, y, z) → (x, z, −y)."""
 
 
 @dataclass

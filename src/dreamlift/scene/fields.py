@@ -1,9 +1,20 @@
-"""The radiance field: hash-grid features → volume density and albedo, with a density-blob initialisation."""
+"""The radiance field: hash-grid features → volume density and albedo.
+
+Two geometries (``field.geometry``):
+
+- ``density``: σ = softplus(raw + blob), with Magic3D's density blob at the centre as the initial shape. The
+  surface is wherever the density ends up; SDS may leave it as semi-transparent fog.
+- ``sdf``: the MLP gives a signed distance s (a sphere of radius ``sdf_radius`` at the start) and σ = Ψ_β(−s)/β,
+  VolSDF's Laplace-CDF density (Yariv et al. 2021): opaque inside, clear outside, with a transition of width β
+  (world units) around the level set s = 0. β falls over the run from ``sdf_beta[0]`` to ``sdf_beta[1]``, so the
+  surface is sharp by construction and the exported mesh is its zero level set.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -27,10 +38,19 @@ class FieldConfig:
     """Density added at the centre by the initial blob (Magic3D): blob_density·(1 − r / blob_radius)."""
     blob_radius: float = 0.5
     """Radius (world units) at which the blob's added density reaches zero."""
+    geometry: Literal["density", "sdf"] = "density"
+    """``density``: softplus(raw + blob); ``sdf``: a signed distance turned into VolSDF's density (see above)."""
+    sdf_radius: float = 0.5
+    """``sdf``: radius (world units) of the sphere the signed distance starts as."""
+    sdf_beta: tuple[float, float] = (0.1, 0.02)
+    """``sdf``: width β (world units) of the surface's transition at the start and at the end of the run; it falls
+    geometrically in between. Keep the end near half the renderer's step or above, or thin shells alias."""
 
     def __post_init__(self):
         if self.bound <= 0 or self.blob_radius <= 0 or self.hidden_dim < 1 or self.hidden_layers < 0:
             raise ValueError("bound, blob_radius and hidden_dim must be positive and hidden_layers >= 0")
+        if self.sdf_radius <= 0 or min(self.sdf_beta) <= 0:
+            raise ValueError("sdf_radius and both sdf_beta values must be > 0")
 
 
 def make_mlp(in_dim: int, hidden_dim: int, hidden_layers: int, out_dim: int) -> nn.Sequential:
@@ -68,16 +88,43 @@ class RadianceField(nn.Module):
         self.config = config
         self.encoding = make_hash_grid(config.hashgrid, device)
         self.mlp = make_mlp(self.encoding.output_dim, config.hidden_dim, config.hidden_layers, 4)
+        if config.geometry == "sdf":
+            self.register_buffer("beta", torch.tensor(config.sdf_beta[0]))  # the current β, saved with the field
 
     def blob(self, points: torch.Tensor) -> torch.Tensor:
         """The initial density bias (N) at world points N×3."""
         c = self.config
         return c.blob_density * (1 - points.norm(dim=-1) / c.blob_radius)
 
-    def _evaluate(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def set_progress(self, progress: float) -> None:
+        """``sdf``: set β for a point of training (progress 0–1), geometrically from start to end."""
+        if self.config.geometry != "sdf":
+            return
+        start, end = self.config.sdf_beta
+        self.beta.fill_(start * (end / start) ** min(max(progress, 0.0), 1.0))
+
+    def _raw(self, points: torch.Tensor) -> torch.Tensor:
         unit = ((points / self.config.bound + 1) / 2).clamp(0, 1)
-        raw = self.mlp(self.encoding(unit))
-        return F.softplus(raw[:, 0] + self.blob(points)), torch.sigmoid(raw[:, 1:])
+        return self.mlp(self.encoding(unit))
+
+    def _distance(self, raw: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        return raw[:, 0] + points.norm(dim=-1) - self.config.sdf_radius
+
+    def signed_distance(self, points: torch.Tensor) -> torch.Tensor:
+        """``sdf``: the signed distance s (N, world units, negative inside) at world points N×3."""
+        return self._distance(self._raw(points), points)
+
+    def surface_density(self) -> float | None:
+        """``sdf``: the density at the level set s = 0, Ψ_β(0)/β = 1/(2β); None for the ``density`` geometry."""
+        return 0.5 / self.beta.item() if self.config.geometry == "sdf" else None
+
+    def _evaluate(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raw = self._raw(points)
+        if self.config.geometry == "density":
+            return F.softplus(raw[:, 0] + self.blob(points)), torch.sigmoid(raw[:, 1:])
+        sdf = self._distance(raw, points)
+        half = 0.5 * torch.exp(-sdf.abs() / self.beta)
+        return torch.where(sdf > 0, half, 1 - half) / self.beta, torch.sigmoid(raw[:, 1:])
 
     def forward(self, points: torch.Tensor, with_normals: bool = False) -> FieldOutput:
         if not with_normals:
@@ -95,3 +142,10 @@ class RadianceField(nn.Module):
     def density(self, points: torch.Tensor) -> torch.Tensor:
         """Density only (N), for occupancy updates and mesh export."""
         return self.forward(points).density
+
+    def eikonal(self, points: torch.Tensor) -> torch.Tensor:
+        """``sdf``: the mean of (‖∇s‖ − 1)² at world points N×3 (differentiable): keeps s a distance."""
+        with torch.enable_grad():
+            points = points.detach().requires_grad_(True)
+            gradient = torch.autograd.grad(self.signed_distance(points).sum(), points, create_graph=True)[0]
+        return ((gradient.norm(dim=-1) - 1) ** 2).mean()

@@ -69,10 +69,16 @@ class RegularisersConfig:
     """Mean opacity: discourages filling space."""
     opaque: float = 0.0
     """Entropy of the opacity: pushes each pixel to fully clear or fully covered."""
+    eikonal: float = 0.0
+    """``field.geometry: sdf``: weight of the mean (‖∇s‖ − 1)² at random points of the scene cube."""
+    eikonal_points: int = 1024
+    """Random points per step of each particle for the eikonal term."""
 
     def __post_init__(self):
-        if min(self.orientation, self.sparsity, self.opaque) < 0:
+        if min(self.orientation, self.sparsity, self.opaque, self.eikonal) < 0:
             raise ValueError("regulariser weights must be >= 0")
+        if self.eikonal_points < 1:
+            raise ValueError("eikonal_points must be >= 1")
 
 
 @dataclass
@@ -140,7 +146,7 @@ class RefineConfig:
     """Density of the initial surface; null: the NeRF's automatic export threshold."""
     normal_consistency: float = 50.0
     """Weight of the mean 1 − cos between neighbouring face normals. SDS noise roughens the surface: at 5 (and
-    Laplacian 100) the refined cube of bench/mesh_stage.py came out shredded, at 50 (and 1000) solid."""
+    Laplacian 100) the refined cube (bench/fidelity.py --configs magic3d) came out shredded, at 50 (and 1000) solid."""
     laplacian: float = 1000.0
     """Weight of the mean squared uniform Laplacian of the vertices (world units²)."""
     dmtet: DMTetConfig = dataclasses.field(default_factory=lambda: DMTetConfig(grid_resolution=48))

@@ -48,8 +48,11 @@ class NeRFScene(nn.Module):
         """Albedo N×3 of world points N×3."""
         return self.field(points).albedo
 
-    def before_step(self, step: int) -> None:
-        """Refresh the occupancy grid (on its own schedule)."""
+    def before_step(self, step: int, progress: float | None = None) -> None:
+        """Set the field's schedule (``sdf``: β) to ``progress`` (0–1; None keeps it) and refresh the occupancy
+        grid (on its own schedule)."""
+        if progress is not None:
+            self.field.set_progress(progress)
         self.grid.update(step, self.field)
 
     def parameter_groups(self, lr_grid: float, lr_mlp: float, lr_background: float) -> list[dict]:
@@ -111,7 +114,7 @@ class MeshScene(nn.Module):
         with torch.enable_grad():
             return self.geometry.fit(target, show_progress=show_progress)
 
-    def before_step(self, step: int) -> None:
+    def before_step(self, step: int, progress: float | None = None) -> None:
         """Nothing: the mesh is extracted afresh at every render."""
 
     def parameter_groups(self, lr_grid: float, lr_mlp: float, lr_background: float) -> list[dict]:

@@ -21,7 +21,7 @@ from dreamlift.guidance import GuidanceConfig
 from dreamlift.render.output import RenderOutput
 from dreamlift.scene.mesh_geometry import laplacian_smoothing, normal_consistency
 from dreamlift.text3d.config import OptimConfig, Text3DConfig
-from dreamlift.text3d.export import auto_threshold
+from dreamlift.text3d.export import surface_threshold
 from dreamlift.text3d.scenes import MeshScene, NeRFScene
 
 Scene = NeRFScene | MeshScene
@@ -64,8 +64,9 @@ class Stage:
         metrics (empty when there is nothing to say)."""
         return []
 
-    def regularisation(self, out: RenderOutput) -> torch.Tensor:
-        """The weighted regularisers of one particle's render output (a scalar)."""
+    def regularisation(self, scene: Scene, out: RenderOutput, generator: torch.Generator) -> torch.Tensor:
+        """The weighted regularisers of one particle (a scalar): of its scene and of this step's render output;
+        ``generator`` (CPU) draws any random points they need."""
         raise NotImplementedError
 
 
@@ -90,9 +91,13 @@ class NeRFStage(Stage):
         c = self.config
         return NeRFScene(c.field, c.renderer, c.background, device).to(device)
 
-    def regularisation(self, out: RenderOutput) -> torch.Tensor:
+    def regularisation(self, scene: NeRFScene, out: RenderOutput, generator: torch.Generator) -> torch.Tensor:
         r = self.config.regularisers
         loss = torch.zeros((), device=out.rgb.device)
+        if r.eikonal > 0 and self.config.field.geometry == "sdf":
+            bound = self.config.field.bound
+            points = (torch.rand(r.eikonal_points, 3, generator=generator) * 2 - 1) * bound
+            loss = loss + r.eikonal * scene.field.eikonal(points.to(out.rgb.device))
         if out.orientation is not None and r.orientation > 0:
             loss = loss + r.orientation * out.orientation
         if r.sparsity > 0:
@@ -138,7 +143,7 @@ class MeshStage(Stage):
         records = []
         for scene, nerf in zip(scenes, start_from, strict=True):
             nerf.eval()
-            threshold = self.config.refine.threshold or auto_threshold(nerf)
+            threshold = surface_threshold(nerf, self.config.refine.threshold)
             error = scene.initialise_from(nerf, threshold, show_progress=True)
             with torch.no_grad():
                 if len(scene.geometry()[1]) == 0:
@@ -150,7 +155,7 @@ class MeshStage(Stage):
             records.append({"threshold": threshold, "fit_mse": round(error, 6)})
         return records
 
-    def regularisation(self, out: RenderOutput) -> torch.Tensor:
+    def regularisation(self, scene: MeshScene, out: RenderOutput, generator: torch.Generator) -> torch.Tensor:
         r = self.config.refine
         loss = torch.zeros((), device=out.rgb.device)
         if out.mesh is None:  # an empty mesh renders no geometry to regularise

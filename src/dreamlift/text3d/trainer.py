@@ -133,7 +133,7 @@ class TextTo3D:
             outs = []
             for i, scene in enumerate(self.scenes):
                 scene.train()
-                scene.before_step(self.step)
+                scene.before_step(self.step, self.step / self.steps)
                 part = slice(i * batch, (i + 1) * batch)
                 light = (lights[0][part], lights[1][part]) if lights is not None else None
                 outs.append(
@@ -145,7 +145,10 @@ class TextTo3D:
         guided = self.guidance(images, cameras, self.prompts, self.step / self.steps, self.noise_generator, timer)
         # The guidance loss is a mean over every particle's renders; times the particle count, each particle
         # gets the gradient it would get alone.
-        loss = guided.loss * len(self.scenes) + sum(self.stage.regularisation(out) for out in outs)
+        regularisation = sum(
+            self.stage.regularisation(scene, out, self.camera_generator) for scene, out in zip(self.scenes, outs)
+        )
+        loss = guided.loss * len(self.scenes) + regularisation
         for optimizer in self.optimizers:
             optimizer.zero_grad(set_to_none=True)
         with timer("backward"):

@@ -1,0 +1,167 @@
+"""Fidelity of text3d on ground truth: each exported mesh against the primitive its prompt names, presets side by side.
+
+    python bench/fidelity.py [--quick] [--prompts "a red cube" ...] [--seeds 0 1] [--configs dreamfusion magic3d]
+                             [--steps N] [--device auto] [--out bench-runs/fidelity] [--tag NAME] [key=value ...]
+
+Runs the real text3d stages (embedded prior) per preset, prompt and seed into OUT/<preset>[+TAG]/<prompt>-seed<S>/
+(a finished run is reused, an interrupted one resumed), then grades what the user gets (the exported mesh.ply;
+magic3d: stage 1 and the mesh stage in refine/ as separate rows):
+
+- judge: colour and shape of the mesh file rendered from eight views, by the independent judge network;
+- pieces, genus of the largest piece (true: 0, torus 1), area over convex-hull area, best-fit IoU against the
+  prompted primitive (size, proportions, yaw and position fitted);
+- fog: share of object pixels with opacity in (0.1, 0.9) in 256-px renders of the NeRF from four views;
+- hue distance (turns) and saturation ratio of the mean vertex colour against the palette albedo;
+- seconds per step and in all (training + export).
+
+A run passes when the judge's colour and shape are right, the genus is right and area ≤ 1.3× hull. One table
+per preset with means and the pass count. ``--quick`` takes one prompt per shape (five colours).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import torch
+
+from dreamlift.cli.common import slugify
+from dreamlift.config import load_config
+from dreamlift.embedded import EMBEDDED_PRIOR_DIR
+from dreamlift.embedded.evaluation import ALL_PROMPTS
+from dreamlift.embedded.fidelity import (
+    SHAPE_GENUS,
+    best_fit_iou,
+    colour_error,
+    fog_fraction,
+    hull_area_ratio,
+    is_solid,
+    read_exported_mesh,
+    topology,
+)
+from dreamlift.embedded.judge import ShapeJudge
+from dreamlift.embedded.mesh_judge import judge_mesh
+from dreamlift.embedded.shapes import caption
+from dreamlift.loading import load_prior_model
+from dreamlift.runtime import resolve_device
+from dreamlift.scene.cameras import turntable_cameras
+from dreamlift.text3d.config import Text3DConfig
+from dreamlift.text3d.runs import load_scenes, refine_dir, run_stages
+from dreamlift.text3d.scenes import NeRFScene
+
+QUICK = ["a red cube", "a blue sphere", "a yellow cone", "a green cylinder", "a purple torus"]
+"""One prompt per shape, five colours."""
+FOG_VIEWS, FOG_SIZE = 4, 256
+
+
+@torch.no_grad()
+def scene_fog(run_dir: Path, config: Text3DConfig, device: torch.device) -> float:
+    """Fog of the run's NeRF (particle 0) in renders from four views around it; NaN for a mesh-stage run."""
+    scene = load_scenes(run_dir, config, device)[0]
+    if not isinstance(scene, NeRFScene):
+        return math.nan
+    scene.eval()
+    cameras = turntable_cameras(FOG_VIEWS, 15.0, 1.8, 47.5).to(device)
+    opacity = [
+        scene.render(cameras[i], FOG_SIZE, FOG_SIZE).opacity.reshape(FOG_SIZE, FOG_SIZE) for i in range(FOG_VIEWS)
+    ]
+    return fog_fraction(torch.stack(opacity).cpu())
+
+
+def grade(run_dir: Path, colour: str, shape: str, config: Text3DConfig, device, judge: ShapeJudge) -> dict:
+    """Every measurement of one run folder's exported mesh (and its NeRF, for fog)."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    mesh = read_exported_mesh(run_dir / "mesh.ply")
+    verdict = judge_mesh(mesh, judge)
+    shape_topology = topology(mesh)
+    area = hull_area_ratio(mesh)
+    hue, saturation = colour_error(mesh, colour) if len(mesh.faces) else (math.nan, math.nan)
+    row = {
+        "colour_ok": verdict["colour"] == colour,
+        "shape_ok": verdict["shape"] == shape,
+        "seen": f"{verdict['colour']} {verdict['shape']}",
+        "pieces": shape_topology.pieces,
+        "genus": shape_topology.genus,
+        "genus_ok": shape_topology.genus == SHAPE_GENUS[shape],
+        "area": area,
+        "iou": best_fit_iou(mesh, shape).iou,
+        "fog": scene_fog(run_dir, config, device),
+        "hue": hue,
+        "saturation": saturation,
+        "s_step": metrics["seconds_per_step"],
+        "export_s": metrics["export"]["seconds"],
+        "seconds": metrics["train_seconds"] + metrics["export"]["seconds"],
+    }
+    row["pass"] = row["colour_ok"] and row["shape_ok"] and is_solid(shape, shape_topology, area)
+    return row
+
+
+def print_table(title: str, rows: list[tuple[str, int, dict]]) -> None:
+    print(f"\n{title}")
+    header = f"{'prompt':<20}{'seed':>5}  {'judge sees':<18}{'pieces':>7}{'genus':>6}{'area/hull':>10}{'IoU':>6}"
+    print(header + f"{'fog':>7}{'hue':>6}{'sat':>6}{'s/step':>7}{'export':>7}{'total':>7}  pass")
+    for prompt, seed, r in rows:
+        judged = ("✓ " if r["colour_ok"] and r["shape_ok"] else "✗ ") + r["seen"]
+        genus = "-" if r["genus"] is None else str(r["genus"])
+        print(
+            f"{prompt:<20}{seed:>5}  {judged:<18}{r['pieces']:>7}{genus:>6}{r['area']:>10.2f}{r['iou']:>6.2f}"
+            f"{r['fog']:>7.1%}{r['hue']:>6.2f}{r['saturation']:>6.2f}{r['s_step']:>7.2f}{r['export_s']:>7.0f}"
+            f"{r['seconds']:>7.0f}  {'yes' if r['pass'] else 'no'}"
+        )
+
+    def mean(key: str) -> float:
+        values = [r[key] for _, _, r in rows if r[key] is not None and math.isfinite(r[key])]
+        return sum(values) / len(values) if values else math.nan
+
+    judged = sum(r["colour_ok"] and r["shape_ok"] for _, _, r in rows)
+    genus = sum(r["genus_ok"] for _, _, r in rows)
+    print(
+        f"{'mean / count':<25}{judged:>3}/{len(rows)} judged right  genus right {genus}/{len(rows)}  "
+        f"area/hull {mean('area'):.2f}  IoU {mean('iou'):.3f}  fog {mean('fog'):.1%}  hue {mean('hue'):.3f}  "
+        f"sat {mean('saturation'):.2f}  s/step {mean('s_step'):.2f}  export {mean('export_s'):.0f} s  "
+        f"total {mean('seconds'):.0f} s  passed {sum(r['pass'] for _, _, r in rows)}/{len(rows)}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prompts", nargs="*", default=[caption(c, s) for c, s in ALL_PROMPTS])
+    parser.add_argument("--quick", action="store_true", help="one prompt per shape: " + ", ".join(QUICK))
+    parser.add_argument("--seeds", nargs="*", type=int, default=[0])
+    parser.add_argument("--configs", nargs="*", default=["dreamfusion"], help="presets to compare")
+    parser.add_argument("--steps", type=int, default=None, help="train.steps of every run")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", type=Path, default=Path("bench-runs/fidelity"))
+    parser.add_argument("--tag", default="", help="suffix of the run folders of an ablation (with its overrides)")
+    parser.add_argument("overrides", nargs="*", help="dotted config overrides of every run")
+    args = parser.parse_args()
+    prompts = QUICK if args.quick else args.prompts
+    values = {"device": args.device, **({"train.steps": args.steps} if args.steps else {})}
+    judge = ShapeJudge.load(EMBEDDED_PRIOR_DIR / "judge.safetensors")
+    prior = None
+    for preset in args.configs:
+        tables: dict[str, list] = {}
+        for prompt in prompts:
+            colour, shape = prompt.split()[-2:]
+            for seed in args.seeds:
+                run_dir = args.out / (preset + (f"+{args.tag}" if args.tag else "")) / f"{slugify(prompt)}-seed{seed}"
+                config = load_config(Text3DConfig, preset, args.overrides, {**values, "prompt": prompt, "seed": seed})
+                device = resolve_device(config.device)
+                stages = [("stage 1", run_dir)] + (
+                    [("mesh stage", refine_dir(run_dir))] if config.refine.enabled else []
+                )
+                if not (stages[-1][1] / "metrics.json").is_file():
+                    prior = prior or load_prior_model(config.prior, device)
+                    run_stages(config, prior, run_dir, device, resume=(run_dir / "config.yaml").is_file())
+                for name, folder in stages:
+                    row = grade(folder, colour, shape, config, device, judge)
+                    tables.setdefault(name, []).append((prompt, seed, row))
+        for name, rows in tables.items():
+            title = f"{preset}{f' +{args.tag}' if args.tag else ''}" + (f" ({name})" if len(tables) > 1 else "")
+            print_table(f"{title}  {' '.join(args.overrides)}", rows)
+
+
+if __name__ == "__main__":
+    main()

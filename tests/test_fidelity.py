@@ -1,0 +1,121 @@
+"""The fidelity metrics of text3d's bench, on meshes whose answers are known."""
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+from skimage import measure
+
+from dreamlift.embedded.fidelity import (
+    best_fit_iou,
+    colour_error,
+    fog_fraction,
+    hull_area_ratio,
+    is_solid,
+    read_exported_mesh,
+    topology,
+)
+from dreamlift.embedded.shapes import COLOURS
+from dreamlift.text3d.export import write_meshes
+
+
+def voxel_mesh(occupied: np.ndarray, bound: float = 1.0) -> trimesh.Trimesh:
+    """The closed surface of an occupancy grid (cells over [−bound, bound]³) by marching cubes."""
+    resolution = occupied.shape[0]
+    vertices, faces, _, _ = measure.marching_cubes(np.pad(occupied.astype(np.float32), 1), level=0.5)
+    return trimesh.Trimesh((vertices - 0.5) * 2 * bound / resolution - bound, faces[:, ::-1], process=True)
+
+
+def perforated_box() -> trimesh.Trimesh:
+    """A 0.8-wide box with a 3 × 3 array of square tunnels drilled through it along z: genus 9."""
+    occupied = np.zeros((64, 64, 64), dtype=bool)
+    occupied[12:52, 12:52, 12:52] = True
+    for i in (18, 29, 40):
+        for j in (18, 29, 40):
+            occupied[i : i + 6, j : j + 6, :] = False
+    return voxel_mesh(occupied)
+
+
+def test_topology_counts_pieces_and_the_genus_of_the_largest():
+    assert topology(trimesh.creation.torus(0.4, 0.12)).genus == 1
+    assert topology(trimesh.creation.icosphere(radius=0.4)).genus == 0
+    box = trimesh.creation.box((0.5, 0.5, 0.5))
+    two = trimesh.util.concatenate([box, trimesh.creation.icosphere(radius=0.1).apply_translation([0.8, 0, 0])])
+    assert topology(two).pieces == 2 and topology(two).genus == 0
+    assert topology(perforated_box()).genus == 9
+    open_box = trimesh.Trimesh(box.vertices, box.faces[:-2])  # one side missing: no genus
+    assert topology(open_box).genus is None and not topology(open_box).watertight
+
+
+def test_a_box_fits_a_cube_and_a_torus_a_torus():
+    box = trimesh.creation.box((0.6, 0.5, 0.7))
+    box.apply_transform(trimesh.transformations.rotation_matrix(0.3, [0, 0, 1]))
+    box.apply_translation([0.1, -0.05, 0.0])
+    fit = best_fit_iou(box, "cube")
+    assert fit.iou > 0.9
+    assert np.allclose(sorted(fit.params), [0.25, 0.3, 0.35], atol=0.03)
+    assert np.allclose(fit.centre, [0.1, -0.05, 0.0], atol=0.03)
+    assert best_fit_iou(box, "sphere").iou < 0.8
+    assert best_fit_iou(trimesh.creation.torus(0.4, 0.12), "torus").iou > 0.85
+
+
+def test_solids_pass_and_a_perforated_box_fails():
+    for shape, mesh in [
+        ("cube", trimesh.creation.box((0.6, 0.6, 0.6))),
+        ("sphere", trimesh.creation.icosphere(radius=0.4)),
+        ("torus", trimesh.creation.torus(0.4, 0.12)),
+    ]:
+        assert is_solid(shape, topology(mesh), hull_area_ratio(mesh)), shape
+    sponge = perforated_box()
+    assert hull_area_ratio(sponge) > 1.3
+    assert not is_solid("cube", topology(sponge), hull_area_ratio(sponge))
+    assert not is_solid("cube", topology(trimesh.creation.torus(0.4, 0.12)), 1.0)  # a torus is not a cube
+
+
+def test_fog_is_the_share_of_half_transparent_object_pixels_off_the_silhouette():
+    y, x = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    disc = ((x - 32) ** 2 + (y - 32) ** 2 < 20**2).float()
+    assert fog_fraction(disc[None]) == 0.0
+    assert fog_fraction(0.5 * disc[None]) == pytest.approx(1.0)
+    edge = disc.clone()
+    edge[(disc > 0) & (torch.nn.functional.max_pool2d(1 - disc[None], 3, 1, 1)[0] > 0)] = 0.5  # antialiased rim
+    assert fog_fraction(edge[None]) == 0.0
+    cloudy = disc.clone()
+    cloudy[24:40, 24:40] = 0.4
+    assert fog_fraction(cloudy[None]) == pytest.approx(256 / disc.sum().item(), rel=0.2)
+
+
+def test_colour_error_against_the_palette_and_exported_files_read_back_in_world_axes(tmp_path):
+    mesh = trimesh.creation.box((0.4, 0.5, 0.6))
+    red = (np.array(COLOURS["red"]) * 255).round().astype(np.uint8)
+    mesh.visual.vertex_colors = np.tile(np.append(red, 255), (len(mesh.vertices), 1))
+    hue, saturation = colour_error(mesh, "red")
+    assert hue < 0.01 and saturation == pytest.approx(1.0, abs=0.02)
+    assert colour_error(mesh, "green")[0] > 0.2
+    write_meshes(mesh, tmp_path, ("ply",))
+    back = read_exported_mesh(tmp_path / "mesh.ply")
+    assert np.allclose(back.bounds, mesh.bounds, atol=1e-6)
+
+
+def test_solidify_closes_a_sponge_but_keeps_a_torus_hole():
+    from dreamlift.text3d.export import ExportConfig, solid_grid
+
+    def mesh_of(occupied):
+        smooth = solid_grid(np.pad(occupied, 1), ExportConfig())
+        vertices, faces, _, _ = measure.marching_cubes(smooth, level=0.5)
+        return trimesh.Trimesh((vertices - 1.5) * 2 / 64 - 1, faces[:, ::-1], process=True)
+
+    sponge = np.zeros((64, 64, 64), dtype=bool)
+    sponge[12:52, 12:52, 12:52] = True
+    for i in range(14, 50, 4):  # 2-cell tunnels through it along x and y, and a cavity inside
+        sponge[:, i : i + 2, 20:22] = False
+        sponge[i : i + 2, :, 40:42] = False
+    sponge[28:36, 28:36, 28:36] = False
+    sponge[2:4, 2:4, 2:4] = True  # a floater
+    assert topology(voxel_mesh(sponge)).genus > 10
+    solid = mesh_of(sponge)
+    assert topology(solid).pieces == 1 and is_solid("cube", topology(solid), hull_area_ratio(solid))
+    points = torch.as_tensor(np.stack(np.meshgrid(*[np.linspace(-1, 1, 64)] * 3, indexing="ij"), -1).reshape(-1, 3))
+    radius = torch.sqrt(points[:, 0] ** 2 + points[:, 1] ** 2)
+    torus = (((radius - 0.45) ** 2 + points[:, 2] ** 2) < 0.15**2).reshape(64, 64, 64).numpy()
+    assert topology(mesh_of(torus)).genus == 1

@@ -1,0 +1,69 @@
+"""The signed-distance geometry of the radiance field: VolSDF density, its β schedule, eikonal term and export."""
+
+import numpy as np
+import pytest
+import torch
+
+from dreamlift.embedded.fidelity import best_fit_iou, topology
+from dreamlift.render.volume import VolumeRendererConfig
+from dreamlift.scene.background import BackgroundConfig
+from dreamlift.scene.fields import FieldConfig, RadianceField
+from dreamlift.scene.hashgrid import HashGridConfig
+from dreamlift.text3d.export import ExportConfig, extract_mesh
+from dreamlift.text3d.scenes import NeRFScene
+
+SMALL_GRID = HashGridConfig(num_levels=4, log2_hashmap_size=12, max_resolution=64)
+
+
+def sphere_field(radius: float = 0.5, beta=(0.1, 0.02)) -> RadianceField:
+    """An SDF field whose MLP outputs zero: s = ‖x‖ − radius exactly."""
+    field = RadianceField(
+        FieldConfig(hashgrid=SMALL_GRID, geometry="sdf", sdf_radius=radius, sdf_beta=beta), torch.device("cpu")
+    )
+    torch.nn.init.zeros_(field.mlp[-1].weight)
+    torch.nn.init.zeros_(field.mlp[-1].bias)
+    return field
+
+
+def test_sdf_density_is_opaque_inside_clear_outside_and_half_its_peak_at_the_surface():
+    field = sphere_field()
+    points = torch.tensor([[0.0, 0.0, 0.0], [0.3, 0.0, 0.0], [0.5, 0.0, 0.0], [0.0, 0.0, 0.9]])
+    density = field.density(points)
+    beta = 0.1
+    assert density[2].item() == pytest.approx(0.5 / beta) == field.surface_density()
+    assert density[0].item() == pytest.approx((1 - 0.5 * np.exp(-0.5 / beta)) / beta)
+    assert density[1] > density[2] > density[3] and density[3].item() == pytest.approx(0.5 * np.exp(-4) / beta)
+    field.set_progress(1.0)
+    assert field.beta.item() == pytest.approx(0.02) and field.surface_density() == pytest.approx(25.0)
+    field.set_progress(0.5)
+    assert field.beta.item() == pytest.approx((0.1 * 0.02) ** 0.5)
+    assert RadianceField(FieldConfig(hashgrid=SMALL_GRID), torch.device("cpu")).surface_density() is None
+
+
+def test_eikonal_term_is_zero_for_a_true_distance_and_positive_otherwise():
+    field = sphere_field()
+    points = torch.rand(512, 3, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    assert field.eikonal(points).item() < 1e-8
+    for parameter in field.encoding.parameters():
+        torch.nn.init.uniform_(parameter, -1, 1)
+    torch.nn.init.normal_(field.mlp[-1].weight, std=0.5)
+    loss = field.eikonal(points)
+    assert loss.item() > 1e-3
+    loss.backward()
+    assert field.mlp[-1].weight.grad.abs().sum() > 0
+
+
+def test_an_sdf_scene_exports_its_zero_level_set():
+    scene = NeRFScene(
+        FieldConfig(hashgrid=SMALL_GRID, geometry="sdf", sdf_radius=0.45),
+        VolumeRendererConfig(num_samples=64),
+        BackgroundConfig(),
+        torch.device("cpu"),
+    )
+    torch.nn.init.zeros_(scene.field.mlp[-1].weight)
+    torch.nn.init.zeros_(scene.field.mlp[-1].bias)
+    mesh, threshold = extract_mesh(scene, ExportConfig(resolution=48))
+    assert threshold == pytest.approx(scene.field.surface_density())
+    radii = np.linalg.norm(mesh.vertices, axis=1)
+    assert np.abs(radii - 0.45).max() < 2 / 48
+    assert topology(mesh).genus == 0 and best_fit_iou(mesh, "sphere").iou > 0.9
