@@ -58,8 +58,12 @@ def test_floaters_are_removed():
     scene.field.blob = blob_and_floater
     kept, _ = extract_mesh(scene, ExportConfig(resolution=64, min_component_fraction=0.05))
     assert len(kept.split(only_watertight=False)) == 1
-    everything, _ = extract_mesh(scene, ExportConfig(resolution=64, min_component_fraction=0.0))
+    raw = ExportConfig(resolution=64, min_component_fraction=0.0, solidify=False)
+    everything, _ = extract_mesh(scene, raw)
     assert len(everything.split(only_watertight=False)) == 2
+    # Solidifying opens away what is thinner than about twice handle_size cells, the small floater too.
+    solid, _ = extract_mesh(scene, ExportConfig(resolution=64, min_component_fraction=0.0))
+    assert len(solid.split(only_watertight=False)) == 1
 
 
 def test_threshold_override_and_empty_field():

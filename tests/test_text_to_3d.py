@@ -117,7 +117,13 @@ def test_two_particles_share_one_vsd_lora_and_export_separately(tiny_prior_dir, 
 
 def test_staged_settings_follow_the_step():
     config = tiny_config(
-        10, **{"train.high_resolution": 32, "train.high_resolution_from": 0.5, "guidance.scale_final": 10.0}
+        10,
+        **{
+            "train.high_resolution": 32,
+            "train.high_resolution_from": 0.5,
+            "guidance.scale": 100.0,
+            "guidance.scale_final": 10.0,
+        },
     )
     assert [config.train.resolution_at(step) for step in (0, 4, 5, 9)] == [16, 16, 32, 32]
     from dreamlift.guidance.base import Guidance

@@ -55,24 +55,26 @@ def run_ray(
     cpus = 1 if gpus else max(1, int(resources.get("CPU", 1)) // count)  # CPU actors share the cluster's cores
     actor_class = ray.remote(num_gpus=1 if gpus else 0, num_cpus=cpus, max_restarts=-1)(RayWorker)
     actors = [actor_class.remote(cpus) for _ in range(count)]
-    queue, running = list(jobs), {}  # running: result reference → (actor, job)
+    queue = list(jobs)
+    running = {}  # result reference → (actor, job, the job's attempts started before this call)
     try:
         while queue or running:
-            busy = {actor for actor, _ in running.values()}
+            busy = {actor for actor, _, _ in running.values()}
             for actor in [a for a in actors if a not in busy]:
                 if not queue:
                     break
                 job = queue.pop(0)
-                running[actor.run.remote(job, out, retries)] = (actor, job)
+                running[actor.run.remote(job, out, retries)] = (actor, job, history(out, job)["running"])
             done, _ = ray.wait(list(running), num_returns=1)
-            _, job = running.pop(done[0])
+            _, job, started_before = running.pop(done[0])
             try:
                 on_finished(ray.get(done[0]))
-            except ray.exceptions.ActorUnavailableError:
-                # The actor is restarting after a crash: no fault of the job's; give it back once the actor is up.
-                queue.insert(0, job)
-                time.sleep(RESTART_POLL_S)
             except ray.exceptions.RayActorError:
+                if history(out, job)["running"] == started_before:
+                    # The call never reached the actor (Ray is restarting it): no fault of the job's.
+                    queue.insert(0, job)
+                    time.sleep(RESTART_POLL_S)
+                    continue
                 record = append_status(out, job, "lost", backend="ray", error="its actor died")
                 if failures(history(out, job)) <= retries:
                     queue.append(job)

@@ -113,11 +113,11 @@ def solid_occupancy(mesh: trimesh.Trimesh, bound: float = 1.0, resolution: int =
     area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (c[:, 0] - a[:, 0]) * (b[:, 1] - a[:, 1])
     w_a = (b[:, 0] - column[:, 0]) * (c[:, 1] - column[:, 1]) - (c[:, 0] - column[:, 0]) * (b[:, 1] - column[:, 1])
     w_b = (c[:, 0] - column[:, 0]) * (a[:, 1] - column[:, 1]) - (a[:, 0] - column[:, 0]) * (c[:, 1] - column[:, 1])
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):  # flat triangles (area 0) are dropped by ``hit``
         w_a, w_b = w_a / area, w_b / area
-    w_c = 1 - w_a - w_b
-    hit = (area != 0) & (w_a >= 0) & (w_b >= 0) & (w_c > 0)
-    z = (w_a * a[:, 2] + w_b * b[:, 2] + w_c * c[:, 2])[hit]
+        w_c = 1 - w_a - w_b
+        hit = (area != 0) & (w_a >= 0) & (w_b >= 0) & (w_c > 0)
+        z = (w_a * a[:, 2] + w_b * b[:, 2] + w_c * c[:, 2])[hit]
     first_above = np.clip(np.floor(z).astype(np.int64) + 1, 0, resolution)  # first cell whose centre is above z
     crossings = np.zeros((resolution, resolution, resolution + 1), dtype=np.int64)
     np.add.at(crossings, (column[hit, 0], column[hit, 1], first_above), 1)
