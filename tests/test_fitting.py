@@ -46,6 +46,19 @@ def views(count: int, offset: float):
     return orbit_cameras(azimuth, elevation, torch.full((count,), 2.2), torch.full((count,), math.radians(45)))
 
 
+def fit(scene: NeRFScene, optimizer, train_views, targets) -> None:
+    """STEPS steps of the photometric loss on two random training views a step (the field's schedule follows)."""
+    generator = torch.Generator().manual_seed(0)
+    for step in range(STEPS):
+        scene.before_step(step, step / STEPS)
+        index = torch.randint(len(train_views), (2,), generator=generator)
+        out = scene.render(train_views[index], SIZE, SIZE, stratified=True, generator=generator)
+        loss = F.mse_loss(out.rgb, targets[index])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+
 def psnr(a, b):
     return -10 * math.log10(F.mse_loss(a, b).item())
 
@@ -70,15 +83,7 @@ def test_nerf_fits_known_shape():
     )
     scene = NeRFScene(field, renderer_config, background, torch.device("cpu"))
     optimizer = build_optimizer(scene, OptimConfig(lr_grid=3e-2, lr_mlp=3e-3))
-    generator = torch.Generator().manual_seed(0)
-    for step in range(STEPS):
-        scene.before_step(step)
-        index = torch.randint(len(train_views), (2,), generator=generator)
-        out = scene.render(train_views[index], SIZE, SIZE, stratified=True, generator=generator)
-        loss = F.mse_loss(out.rgb, targets[index])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    fit(scene, optimizer, train_views, targets)
 
     with torch.no_grad():
         rendered = scene.render(test_views, SIZE, SIZE).rgb
@@ -119,15 +124,7 @@ def test_a_fit_to_renders_of_a_box_exports_a_solid_box():
         )
     scene = NeRFScene(field, defaults.renderer, background, torch.device("cpu"))
     optimizer = build_optimizer(scene, defaults.optim)
-    generator = torch.Generator().manual_seed(0)
-    for step in range(STEPS):
-        scene.before_step(step, step / STEPS)
-        index = torch.randint(len(train_views), (2,), generator=generator)
-        out = scene.render(train_views[index], SIZE, SIZE, stratified=True, generator=generator)
-        loss = F.mse_loss(out.rgb, targets[index])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    fit(scene, optimizer, train_views, targets)
     scene.eval()
     mesh, _ = extract_mesh(scene, dataclasses.replace(defaults.export, resolution=64))
     shape_topology, area = topology(mesh), hull_area_ratio(mesh)
