@@ -1,7 +1,7 @@
 """The one error family of the library, and how an exception is told in one line.
 
 Library code raises :class:`UsageError` for input the user can fix; the entry points (exit code 2) and the batch
-runner (a job refused, not retried) translate it the same way (:func:`is_usage_error`). Everything else is a
+runner (a job refused, not retried) translate it the same way, by its type. Everything else is a
 failure: a bug, an out-of-memory error, a lost machine.
 """
 
@@ -21,11 +21,6 @@ def first_line(err: BaseException) -> str:
     """The first line of an exception's message, or its type's name when the message is empty."""
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
-
-
-def is_usage_error(err: BaseException) -> bool:
-    """Whether ``err`` is the user's to fix (no retry can help)."""
-    return isinstance(err, UsageError)
 
 
 def describe(err: BaseException) -> str:

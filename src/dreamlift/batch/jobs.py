@@ -20,7 +20,7 @@ from dreamlift.batch.commands import batch_command
 from dreamlift.batch.manifest import BatchJob
 from dreamlift.batch.status import append_status, failures, history, is_done, job_dir, mark_done
 from dreamlift.config import from_dict
-from dreamlift.errors import UsageError, describe, is_usage_error
+from dreamlift.errors import UsageError, describe
 from dreamlift.loading import ModelCache
 
 
@@ -79,7 +79,13 @@ class JobRunner:
                     command.run(config, self.models, folder, device, resumed)
             except Exception as err:  # a failing job is recorded (and retried), never allowed to stop the batch
                 log.write(traceback.format_exc())
-                outcome = "out_of_memory" if _is_out_of_memory(err) else "refused" if is_usage_error(err) else "failed"
+                outcome = (
+                    "out_of_memory"
+                    if _is_out_of_memory(err)
+                    else "refused"
+                    if isinstance(err, UsageError)
+                    else "failed"
+                )
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
                 error = describe(err)

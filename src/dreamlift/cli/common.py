@@ -2,7 +2,7 @@
 
 The guard is the only place where the library's errors become what a user sees: a :class:`UsageError` is one
 line on stderr and exit code 2; Ctrl-C says what was kept and exits 130. The batch runner translates the same
-errors the same way (:func:`dreamlift.errors.is_usage_error`).
+errors the same way (a UsageError is refused, not retried).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from dreamlift.errors import UsageError, is_usage_error
+from dreamlift.errors import UsageError
 
 KEEPS_CHECKPOINT = "the last checkpoint is kept, continue with --resume"
 """What an interrupted text3d run keeps."""
@@ -85,9 +85,7 @@ def guarded(
     """Run ``command(argv)``; a usage error is one line and exit 2, Ctrl-C a note and exit 130."""
     try:
         return command(argv)
-    except Exception as err:
-        if not is_usage_error(err):
-            raise
+    except UsageError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
