@@ -67,3 +67,49 @@ def test_an_sdf_scene_exports_its_zero_level_set():
     radii = np.linalg.norm(mesh.vertices, axis=1)
     assert np.abs(radii - 0.45).max() < 2 / 48
     assert topology(mesh).genus == 0 and best_fit_iou(mesh, "sphere").iou > 0.9
+
+
+def test_sdf_normals_point_along_the_distance_gradient():
+    field = sphere_field(beta=(0.1, 0.002))
+    field.set_progress(1.0)
+    points = torch.tensor([[0.5, 0.0, 0.0], [0.0, -0.9, 0.0], [0.2, 0.2, 0.1]])
+    normal = field(points, with_normals=True).normal
+    assert torch.allclose(normal, points / points.norm(dim=-1, keepdim=True), atol=1e-5)
+
+
+def sphere_scene(beta: tuple[float, float], progress: float) -> NeRFScene:
+    scene = NeRFScene(
+        FieldConfig(hashgrid=SMALL_GRID, geometry="sdf", sdf_radius=0.5, sdf_beta=beta),
+        VolumeRendererConfig(num_samples=64, occupancy_resolution=32),
+        BackgroundConfig(),
+        torch.device("cpu"),
+    )
+    torch.nn.init.zeros_(scene.field.mlp[-1].weight)
+    torch.nn.init.zeros_(scene.field.mlp[-1].bias)
+    scene.before_step(0, progress)
+    return scene.eval()
+
+
+def test_the_surface_band_keeps_the_interior_while_beta_is_wide_and_a_shell_once_it_is_sharp():
+    wide = sphere_scene((0.1, 0.002), 0.0).grid.estimator.binaries[0]
+    sharp = sphere_scene((0.1, 0.002), 1.0).grid.estimator.binaries[0]
+    centre, corner, on_surface = (16, 16, 16), (0, 0, 0), (16, 16, 24)  # cell 24 spans x ∈ [0.5, 0.5625]
+    assert wide[centre] and wide[on_surface] and not wide[corner]
+    assert not sharp[centre] and sharp[on_surface] and not sharp[corner]
+    assert sharp.sum() < wide.sum() / 2
+
+
+def test_a_sharp_sdf_renders_without_fog_and_the_band_skips_only_hidden_samples():
+    from dreamlift.embedded.fidelity import fog_fraction
+    from dreamlift.scene.cameras import turntable_cameras
+
+    scene = sphere_scene((0.1, 0.002), 1.0)
+    camera = turntable_cameras(1, 15.0, 1.8, 47.5)
+    banded = scene.render(camera, 96, 96)
+    scene.grid.estimator.binaries.fill_(True)
+    full = scene.render(camera, 96, 96)
+    assert banded.samples < full.samples / 2
+    assert torch.allclose(banded.opacity, full.opacity, atol=1e-4)
+    assert torch.allclose(banded.rgb, full.rgb, atol=1e-4)
+    assert fog_fraction(banded.opacity.reshape(1, 96, 96)) < 0.01
+    assert banded.opacity.mean() > 0.1

@@ -26,7 +26,7 @@ from dreamlift.errors import UsageError
 from dreamlift.render.output import RenderOutput, Shading
 from dreamlift.render.shading import shade
 from dreamlift.scene.cameras import Cameras, generate_rays
-from dreamlift.scene.fields import RadianceField
+from dreamlift.scene.fields import RadianceField, evaluate_in_chunks
 
 
 @dataclass
@@ -83,6 +83,29 @@ class OccupancyGrid(nn.Module):
             warmup_steps=c.occupancy_warmup_steps,
             n=c.occupancy_update_every,
         )
+
+    def update_surface_band(self, step: int, field: RadianceField) -> None:
+        """Occupancy of an ``sdf`` field: its :meth:`surface_band`, every ``occupancy_update_every`` steps."""
+        if step % self.config.occupancy_update_every == 0:
+            self.estimator.binaries = self.surface_band(field)[None]
+
+    @torch.no_grad()
+    def surface_band(self, field: RadianceField) -> torch.Tensor:
+        """The cells (bool res³, indexed [x, y, z]) where an ``sdf`` field's samples can contribute to a render.
+
+        Outside the level set, VolSDF's density falls as e^(−s/β): beyond 8β a sample's opacity is negligible.
+        Inside, a ray has crossed the surface within one step δ and is opaque 8β later; deeper samples are hidden.
+        With s a distance (the eikonal term), s differs from its value at a cell's centre by at most the cell's
+        half-diagonal h anywhere in it; the band allows 2h for a gradient norm above 1. Early, while β is large,
+        the band holds the whole interior; as β falls only a shell around the surface is sampled.
+        """
+        resolution = self.config.occupancy_resolution
+        cell = 2 * self.bound / resolution
+        axis = (torch.arange(resolution, device=field.beta.device) + 0.5) * cell - self.bound
+        centres = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3)
+        distance = evaluate_in_chunks(field.signed_distance, centres).reshape(resolution, resolution, resolution)
+        reach = math.sqrt(3) * cell + 8 * field.beta.item()
+        return (distance < reach) & (distance > -(reach + self.step_size))
 
     def occupied(self, points: torch.Tensor) -> torch.Tensor:
         """Whether each point (…×3, inside the cube) lies in an occupied cell (bool …)."""

@@ -81,7 +81,8 @@ class FieldOutput:
 
 
 class RadianceField(nn.Module):
-    """Points N×3 (world) → :class:`FieldOutput`. Normals, when asked for, are −∇σ/‖∇σ‖ by autograd."""
+    """Points N×3 (world) → :class:`FieldOutput`. Normals, when asked for, are ∇s/‖∇s‖ (``sdf``) or −∇σ/‖∇σ‖ by
+    autograd."""
 
     def __init__(self, config: FieldConfig, device: torch.device):
         super().__init__()
@@ -118,8 +119,8 @@ class RadianceField(nn.Module):
         """``sdf``: the density at the level set s = 0, Ψ_β(0)/β = 1/(2β); None for the ``density`` geometry."""
         return 0.5 / self.beta.item() if self.config.geometry == "sdf" else None
 
-    def _evaluate(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        raw = self._raw(points)
+    def _activate(self, raw: torch.Tensor, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The MLP's raw outputs N×4 at world points N×3 → density N and albedo N×3."""
         if self.config.geometry == "density":
             return F.softplus(raw[:, 0] + self.blob(points)), torch.sigmoid(raw[:, 1:])
         sdf = self._distance(raw, points)
@@ -128,16 +129,19 @@ class RadianceField(nn.Module):
 
     def forward(self, points: torch.Tensor, with_normals: bool = False) -> FieldOutput:
         if not with_normals:
-            return FieldOutput(*self._evaluate(points))
+            return FieldOutput(*self._activate(self._raw(points), points))
         # The normal needs ∇σ even under no_grad; it stays differentiable (double backward) when grads are on.
         outer_grad = torch.is_grad_enabled()
         with torch.enable_grad():
             points = points if points.requires_grad else points.detach().requires_grad_(True)
-            density, albedo = self._evaluate(points)
-            gradient = torch.autograd.grad(density.sum(), points, create_graph=outer_grad)[0]
+            raw = self._raw(points)
+            density, albedo = self._activate(raw, points)
+            # Outward: up the signed distance, down the density (whose gradient vanishes away from a sharp surface).
+            rising = self._distance(raw, points) if self.config.geometry == "sdf" else -density
+            gradient = torch.autograd.grad(rising.sum(), points, create_graph=outer_grad)[0]
         if not outer_grad:
             density, albedo = density.detach(), albedo.detach()
-        return FieldOutput(density, albedo, -F.normalize(gradient, dim=-1))
+        return FieldOutput(density, albedo, F.normalize(gradient, dim=-1))
 
     def density(self, points: torch.Tensor) -> torch.Tensor:
         """Density only (N), for occupancy updates and mesh export."""

@@ -50,10 +50,13 @@ class NeRFScene(nn.Module):
 
     def before_step(self, step: int, progress: float | None = None) -> None:
         """Set the field's schedule (``sdf``: β) to ``progress`` (0–1; None keeps it) and refresh the occupancy
-        grid (on its own schedule)."""
+        grid (on its own schedule): an ``sdf`` field's surface band, or a ``density`` field's occupied cells."""
         if progress is not None:
             self.field.set_progress(progress)
-        self.grid.update(step, self.field)
+        if self.field.config.geometry == "sdf":
+            self.grid.update_surface_band(step, self.field)
+        else:
+            self.grid.update(step, self.field)
 
     def parameter_groups(self, lr_grid: float, lr_mlp: float, lr_background: float) -> list[dict]:
         modules = {"grid": self.field.encoding, "mlp": self.field.mlp, "background": self.background}
