@@ -85,3 +85,16 @@ def test_mp4_without_imageio_ffmpeg_is_a_one_line_error_and_writes_nothing(tmp_p
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert "UsageError: writing .mp4 needs the imageio-ffmpeg package" in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_surface_volume_samples_its_values_at_cell_centres_and_between_them():
+    from dreamlift.text3d.export import SurfaceVolume
+
+    values = np.random.default_rng(0).random((10, 10, 10)).astype(np.float32)  # 8 cells a side, padded
+    volume = SurfaceVolume(values, level=0.5, threshold=1.0, bound=1.0)
+    index = np.array([[1, 1, 1], [3, 5, 8], [8, 2, 4]])
+    centres = torch.tensor((index - 1 + 0.5) * volume.cell - 1.0, dtype=torch.float32)
+    assert torch.allclose(volume.sample(centres), torch.from_numpy(values[tuple(index.T)]), atol=1e-6)
+    between = (centres[1] + centres[1] + torch.tensor([volume.cell, 0, 0])) / 2
+    expected = (values[3, 5, 8] + values[4, 5, 8]) / 2
+    assert volume.sample(between[None]).item() == pytest.approx(expected, abs=1e-6)

@@ -113,3 +113,20 @@ def test_a_sharp_sdf_renders_without_fog_and_the_band_skips_only_hidden_samples(
     assert torch.allclose(banded.rgb, full.rgb, atol=1e-4)
     assert fog_fraction(banded.opacity.reshape(1, 96, 96)) < 0.01
     assert banded.opacity.mean() > 0.1
+
+
+def test_points_moved_onto_the_surface_and_the_normal_smoothness_of_a_sphere_and_a_bumpy_one():
+    field = sphere_field()
+    points = torch.rand(2048, 3, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    surface = field.surface_points(points, band=0.1)
+    assert 100 < len(surface) < 2048 and torch.allclose(surface.norm(dim=-1), torch.full((len(surface),), 0.5))
+    offsets = torch.randn(len(surface), 3, generator=torch.Generator().manual_seed(1)) * 0.02
+    smooth = field.normal_smoothness(surface, offsets)
+    assert 0 < smooth.item() < 0.1  # a sphere of radius 0.5 turns its normal by about |offset| / 0.5
+    for parameter in field.encoding.parameters():
+        torch.nn.init.uniform_(parameter, -1, 1)
+    torch.nn.init.normal_(field.mlp[-1].weight, std=0.05)
+    bumpy = field.normal_smoothness(surface, offsets)
+    assert bumpy.item() > 3 * smooth.item()
+    bumpy.backward()
+    assert field.mlp[-1].weight.grad.abs().sum() > 0

@@ -73,10 +73,17 @@ class RegularisersConfig:
     """``field.geometry: sdf``: weight of the mean (‖∇s‖ − 1)² at random points of the scene cube."""
     eikonal_points: int = 1024
     """Random points per step of each particle for the eikonal term."""
+    normal_smoothness: float = 0.0
+    """``field.geometry: sdf``: weight of the mean change of the surface normal over a random step of
+    ``normal_smoothness_step`` at points moved onto the surface (from the eikonal term's points within 0.1)."""
+    normal_smoothness_step: float = 0.02
+    """Length (world units) of that random step: bumps narrower than a few steps are penalised most."""
 
     def __post_init__(self):
-        if min(self.orientation, self.sparsity, self.opaque, self.eikonal) < 0:
+        if min(self.orientation, self.sparsity, self.opaque, self.eikonal, self.normal_smoothness) < 0:
             raise ValueError("regulariser weights must be >= 0")
+        if self.normal_smoothness_step <= 0:
+            raise ValueError("normal_smoothness_step must be > 0")
         if self.eikonal_points < 1:
             raise ValueError("eikonal_points must be >= 1")
 

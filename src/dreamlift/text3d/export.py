@@ -23,6 +23,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 import trimesh
 from scipy import ndimage
 from skimage import measure
@@ -140,25 +141,56 @@ def density_grid(scene: NeRFScene, resolution: int) -> np.ndarray:
     return values.reshape(resolution, resolution, resolution).float().cpu().numpy()
 
 
-@torch.no_grad()
-def extract_mesh(scene: NeRFScene, config: ExportConfig) -> tuple[trimesh.Trimesh, float]:
-    """Marching cubes at the (auto) threshold, floaters removed, albedo as vertex colours; world (z-up) axes.
+@dataclass
+class SurfaceVolume:
+    """What marching cubes meshes: ``values`` at the cell centres of a resolution³ grid over the scene cube padded
+    with one empty cell on every side (float32, (resolution + 2)³, indexed [x, y, z]), whose surface is where they
+    cross ``level`` (inside above it); ``threshold`` is the density the surface was taken at."""
 
-    Returns the mesh and the threshold used. The grid is padded with empty cells so the mesh is closed.
-    """
+    values: np.ndarray
+    level: float
+    threshold: float
+    bound: float
+
+    @property
+    def cell(self) -> float:
+        """Cell size in world units."""
+        return 2 * self.bound / (self.values.shape[0] - 2)
+
+    def sample(self, points: torch.Tensor) -> torch.Tensor:
+        """Trilinear values N at world points N×3 inside the scene cube."""
+        values = torch.from_numpy(self.values).to(points)
+        index = (points + self.bound) / self.cell + 0.5  # world → padded index (cell centres at i + ½ − 1 + 1)
+        normalised = index / (values.shape[0] - 1) * 2 - 1
+        grid = normalised.flip(-1).reshape(1, 1, 1, -1, 3)  # grid_sample reads (z, y, x) against [x, y, z] values
+        return F.grid_sample(values[None, None], grid, align_corners=True).reshape(-1)
+
+
+@torch.no_grad()
+def surface_volume(scene: NeRFScene, config: ExportConfig) -> SurfaceVolume:
+    """The density on the export grid at the (auto) threshold, or with ``solidify`` the smooth solid it describes
+    (:func:`solid_grid`, surface at ½)."""
     threshold = surface_threshold(scene, config.threshold)
-    grid = np.pad(density_grid(scene, config.resolution), 1, constant_values=0.0)
+    values = np.pad(density_grid(scene, config.resolution), 1, constant_values=0.0)
     level = threshold
     if config.solidify:
-        grid, level = solid_grid(grid > threshold, config), 0.5
-    if grid.max() <= level:
-        return trimesh.Trimesh(), threshold
-    bound = scene.field.config.bound
-    cell = 2 * bound / config.resolution
-    vertices, faces, _, _ = measure.marching_cubes(grid, level=level)
-    vertices = (vertices - 1 + 0.5) * cell - bound  # padded index → cell centre → world
+        values, level = solid_grid(values > threshold, config), 0.5
+    return SurfaceVolume(values, level, threshold, scene.field.config.bound)
+
+
+@torch.no_grad()
+def extract_mesh(scene: NeRFScene, config: ExportConfig) -> tuple[trimesh.Trimesh, float]:
+    """Marching cubes on the :func:`surface_volume`, floaters removed; world (z-up) axes, no colours.
+
+    Returns the mesh and the density threshold used. The padding's empty cells close the mesh.
+    """
+    volume = surface_volume(scene, config)
+    if volume.values.max() <= volume.level:
+        return trimesh.Trimesh(), volume.threshold
+    vertices, faces, _, _ = measure.marching_cubes(volume.values, level=volume.level)
+    vertices = (vertices - 1 + 0.5) * volume.cell - volume.bound  # padded index → cell centre → world
     mesh = drop_floaters(trimesh.Trimesh(vertices, faces[:, ::-1], process=True), config.min_component_fraction)
-    return mesh, threshold
+    return mesh, volume.threshold
 
 
 def solid_grid(occupied: np.ndarray, config: ExportConfig) -> np.ndarray:

@@ -4,6 +4,8 @@ in named groups; a scene's state dict is the whole 3D model."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -14,7 +16,7 @@ from dreamlift.render.volume import OccupancyGrid, VolumeRenderer, VolumeRendere
 from dreamlift.scene.background import Background, BackgroundConfig
 from dreamlift.scene.cameras import Cameras
 from dreamlift.scene.dmtet import DMTetConfig, DMTetGeometry
-from dreamlift.scene.fields import FieldConfig, RadianceField, evaluate_in_chunks
+from dreamlift.scene.fields import FieldConfig, RadianceField
 
 
 def parameter_groups(modules: dict[str, nn.Module], learning_rates: dict[str, float]) -> list[dict]:
@@ -101,16 +103,18 @@ class MeshScene(nn.Module):
         return self.texture(points).albedo
 
     @torch.no_grad()
-    def initialise_from(self, nerf: NeRFScene, threshold: float, show_progress: bool = False) -> float:
+    def initialise_from(
+        self, nerf: NeRFScene, target_sdf: Callable[[torch.Tensor], torch.Tensor], show_progress: bool = False
+    ) -> float:
         """Start from a stage-1 NeRF: the texture field and background are copied, and the SDF is fitted to
-        (threshold − σ) / threshold, clamped to [−1, 1] (zero where the density crosses the export threshold,
-        negative inside), and +1 on the grid's outer faces so the first surface is closed. Returns the fit's error."""
+        ``target_sdf`` (world points N×3 → N, negative inside), with +1 on the grid's outer faces so the first
+        surface is closed. Returns the fit's error."""
         self.texture.load_state_dict(nerf.field.state_dict())
         self.background.load_state_dict(nerf.background.state_dict())
         bound = self.geometry.bound
 
         def target(points: torch.Tensor) -> torch.Tensor:
-            sdf = ((threshold - evaluate_in_chunks(nerf.field.density, points)) / threshold).clamp(-1, 1)
+            sdf = target_sdf(points)
             on_boundary = (points.abs() >= bound - 1e-6).any(-1)
             return torch.where(on_boundary, torch.ones_like(sdf), sdf)
 

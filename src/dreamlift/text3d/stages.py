@@ -19,9 +19,10 @@ import torch
 from dreamlift.errors import UsageError
 from dreamlift.guidance import GuidanceConfig
 from dreamlift.render.output import RenderOutput
+from dreamlift.scene.fields import RadianceField
 from dreamlift.scene.mesh_geometry import laplacian_smoothing, normal_consistency
 from dreamlift.text3d.config import OptimConfig, Text3DConfig
-from dreamlift.text3d.export import surface_threshold
+from dreamlift.text3d.export import SurfaceVolume, surface_volume
 from dreamlift.text3d.scenes import MeshScene, NeRFScene
 
 Scene = NeRFScene | MeshScene
@@ -94,10 +95,8 @@ class NeRFStage(Stage):
     def regularisation(self, scene: NeRFScene, out: RenderOutput, generator: torch.Generator) -> torch.Tensor:
         r = self.config.regularisers
         loss = torch.zeros((), device=out.rgb.device)
-        if r.eikonal > 0 and self.config.field.geometry == "sdf":
-            bound = self.config.field.bound
-            points = (torch.rand(r.eikonal_points, 3, generator=generator) * 2 - 1) * bound
-            loss = loss + r.eikonal * scene.field.eikonal(points.to(out.rgb.device))
+        if self.config.field.geometry == "sdf":
+            loss = loss + self.sdf_regularisation(scene.field, generator, out.rgb.device)
         if out.orientation is not None and r.orientation > 0:
             loss = loss + r.orientation * out.orientation
         if r.sparsity > 0:
@@ -105,6 +104,26 @@ class NeRFStage(Stage):
         if r.opaque > 0:
             o = out.opacity.clamp(1e-5, 1 - 1e-5)
             loss = loss + r.opaque * (-(o * o.log() + (1 - o) * (1 - o).log())).mean()
+        return loss
+
+    def sdf_regularisation(
+        self, field: RadianceField, generator: torch.Generator, device: torch.device
+    ) -> torch.Tensor:
+        """An ``sdf`` field's terms: the eikonal term at random points of the scene cube, and the normal smoothness
+        at those of them within 0.1 of the surface, moved onto it."""
+        r = self.config.regularisers
+        loss = torch.zeros((), device=device)
+        if r.eikonal == 0 and r.normal_smoothness == 0:
+            return loss
+        bound = self.config.field.bound
+        points = ((torch.rand(r.eikonal_points, 3, generator=generator) * 2 - 1) * bound).to(device)
+        if r.eikonal > 0:
+            loss = loss + r.eikonal * field.eikonal(points)
+        if r.normal_smoothness > 0:
+            surface = field.surface_points(points, band=0.1)
+            if len(surface):
+                offsets = torch.randn(len(surface), 3, generator=generator).to(device) * r.normal_smoothness_step
+                loss = loss + r.normal_smoothness * field.normal_smoothness(surface, offsets)
         return loss
 
 
@@ -135,16 +154,23 @@ class MeshStage(Stage):
         return MeshScene(c.field, r.dmtet, r.rasterizer, c.background, device).to(device)
 
     def start(self, scenes: list[Scene], start_from: list[NeRFScene] | None) -> list[dict]:
-        """Fit each mesh scene to its stage-1 NeRF at the surface threshold; a NeRF with no surface there is a
-        UsageError."""
+        """Fit each mesh scene to its stage-1 NeRF's export volume (:func:`surface_volume` with the export's
+        settings and ``refine.threshold``: with ``export.solidify``, the cleaned solid the stage-1 mesh is made
+        of), scaled to [−1, 1]; a NeRF with no surface there is a UsageError."""
         if start_from is None or len(start_from) != len(scenes):
             count = 0 if start_from is None else len(start_from)
             raise ValueError(f"the mesh stage needs {len(scenes)} stage-1 scenes, got {count}")
+        export = dataclasses.replace(self.config.export, threshold=self.config.refine.threshold)
         records = []
         for scene, nerf in zip(scenes, start_from, strict=True):
             nerf.eval()
-            threshold = surface_threshold(nerf, self.config.refine.threshold)
-            error = scene.initialise_from(nerf, threshold, show_progress=True)
+            volume = surface_volume(nerf, export)
+            threshold = volume.threshold
+
+            def target(points: torch.Tensor, volume: SurfaceVolume = volume) -> torch.Tensor:
+                return ((volume.level - volume.sample(points)) / volume.level).clamp(-1, 1)
+
+            error = scene.initialise_from(nerf, target, show_progress=True)
             with torch.no_grad():
                 if len(scene.geometry()[1]) == 0:
                     raise UsageError(
