@@ -130,3 +130,25 @@ def test_staged_settings_follow_the_step():
 
     guidance = Guidance(config.guidance, prior=None)
     assert [guidance.scale_at(p) for p in (0.0, 0.5, 1.0)] == [100.0, 55.0, 10.0]
+
+
+def test_the_nerf_stage_weighs_its_regularisers_and_stops_the_sparsity_term_when_told():
+    from dreamlift.render.output import RenderOutput
+    from dreamlift.text3d.stages import NeRFStage
+
+    config = tiny_config(
+        10,
+        **{
+            "regularisers.eikonal": 0.0,
+            "regularisers.orientation": 0.0,
+            "regularisers.sparsity": 2.0,
+            "regularisers.sparsity_until": 0.5,
+        },
+    )
+    stage = NeRFStage(config)
+    scene = stage.make_scene(torch.device("cpu"))
+    opacity = torch.full((1, 1, 4, 4), 0.25)
+    out = RenderOutput(torch.zeros(1, 3, 4, 4), opacity, torch.zeros(1, 1, 4, 4), None, None, 16)
+    generator = torch.Generator().manual_seed(0)
+    assert stage.regularisation(scene, out, 0.2, generator).item() == pytest.approx(0.5)
+    assert stage.regularisation(scene, out, 0.5, generator).item() == 0.0

@@ -42,9 +42,11 @@ class FieldConfig:
     """``density``: softplus(raw + blob); ``sdf``: a signed distance turned into VolSDF's density (see above)."""
     sdf_radius: float = 0.5
     """``sdf``: radius (world units) of the sphere the signed distance starts as."""
-    sdf_beta: tuple[float, float] = (0.1, 0.02)
+    sdf_beta: tuple[float, float] = (0.1, 0.002)
     """``sdf``: width β (world units) of the surface's transition at the start and at the end of the run; it falls
-    geometrically in between. Keep the end near half the renderer's step or above, or thin shells alias."""
+    geometrically in between. A wide β lets the early, coarse shape move; a sharp one leaves no half-transparent
+    band at the silhouette (at 0.02, 10 pixels of a 256-pixel render; at 0.002, under one). A surface sharper than
+    the ray step is still caught, by the first sample inside it; a shell thinner than the step can be missed."""
 
     def __post_init__(self):
         if self.bound <= 0 or self.blob_radius <= 0 or self.hidden_dim < 1 or self.hidden_layers < 0:

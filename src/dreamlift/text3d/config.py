@@ -67,6 +67,8 @@ class RegularisersConfig:
     """DreamFusion's penalty on visible normals facing away from the camera (shaded steps only)."""
     sparsity: float = 0.0
     """Mean opacity: discourages filling space."""
+    sparsity_until: float = 1.0
+    """Fraction of the NeRF stage's steps during which the sparsity term applies."""
     opaque: float = 0.0
     """Entropy of the opacity: pushes each pixel to fully clear or fully covered."""
     eikonal: float = 0.0
@@ -82,6 +84,8 @@ class RegularisersConfig:
     def __post_init__(self):
         if min(self.orientation, self.sparsity, self.opaque, self.eikonal, self.normal_smoothness) < 0:
             raise ValueError("regulariser weights must be >= 0")
+        if not 0 <= self.sparsity_until <= 1:
+            raise ValueError("sparsity_until must lie in [0, 1]")
         if self.normal_smoothness_step <= 0:
             raise ValueError("normal_smoothness_step must be > 0")
         if self.eikonal_points < 1:

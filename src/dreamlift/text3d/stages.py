@@ -65,9 +65,11 @@ class Stage:
         metrics (empty when there is nothing to say)."""
         return []
 
-    def regularisation(self, scene: Scene, out: RenderOutput, generator: torch.Generator) -> torch.Tensor:
-        """The weighted regularisers of one particle (a scalar): of its scene and of this step's render output;
-        ``generator`` (CPU) draws any random points they need."""
+    def regularisation(
+        self, scene: Scene, out: RenderOutput, progress: float, generator: torch.Generator
+    ) -> torch.Tensor:
+        """The weighted regularisers of one particle (a scalar): of its scene and of this step's render output, at
+        ``progress`` (0–1) through the stage; ``generator`` (CPU) draws any random points they need."""
         raise NotImplementedError
 
 
@@ -92,14 +94,16 @@ class NeRFStage(Stage):
         c = self.config
         return NeRFScene(c.field, c.renderer, c.background, device).to(device)
 
-    def regularisation(self, scene: NeRFScene, out: RenderOutput, generator: torch.Generator) -> torch.Tensor:
+    def regularisation(
+        self, scene: NeRFScene, out: RenderOutput, progress: float, generator: torch.Generator
+    ) -> torch.Tensor:
         r = self.config.regularisers
         loss = torch.zeros((), device=out.rgb.device)
         if self.config.field.geometry == "sdf":
             loss = loss + self.sdf_regularisation(scene.field, generator, out.rgb.device)
         if out.orientation is not None and r.orientation > 0:
             loss = loss + r.orientation * out.orientation
-        if r.sparsity > 0:
+        if r.sparsity > 0 and progress < r.sparsity_until:
             loss = loss + r.sparsity * out.opacity.mean()
         if r.opaque > 0:
             o = out.opacity.clamp(1e-5, 1 - 1e-5)
@@ -181,7 +185,9 @@ class MeshStage(Stage):
             records.append({"threshold": threshold, "fit_mse": round(error, 6)})
         return records
 
-    def regularisation(self, scene: MeshScene, out: RenderOutput, generator: torch.Generator) -> torch.Tensor:
+    def regularisation(
+        self, scene: MeshScene, out: RenderOutput, progress: float, generator: torch.Generator
+    ) -> torch.Tensor:
         r = self.config.refine
         loss = torch.zeros((), device=out.rgb.device)
         if out.mesh is None:  # an empty mesh renders no geometry to regularise

@@ -146,7 +146,8 @@ class TextTo3D:
         # The guidance loss is a mean over every particle's renders; times the particle count, each particle
         # gets the gradient it would get alone.
         regularisation = sum(
-            self.stage.regularisation(scene, out, self.camera_generator) for scene, out in zip(self.scenes, outs)
+            self.stage.regularisation(scene, out, self.step / self.steps, self.camera_generator)
+            for scene, out in zip(self.scenes, outs)
         )
         loss = guided.loss * len(self.scenes) + regularisation
         for optimizer in self.optimizers:
