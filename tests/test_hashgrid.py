@@ -25,6 +25,7 @@ def test_shapes_and_gradients():
     features.square().sum().backward()
     assert encoding.table.grad is not None and encoding.table.grad.abs().sum() > 0
     assert points.grad is not None and torch.isfinite(points.grad).all()
+    assert encoding(torch.zeros(0, 3)).shape == (0, 12)  # a render whose rays all miss the surface band
 
 
 def test_dense_level_is_trilinear_interpolation_of_its_table():

@@ -123,7 +123,7 @@ class HashGridEncoding(nn.Module):
             n, levels, 8
         )
         features = self.table[index]  # N×L×8×F
-        return (weights[..., None] * features).sum(dim=2).reshape(n, -1)
+        return (weights[..., None] * features).sum(dim=2).reshape(n, self.output_dim)
 
     @torch.no_grad()
     def load_tcnn_params(self, params: torch.Tensor) -> None:
