@@ -1,7 +1,8 @@
 """Volume rendering of a radiance field with occupancy-grid empty-space skipping, built on nerfacc.
 
 Rays march through the scene cube at a fixed step δ; an occupancy grid (nerfacc's ``OccGridEstimator``, updated
-from the field's density every few steps) tells which cells are empty, and samples there are skipped.
+from the field's density every few steps, or for a signed-distance field set to the band around its surface where
+samples can be seen) tells which cells are empty, and samples there are skipped.
 
 - On CUDA, nerfacc's ``OccGridEstimator.sampling`` produces packed samples (CUDA kernels).
 - On the CPU, where those kernels do not exist, :func:`dense_samples` does the same in PyTorch: each ray gets

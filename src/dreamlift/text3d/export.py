@@ -160,7 +160,8 @@ class SurfaceVolume:
     def sample(self, points: torch.Tensor) -> torch.Tensor:
         """Trilinear values N at world points N×3 inside the scene cube."""
         values = torch.from_numpy(self.values).to(points)
-        index = (points + self.bound) / self.cell + 0.5  # world → padded index (cell centres at i + ½ − 1 + 1)
+        # Unpadded cell i has its centre at (i + ½)·cell − bound and sits at padded index i + 1.
+        index = (points + self.bound) / self.cell + 0.5
         normalised = index / (values.shape[0] - 1) * 2 - 1
         grid = normalised.flip(-1).reshape(1, 1, 1, -1, 3)  # grid_sample reads (z, y, x) against [x, y, z] values
         return F.grid_sample(values[None, None], grid, align_corners=True).reshape(-1)
