@@ -1,7 +1,7 @@
 """The stages of a text3d run, each a small object that says what its optimisation is made of.
 
 Stage 1 (:class:`NeRFStage`) optimises a hash-grid NeRF. Stage 2 (:class:`MeshStage`, Magic3D's coarse to fine)
-starts a DMTet mesh from it — its SDF fitted to the NeRF's density at the export threshold, its texture field a
+starts a DMTet mesh from it — its SDF fitted to the volume the NeRF's mesh is exported from, its texture field a
 copy of the NeRF's field — and refines both with the same guidance at a higher render resolution and a narrower
 timestep range, rasterized instead of ray-marched, with normal-consistency and Laplacian regularisers.
 
