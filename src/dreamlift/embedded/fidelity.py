@@ -30,6 +30,7 @@ import trimesh
 
 from dreamlift.embedded.shapes import COLOURS, signed_distance
 from dreamlift.scene.cameras import Z_UP_TO_Y_UP
+from dreamlift.scene.fields import cell_centres
 
 SHAPE_GENUS = {"cube": 0, "sphere": 0, "cone": 0, "cylinder": 0, "torus": 1}
 """The genus of each primitive's surface."""
@@ -84,17 +85,11 @@ def hull_area_ratio(mesh: trimesh.Trimesh) -> float:
     return float(mesh.area / hull) if hull > 0 else math.inf
 
 
-def grid_points(bound: float = 1.0, resolution: int = FIT_GRID) -> torch.Tensor:
-    """Centres (resolution³×3) of a grid of cells over [−bound, bound]³, x slowest."""
-    axis = (torch.arange(resolution, dtype=torch.float32) + 0.5) / resolution * 2 * bound - bound
-    return torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
-
-
 def solid_occupancy(mesh: trimesh.Trimesh, bound: float = 1.0, resolution: int = FIT_GRID) -> torch.Tensor:
-    """Which cells of :func:`grid_points` lie inside the mesh (resolution³ bools), by the parity of the surface's
-    crossings along each vertical line through the cell centres: a cell is inside when an odd number of triangles
-    cross its column below its centre. Exact for a closed mesh up to the grid's sampling; enclosed cavities
-    count as empty, as they are."""
+    """Which cells of a resolution³ grid over [−bound, bound]³ (in :func:`cell_centres`'s order) lie inside the
+    mesh (resolution³ bools), by the parity of the surface's crossings along each vertical line through the cell
+    centres: a cell is inside when an odd number of triangles cross its column below its centre. Exact for a
+    closed mesh up to the grid's sampling; enclosed cavities count as empty, as they are."""
     inside = torch.zeros(resolution, resolution, resolution, dtype=torch.bool)
     if len(mesh.faces) == 0:
         return inside.reshape(-1)
@@ -155,7 +150,7 @@ def best_fit_iou(mesh: trimesh.Trimesh, shape: str, bound: float = 1.0, steps: i
     target = solid_occupancy(mesh, bound).float()
     if target.sum() == 0:
         return PrimitiveFit(0.0, (0.0, 0.0, 0.0), 0.0, (0.0, 0.0, 0.0))
-    points = grid_points(bound)
+    points = cell_centres(FIT_GRID, bound)
     inside = points[target.bool()]
     centre0 = inside.mean(0)
     extent0 = ((inside - centre0).abs().max(0).values + bound / FIT_GRID).clamp(min=1e-3)

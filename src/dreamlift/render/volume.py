@@ -27,7 +27,7 @@ from dreamlift.errors import UsageError
 from dreamlift.render.output import RenderOutput, Shading
 from dreamlift.render.shading import shade
 from dreamlift.scene.cameras import Cameras, generate_rays
-from dreamlift.scene.fields import RadianceField, evaluate_in_chunks
+from dreamlift.scene.fields import RadianceField, cell_centres, evaluate_in_chunks
 
 
 @dataclass
@@ -101,11 +101,9 @@ class OccupancyGrid(nn.Module):
         the band holds the whole interior; as β falls only a shell around the surface is sampled.
         """
         resolution = self.config.occupancy_resolution
-        cell = 2 * self.bound / resolution
-        axis = (torch.arange(resolution, device=field.beta.device) + 0.5) * cell - self.bound
-        centres = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3)
+        centres = cell_centres(resolution, self.bound, field.beta.device)
         distance = evaluate_in_chunks(field.signed_distance, centres).reshape(resolution, resolution, resolution)
-        reach = math.sqrt(3) * cell + 8 * field.beta.item()
+        reach = math.sqrt(3) * 2 * self.bound / resolution + 8 * field.beta.item()
         return (distance < reach) & (distance > -(reach + self.step_size))
 
     def occupied(self, points: torch.Tensor) -> torch.Tensor:

@@ -73,6 +73,12 @@ def evaluate_in_chunks(
     return torch.cat([fn(part) for part in points.split(chunk)])
 
 
+def cell_centres(resolution: int, bound: float, device: torch.device | None = None) -> torch.Tensor:
+    """Centres (resolution³×3, x slowest, float32) of the cells of a resolution³ grid over [−bound, bound]³."""
+    axis = (torch.arange(resolution, dtype=torch.float32, device=device) + 0.5) / resolution * 2 * bound - bound
+    return torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3)
+
+
 @dataclass
 class FieldOutput:
     """Per-point field values for N points: density N (1/world unit), albedo N×3 in [0, 1], normal N×3 or None."""

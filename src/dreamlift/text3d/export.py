@@ -34,7 +34,7 @@ from dreamlift.render.mesh import render_mesh
 from dreamlift.render.shading import fixed_light
 from dreamlift.render.volume import ray_aabb
 from dreamlift.scene.cameras import Z_UP_TO_Y_UP, generate_rays, turntable_cameras
-from dreamlift.scene.fields import evaluate_in_chunks
+from dreamlift.scene.fields import cell_centres, evaluate_in_chunks
 from dreamlift.text3d.scenes import MeshScene, NeRFScene
 from dreamlift.text3d.texture import textured_mesh
 
@@ -135,9 +135,7 @@ def density_grid(scene: NeRFScene, resolution: int) -> np.ndarray:
     """Density at the centres of a resolution³ grid over the scene cube (float32, indexed [x, y, z])."""
     bound = scene.field.config.bound
     device = next(scene.parameters()).device
-    axis = (torch.arange(resolution, device=device) + 0.5) / resolution * 2 * bound - bound
-    points = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3)
-    values = evaluate_in_chunks(scene.field.density, points)
+    values = evaluate_in_chunks(scene.field.density, cell_centres(resolution, bound, device))
     return values.reshape(resolution, resolution, resolution).float().cpu().numpy()
 
 
