@@ -155,30 +155,33 @@ class RadianceField(nn.Module):
         """Density only (N), for occupancy updates and mesh export."""
         return self.forward(points).density
 
-    def surface_points(self, points: torch.Tensor, band: float) -> torch.Tensor:
-        """``sdf``: world points N×3 moved onto the level set by one Newton step x − s·∇s/‖∇s‖² (detached); of
-        the points within ``band`` (world units) of it, the M×3 that land on it."""
+    def _distance_and_gradient(self, points: torch.Tensor, create_graph: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """``sdf``: s (N) and ∇s (N×3) at world points N×3 (detached from them); ``create_graph`` keeps ∇s
+        differentiable in the field's parameters."""
         with torch.enable_grad():
             points = points.detach().requires_grad_(True)
             distance = self.signed_distance(points)
-            gradient = torch.autograd.grad(distance.sum(), points)[0]
-        near = distance.detach().abs() < band
-        step = distance.detach()[near, None] * gradient[near] / gradient[near].square().sum(-1, keepdim=True)
+            gradient = torch.autograd.grad(distance.sum(), points, create_graph=create_graph)[0]
+        return distance, gradient
+
+    def surface_points(self, points: torch.Tensor, band: float) -> torch.Tensor:
+        """``sdf``: world points N×3 moved onto the level set by one Newton step x − s·∇s/‖∇s‖² (detached); of
+        the points within ``band`` (world units) of it, the M×3 that land on it."""
+        distance, gradient = self._distance_and_gradient(points, create_graph=False)
+        distance = distance.detach()
+        near = distance.abs() < band
+        step = distance[near, None] * gradient[near] / gradient[near].square().sum(-1, keepdim=True)
         return (points.detach()[near] - step).clamp(-self.config.bound, self.config.bound)
 
     def normal_smoothness(self, points: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
         """``sdf``: the mean ‖n(x) − n(x + o)‖ over points N×3 and offsets N×3 (world units; differentiable):
         the change of the surface normal across a small step, which bumps raise and flat faces keep at zero
         (threestudio's 3D normal smoothness; the unsquared norm leaves a few sharp edges cheap)."""
-        both = torch.cat([points, points + offsets]).detach().requires_grad_(True)
-        with torch.enable_grad():
-            gradient = torch.autograd.grad(self.signed_distance(both).sum(), both, create_graph=True)[0]
+        _, gradient = self._distance_and_gradient(torch.cat([points, points + offsets]), create_graph=True)
         normal, shifted = F.normalize(gradient, dim=-1).chunk(2)
         return (normal - shifted).norm(dim=-1).mean()
 
     def eikonal(self, points: torch.Tensor) -> torch.Tensor:
         """``sdf``: the mean of (‖∇s‖ − 1)² at world points N×3 (differentiable): keeps s a distance."""
-        with torch.enable_grad():
-            points = points.detach().requires_grad_(True)
-            gradient = torch.autograd.grad(self.signed_distance(points).sum(), points, create_graph=True)[0]
+        _, gradient = self._distance_and_gradient(points, create_graph=True)
         return ((gradient.norm(dim=-1) - 1) ** 2).mean()
