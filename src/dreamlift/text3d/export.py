@@ -155,14 +155,23 @@ class SurfaceVolume:
         """Cell size in world units."""
         return 2 * self.bound / (self.values.shape[0] - 2)
 
+    def world(self, index: np.ndarray) -> np.ndarray:
+        """World points (…×3) of fractional padded grid indices (…×3): unpadded cell i has its centre at
+        (i + ½)·cell − bound and sits at padded index i + 1."""
+        return (index - 0.5) * self.cell - self.bound
+
     def sample(self, points: torch.Tensor) -> torch.Tensor:
         """Trilinear values N at world points N×3 inside the scene cube."""
         values = torch.from_numpy(self.values).to(points)
-        # Unpadded cell i has its centre at (i + ½)·cell − bound and sits at padded index i + 1.
-        index = (points + self.bound) / self.cell + 0.5
+        index = (points + self.bound) / self.cell + 0.5  # the inverse of :meth:`world`
         normalised = index / (values.shape[0] - 1) * 2 - 1
         grid = normalised.flip(-1).reshape(1, 1, 1, -1, 3)  # grid_sample reads (z, y, x) against [x, y, z] values
         return F.grid_sample(values[None, None], grid, align_corners=True).reshape(-1)
+
+    def normalised_sdf(self, points: torch.Tensor) -> torch.Tensor:
+        """(level − value) / level at world points N×3, clamped to [−1, 1]: negative inside, zero on the surface
+        (what the mesh stage fits its DMTet to)."""
+        return ((self.level - self.sample(points)) / self.level).clamp(-1, 1)
 
 
 @torch.no_grad()
@@ -187,8 +196,8 @@ def extract_mesh(scene: NeRFScene, config: ExportConfig) -> tuple[trimesh.Trimes
     if volume.values.max() <= volume.level:
         return trimesh.Trimesh(), volume.threshold
     vertices, faces, _, _ = measure.marching_cubes(volume.values, level=volume.level)
-    vertices = (vertices - 1 + 0.5) * volume.cell - volume.bound  # padded index → cell centre → world
-    mesh = drop_floaters(trimesh.Trimesh(vertices, faces[:, ::-1], process=True), config.min_component_fraction)
+    mesh = trimesh.Trimesh(volume.world(vertices), faces[:, ::-1], process=True)
+    mesh = drop_floaters(mesh, config.min_component_fraction)
     return mesh, volume.threshold
 
 

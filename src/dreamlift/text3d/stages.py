@@ -22,7 +22,7 @@ from dreamlift.render.output import RenderOutput
 from dreamlift.scene.fields import RadianceField
 from dreamlift.scene.mesh_geometry import laplacian_smoothing, normal_consistency
 from dreamlift.text3d.config import OptimConfig, Text3DConfig
-from dreamlift.text3d.export import SurfaceVolume, surface_volume
+from dreamlift.text3d.export import surface_volume
 from dreamlift.text3d.scenes import MeshScene, NeRFScene
 
 Scene = NeRFScene | MeshScene
@@ -170,11 +170,7 @@ class MeshStage(Stage):
             nerf.eval()
             volume = surface_volume(nerf, export)
             threshold = volume.threshold
-
-            def target(points: torch.Tensor, volume: SurfaceVolume = volume) -> torch.Tensor:
-                return ((volume.level - volume.sample(points)) / volume.level).clamp(-1, 1)
-
-            error = scene.initialise_from(nerf, target, show_progress=True)
+            error = scene.initialise_from(nerf, volume.normalised_sdf, show_progress=True)
             with torch.no_grad():
                 if len(scene.geometry()[1]) == 0:
                     raise UsageError(
