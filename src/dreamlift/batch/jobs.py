@@ -39,6 +39,14 @@ def _is_out_of_memory(err: BaseException) -> bool:
     return isinstance(err, torch.cuda.OutOfMemoryError) or "out of memory" in str(err).lower()
 
 
+def _outcome(err: BaseException) -> str:
+    """How a job that raised ``err`` is recorded: ``out_of_memory`` (retried smaller), ``refused`` (a UsageError:
+    no retry can help) or ``failed`` (retried)."""
+    if _is_out_of_memory(err):
+        return "out_of_memory"
+    return "refused" if isinstance(err, UsageError) else "failed"
+
+
 class JobRunner:
     """Runs batch jobs in one worker, keeping loaded models between jobs."""
 
@@ -79,13 +87,7 @@ class JobRunner:
                     command.run(config, self.models, folder, device, resumed)
             except Exception as err:  # a failing job is recorded (and retried), never allowed to stop the batch
                 log.write(traceback.format_exc())
-                outcome = (
-                    "out_of_memory"
-                    if _is_out_of_memory(err)
-                    else "refused"
-                    if isinstance(err, UsageError)
-                    else "failed"
-                )
+                outcome = _outcome(err)
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
                 error = describe(err)

@@ -126,6 +126,7 @@ class TextTo3D:
         """One optimisation step of every particle; returns its scalars."""
         c, timer = self.config, self.timer
         batch, size = c.train.batch_size, self.stage.resolution_at(self.step)
+        progress = self.step / self.steps
         with timer("render"):
             cameras = sample_cameras(c.camera, batch * len(self.scenes), self.camera_generator).to(self.device)
             shading = self.shading_for_step()
@@ -133,7 +134,7 @@ class TextTo3D:
             outs = []
             for i, scene in enumerate(self.scenes):
                 scene.train()
-                scene.before_step(self.step, self.step / self.steps)
+                scene.before_step(self.step, progress)
                 part = slice(i * batch, (i + 1) * batch)
                 light = (lights[0][part], lights[1][part]) if lights is not None else None
                 outs.append(
@@ -142,11 +143,11 @@ class TextTo3D:
                     )
                 )
         images = torch.cat([out.rgb for out in outs])
-        guided = self.guidance(images, cameras, self.prompts, self.step / self.steps, self.noise_generator, timer)
+        guided = self.guidance(images, cameras, self.prompts, progress, self.noise_generator, timer)
         # The guidance loss is a mean over every particle's renders; times the particle count, each particle
         # gets the gradient it would get alone.
         regularisation = sum(
-            self.stage.regularisation(scene, out, self.step / self.steps, self.camera_generator)
+            self.stage.regularisation(scene, out, progress, self.camera_generator)
             for scene, out in zip(self.scenes, outs)
         )
         loss = guided.loss * len(self.scenes) + regularisation
