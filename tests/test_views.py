@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from dreamlift.priors.views import view_for_angles, view_index
+from dreamlift.priors.views import VIEWS, view_for_angles, view_index
+from dreamlift.scene.cameras import CameraConfig, sample_cameras
 
 
 @pytest.mark.parametrize(
@@ -35,3 +36,20 @@ def test_view_index_is_batched():
     el = torch.deg2rad(torch.tensor([0.0, 0.0, 0.0, 70.0]))
     assert view_index(az, el).tolist() == [0, 1, 2, 3]
     assert view_index(torch.tensor(math.pi / 2), torch.tensor(0.0)).item() == 1
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.25, 1.0])
+def test_sampled_cameras_raise_the_overhead_share_into_its_range(fraction):
+    config = CameraConfig(overhead_fraction=fraction)
+    cameras = sample_cameras(config, 4000, torch.Generator().manual_seed(0))
+    elevation = torch.rad2deg(cameras.elevation)
+    raised = elevation > config.elevation_range[1]
+    assert abs(raised.float().mean().item() - fraction) < 0.03
+    low, high = config.overhead_range
+    assert ((elevation[raised] >= low) & (elevation[raised] <= high)).all()
+    assert (view_index(cameras.azimuth, cameras.elevation) == VIEWS.index("overhead")).tolist() == raised.tolist()
+
+
+def test_an_overhead_fraction_outside_zero_to_one_is_refused():
+    with pytest.raises(ValueError, match="overhead_fraction"):
+        CameraConfig(overhead_fraction=1.5)

@@ -8,13 +8,13 @@ with Lambertian shading under a varied light. Everything is a pure function of t
 from __future__ import annotations
 
 import colorsys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 
 from dreamlift.priors.views import VIEWS, view_index, view_suffix
-from dreamlift.scene.cameras import CameraConfig, Cameras, generate_rays, orbit_cameras, sample_cameras
+from dreamlift.scene.cameras import CameraConfig, Cameras, generate_rays, sample_cameras
 
 SHAPES = ("cube", "sphere", "cone", "cylinder", "torus")
 """Shapes the embedded prior knows."""
@@ -176,16 +176,11 @@ def draw_scenes(
 ) -> Scenes:
     """Random scenes for the given colour and shape indices (each N), deterministic in ``generator``.
 
-    A fraction ``overhead_fraction`` of cameras is raised to 60–85° elevation so that the overhead view
-    suffix is seen in training (text3d's default range stays below it).
+    A fraction ``overhead_fraction`` of cameras is raised to the camera config's ``overhead_range`` (60.5–85°) so
+    that the overhead view suffix is seen in training.
     """
     n = colour.shape[0]
-    cameras = sample_cameras(camera_config, n, generator)
-    overhead = torch.rand(n, generator=generator) < overhead_fraction
-    raised = torch.deg2rad(60.5 + 24.5 * torch.rand(n, generator=generator))
-    if overhead.any():
-        elevation = torch.where(overhead, raised, cameras.elevation)
-        cameras = orbit_cameras(cameras.azimuth, elevation, cameras.distance, cameras.fov_y)
+    cameras = sample_cameras(replace(camera_config, overhead_fraction=overhead_fraction), n, generator)
     params = _shape_params(shape, generator)
     yaw = 2 * torch.pi * torch.rand(n, generator=generator)
     toward_camera = F.normalize(cameras.positions, dim=-1)

@@ -27,6 +27,11 @@ class CameraConfig:
     """Azimuth in degrees; 0 is the front (+x)."""
     elevation_range: tuple[float, float] = (-10.0, 45.0)
     """Elevation above the horizon in degrees."""
+    overhead_fraction: float = 0.0
+    """Share of cameras whose elevation is drawn from ``overhead_range`` instead: views from above, which show what
+    side views cannot (a torus's hole) and which the prompt calls "overhead view" above 60° (priors/views.py)."""
+    overhead_range: tuple[float, float] = (60.5, 85.0)
+    """Elevation in degrees of the overhead share."""
     distance_range: tuple[float, float] = (1.6, 2.0)
     """Distance from the look-at point, in world units (the scene lives in [-1, 1]^3)."""
     fov_range: tuple[float, float] = (40.0, 55.0)
@@ -37,7 +42,7 @@ class CameraConfig:
     """Standard deviation of a random tilt of the up vector; 0 disables it."""
 
     def __post_init__(self):
-        for name in ("azimuth_range", "elevation_range", "distance_range", "fov_range"):
+        for name in ("azimuth_range", "elevation_range", "overhead_range", "distance_range", "fov_range"):
             low, high = getattr(self, name)
             if low > high:
                 raise ValueError(f"{name} must be [low, high] with low <= high, got {[low, high]}")
@@ -45,6 +50,8 @@ class CameraConfig:
             raise ValueError("distance_range must be positive")
         if not 0 < self.fov_range[0] <= self.fov_range[1] < 180:
             raise ValueError("fov_range must lie in (0, 180) degrees")
+        if not 0 <= self.overhead_fraction <= 1:
+            raise ValueError(f"overhead_fraction must lie in [0, 1], got {self.overhead_fraction}")
         if self.center_jitter < 0 or self.up_jitter < 0:
             raise ValueError("center_jitter and up_jitter must be >= 0")
 
@@ -122,7 +129,8 @@ def orbit_cameras(
 
 
 def sample_cameras(config: CameraConfig, batch_size: int, generator: torch.Generator | None = None) -> Cameras:
-    """Draw ``batch_size`` training cameras uniformly from the config's ranges (on the CPU)."""
+    """Draw ``batch_size`` training cameras uniformly from the config's ranges (on the CPU); with an
+    ``overhead_fraction``, that share's elevations come from ``overhead_range``."""
 
     def uniform(low_high: tuple[float, float]) -> torch.Tensor:
         low, high = low_high
@@ -134,6 +142,9 @@ def sample_cameras(config: CameraConfig, batch_size: int, generator: torch.Gener
     fov_y = torch.deg2rad(uniform(config.fov_range))
     target = config.center_jitter * torch.randn(batch_size, 3, generator=generator)
     up = torch.tensor([0.0, 0.0, 1.0]) + config.up_jitter * torch.randn(batch_size, 3, generator=generator)
+    if config.overhead_fraction > 0:
+        overhead = torch.rand(batch_size, generator=generator) < config.overhead_fraction
+        elevation = torch.where(overhead, torch.deg2rad(uniform(config.overhead_range)), elevation)
     return orbit_cameras(azimuth, elevation, distance, fov_y, target, F.normalize(up, dim=-1))
 
 
