@@ -130,3 +130,27 @@ def test_points_moved_onto_the_surface_and_the_normal_smoothness_of_a_sphere_and
     assert bumpy.item() > 3 * smooth.item()
     bumpy.backward()
     assert field.mlp[-1].weight.grad.abs().sum() > 0
+
+
+def test_coarse_to_fine_switches_the_finer_hash_grid_levels_on_over_the_run():
+    config = FieldConfig(hashgrid=SMALL_GRID, geometry="sdf", start_levels=2, all_levels_at=0.5)
+    field = RadianceField(config, torch.device("cpu"))
+    points = torch.rand(64, 3, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    per_level = SMALL_GRID.features_per_level
+    field.set_progress(0.0)
+    before = field.signed_distance(points)
+    with torch.no_grad():  # change only the two finest levels' entries (the table holds the levels in order)
+        field.encoding.table[field.encoding.offsets[2] :].uniform_(-1, 1)
+    expected_levels = {0.0: 2, 0.2: 2, 0.25: 3, 0.49: 3, 0.5: 4, 1.0: 4}
+    for progress, levels in expected_levels.items():
+        field.set_progress(progress)
+        assert field.level_mask.sum().item() == levels * per_level
+        assert field.level_mask[: levels * per_level].all()
+        changed = not torch.allclose(field.signed_distance(points), before)
+        assert changed == (levels > 2)
+    # A fresh field (export, a loaded texture) and a field without the schedule use every level.
+    assert RadianceField(config, torch.device("cpu")).level_mask.all()
+    with pytest.raises(ValueError, match="start_levels"):
+        FieldConfig(hashgrid=SMALL_GRID, start_levels=5)
+    with pytest.raises(ValueError, match="all_levels_at"):
+        FieldConfig(hashgrid=SMALL_GRID, start_levels=2, all_levels_at=1.0)

@@ -47,12 +47,23 @@ class FieldConfig:
     geometrically in between. A wide β lets the early, coarse shape move; a sharp one leaves no half-transparent
     band at the silhouette (at 0.02, 10 pixels of a 256-pixel render; at 0.002, under one). A surface sharper than
     the ray step is still caught, by the first sample inside it; a shell thinner than the step can be missed."""
+    start_levels: int | None = None
+    """Coarse to fine (Neuralangelo's progressive hash grid): only the ``start_levels`` coarsest hash-grid levels
+    feed the MLP at the start of the run, and the finer ones are switched on one at a time, evenly, until all are
+    on at ``all_levels_at``. A coarse grid moves whole regions at once, so the first shape's large features (a
+    torus's hole) form before the fine levels can fill them with detail. None: every level from the start."""
+    all_levels_at: float = 0.5
+    """Share of the run (0–1, exclusive) by which every hash-grid level is on, when ``start_levels`` is set."""
 
     def __post_init__(self):
         if self.bound <= 0 or self.blob_radius <= 0 or self.hidden_dim < 1 or self.hidden_layers < 0:
             raise ValueError("bound, blob_radius and hidden_dim must be positive and hidden_layers >= 0")
         if self.sdf_radius <= 0 or min(self.sdf_beta) <= 0:
             raise ValueError("sdf_radius and both sdf_beta values must be > 0")
+        if self.start_levels is not None and not 1 <= self.start_levels <= self.hashgrid.num_levels:
+            raise ValueError("start_levels must lie in [1, hashgrid.num_levels]")
+        if not 0 < self.all_levels_at < 1:
+            raise ValueError("all_levels_at must lie in (0, 1)")
 
 
 def make_mlp(in_dim: int, hidden_dim: int, hidden_layers: int, out_dim: int) -> nn.Sequential:
@@ -99,6 +110,9 @@ class RadianceField(nn.Module):
         self.mlp = make_mlp(self.encoding.output_dim, config.hidden_dim, config.hidden_layers, 4)
         if config.geometry == "sdf":
             self.register_buffer("beta", torch.tensor(config.sdf_beta[0]))  # the current β, saved with the field
+        # 1 for each encoding output of a hash-grid level in use, 0 for the others (coarse to fine). Not saved: each
+        # training step sets it, and a field outside a training run (export, a loaded texture) uses every level.
+        self.register_buffer("level_mask", torch.ones(self.encoding.output_dim), persistent=False)
 
     def blob(self, points: torch.Tensor) -> torch.Tensor:
         """The initial density bias (N) at world points N×3."""
@@ -106,15 +120,21 @@ class RadianceField(nn.Module):
         return c.blob_density * (1 - points.norm(dim=-1) / c.blob_radius)
 
     def set_progress(self, progress: float) -> None:
-        """``sdf``: set β for a point of training (progress 0–1), geometrically from start to end."""
-        if self.config.geometry != "sdf":
-            return
-        start, end = self.config.sdf_beta
-        self.beta.fill_(start * (end / start) ** min(max(progress, 0.0), 1.0))
+        """Set the schedules for a point of training (progress 0–1): the hash-grid levels in use (coarse to fine)
+        and, for ``sdf``, β, geometrically from start to end."""
+        c = self.config
+        progress = min(max(progress, 0.0), 1.0)
+        if c.start_levels is not None:
+            finer = c.hashgrid.num_levels - c.start_levels
+            levels = c.start_levels + min(finer, int(finer * progress / c.all_levels_at))
+            self.level_mask.zero_()[: levels * c.hashgrid.features_per_level] = 1.0
+        if c.geometry == "sdf":
+            start, end = c.sdf_beta
+            self.beta.fill_(start * (end / start) ** progress)
 
     def _raw(self, points: torch.Tensor) -> torch.Tensor:
         unit = ((points / self.config.bound + 1) / 2).clamp(0, 1)
-        return self.mlp(self.encoding(unit))
+        return self.mlp(self.encoding(unit) * self.level_mask)
 
     def _distance(self, raw: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         return raw[:, 0] + points.norm(dim=-1) - self.config.sdf_radius
