@@ -7,6 +7,7 @@ import torch
 from dreamlift.embedded.fidelity import best_fit_iou, topology
 from dreamlift.render.volume import VolumeRendererConfig
 from dreamlift.scene.background import BackgroundConfig
+from dreamlift.scene.cameras import turntable_cameras
 from dreamlift.scene.fields import FieldConfig, RadianceField
 from dreamlift.scene.hashgrid import HashGridConfig
 from dreamlift.text3d.export import ExportConfig, extract_mesh
@@ -37,6 +38,12 @@ def test_sdf_density_is_opaque_inside_clear_outside_and_half_its_peak_at_the_sur
     assert field.beta.item() == pytest.approx(0.02) and field.surface_density() == pytest.approx(25.0)
     field.set_progress(0.5)
     assert field.beta.item() == pytest.approx((0.1 * 0.02) ** 0.5)
+    held = RadianceField(FieldConfig(hashgrid=SMALL_GRID, geometry="sdf", sdf_beta_hold=0.5), torch.device("cpu"))
+    for progress, beta in {0.0: 0.1, 0.5: 0.1, 0.75: (0.1 * 0.002) ** 0.5, 1.0: 0.002}.items():
+        held.set_progress(progress)
+        assert held.beta.item() == pytest.approx(beta)
+    with pytest.raises(ValueError, match="sdf_beta_hold"):
+        FieldConfig(sdf_beta_hold=1.0)
     assert RadianceField(FieldConfig(hashgrid=SMALL_GRID), torch.device("cpu")).surface_density() is None
 
 
@@ -154,3 +161,18 @@ def test_coarse_to_fine_switches_the_finer_hash_grid_levels_on_over_the_run():
         FieldConfig(hashgrid=SMALL_GRID, start_levels=5)
     with pytest.raises(ValueError, match="all_levels_at"):
         FieldConfig(hashgrid=SMALL_GRID, start_levels=2, all_levels_at=1.0)
+
+
+def test_the_optical_depth_through_a_solid_keeps_the_gradient_its_saturated_opacity_loses():
+    scene = sphere_scene((0.05, 0.05), 0.0)  # a sphere of radius 0.5 with β = 0.05: 20 β across its diameter
+    camera = turntable_cameras(1, 0.0, 2.0, 40.0)
+    out = scene.render(camera, 15, 15)
+    centre = (0, 0, 7, 7)  # the ray through the sphere's centre crosses a chord of 1.0
+    assert out.opacity[centre].item() > 0.999
+    assert out.optical_depth[centre].item() == pytest.approx(1.0 / 0.05, rel=0.05)
+    assert out.optical_depth[0, 0, 0, 0].item() < 0.01  # a corner ray misses it
+    bias = scene.field.mlp[-1].bias  # raising s everywhere by b shrinks the radius by b
+    (opacity_gradient,) = torch.autograd.grad(out.opacity[centre], bias, retain_graph=True)
+    (depth_gradient,) = torch.autograd.grad(out.optical_depth[centre], bias)
+    assert abs(opacity_gradient[0].item()) < 1e-6
+    assert depth_gradient[0].item() == pytest.approx(-2 / 0.05, rel=0.1)  # the chord shrinks by 2b

@@ -66,3 +66,25 @@ def test_timestep_annealing(tiny_prior):
     assert guidance.timestep_range(0.0) == (20, 980)
     assert guidance.timestep_range(0.5) == (20, 740)
     assert guidance.timestep_range(1.0) == (20, 500)
+
+
+def test_the_denoised_target_of_sds_is_the_priors_one_step_prediction(tiny_prior, monkeypatch):
+    guidance = SDSGuidance(GuidanceConfig(scale=7.5, weighting="sds"), tiny_prior)
+    prompts = PromptEmbeddings(tiny_prior, "a red cube")
+    cams = cameras(2)
+    latents = tiny_prior.encode_images(torch.rand(2, 3, 32, 32)).detach().requires_grad_(True)
+    monkeypatch.setattr(tiny_prior, "encode_images", lambda x: x)
+    out = guidance(latents, cams, prompts, 0.2, torch.Generator().manual_seed(3), denoise=True)
+    assert guidance(latents, cams, prompts, 0.2, torch.Generator().manual_seed(3)).denoised is None
+
+    generator = torch.Generator().manual_seed(3)
+    low, high = guidance.timestep_range(0.2)
+    t = torch.randint(low, high + 1, (2,), generator=generator)
+    noise = torch.randn(latents.shape, generator=generator)
+    a = tiny_prior.alphas_cumprod[t].view(-1, 1, 1, 1)
+    noisy = a.sqrt() * latents.detach() + (1 - a).sqrt() * noise
+    cond, uncond = prompts.for_cameras(cams.azimuth, cams.elevation)
+    eps_hat = tiny_prior.predict_noise_cfg(noisy, t, cond, uncond, 7.5)[0]
+    expected = tiny_prior.decode((noisy - (1 - a).sqrt() * eps_hat) / a.sqrt())
+    assert out.denoised.shape == expected.shape
+    assert torch.allclose(out.denoised, expected, atol=1e-4)

@@ -152,3 +152,47 @@ def test_the_nerf_stage_weighs_its_regularisers_and_stops_the_sparsity_term_when
     generator = torch.Generator().manual_seed(0)
     assert stage.regularisation(scene, out, 0.2, generator).item() == pytest.approx(0.5)
     assert stage.regularisation(scene, out, 0.5, generator).item() == 0.0
+
+
+def test_the_background_mask_marks_the_border_colour_and_a_hole_of_it_not_the_object():
+    from dreamlift.text3d.stages import background_mask
+
+    image = torch.full((1, 3, 16, 16), 0.9)
+    image[:, :, 3:13, 3:13] = torch.tensor([0.8, 0.1, 0.1]).view(1, 3, 1, 1)  # a red ring …
+    image[:, :, 6:10, 6:10] = 0.93  # … around a hole that shows the background
+    image[:, :, 0, 0] = 0.2  # a dark corner does not move the border's median
+    mask = background_mask(image, 16, 0.05)
+    assert mask.shape == (1, 1, 16, 16)
+    assert mask[0, 0, 1, 8] == 1 and mask[0, 0, 8, 8] == 1 and mask[0, 0, 4, 8] == 0 and mask[0, 0, 0, 0] == 0
+    assert mask.sum().item() == 16 * 16 - 10 * 10 + 4 * 4 - 1
+    assert torch.equal(background_mask(image, 32, 0.05)[..., ::2, ::2], mask)  # resized to the render
+
+
+def test_the_carving_term_weighs_the_optical_depth_where_the_denoised_image_shows_background():
+    from dreamlift.render.output import RenderOutput
+    from dreamlift.text3d.stages import NeRFStage
+
+    config = tiny_config(10, **{"regularisers.eikonal": 0.0, "regularisers.orientation": 0.0})
+    assert not NeRFStage(config).wants_denoised(0.0)  # off by default
+    config = tiny_config(
+        10,
+        **{
+            "regularisers.eikonal": 0.0,
+            "regularisers.orientation": 0.0,
+            "regularisers.sparsity": 0.0,
+            "regularisers.carve": 2.0,
+            "regularisers.carve_until": 0.5,
+        },
+    )
+    stage = NeRFStage(config)
+    scene = stage.make_scene(torch.device("cpu"))
+    optical_depth = torch.arange(16.0).view(1, 1, 4, 4)
+    out = RenderOutput(torch.zeros(1, 3, 4, 4), torch.ones(1, 1, 4, 4), torch.zeros(1, 1, 4, 4), None, None, 16)
+    out.optical_depth = optical_depth
+    denoised = torch.full((1, 3, 8, 8), 0.9)
+    denoised[:, :, 2:6, 2:6] = torch.tensor([0.8, 0.1, 0.1]).view(1, 3, 1, 1)  # the object: the middle 2×2 pixels
+    generator = torch.Generator().manual_seed(0)
+    assert stage.wants_denoised(0.2) and not stage.wants_denoised(0.5)
+    expected = 2.0 * (optical_depth.sum() - optical_depth[..., 1:3, 1:3].sum()).item() / 16
+    assert stage.regularisation(scene, out, 0.2, generator, denoised).item() == pytest.approx(expected)
+    assert stage.regularisation(scene, out, 0.5, generator, denoised).item() == 0.0

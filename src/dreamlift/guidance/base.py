@@ -45,10 +45,13 @@ class PerpNegConfig:
 
 @dataclass
 class GuidanceOutput:
-    """What a guidance step returns: the loss to backpropagate and scalar diagnostics to log."""
+    """What a guidance step returns: the loss to backpropagate, scalar diagnostics to log and, when asked for,
+    ``denoised``: the images B×3×S×S in [0, 1] (the prior's size S) that the step pushes the renders towards
+    (see :meth:`Guidance.denoised_images`)."""
 
     loss: torch.Tensor
     diagnostics: dict[str, float] = field(default_factory=dict)
+    denoised: torch.Tensor | None = None
 
 
 @dataclass
@@ -78,16 +81,31 @@ class Guidance:
         progress: float,
         generator: torch.Generator | None = None,
         timer: PhaseTimer | None = None,
+        denoise: bool = False,
     ) -> GuidanceOutput:
         """Loss for renders (B×3×H×W, [0, 1]) seen from ``cameras``, ``progress`` (0–1) into training.
 
         ``generator`` (on the prior's device) fixes t and ε, for tests and reproducible runs; ``timer`` charges
-        the VAE encoding to "encode" and the U-Net calls to "unet".
+        the VAE encoding to "encode" and the U-Net calls to "unet"; ``denoise`` also decodes the images the step
+        pushes towards (charged to "encode").
         """
         timer = timer or PhaseTimer(self.prior.device, enabled=False)
         x = self.encode_and_noise(images, progress, generator, timer)
         grad, diagnostics = self.gradient(x, cameras, prompts, progress, generator, timer)
-        return self.distil(x.latents, grad, x.t, **diagnostics)
+        out = self.distil(x.latents, grad, x.t, **diagnostics)
+        if denoise:
+            with timer("encode"):
+                out.denoised = self.denoised_images(x, grad)
+        return out
+
+    @torch.no_grad()
+    def denoised_images(self, x: NoisedLatents, grad: torch.Tensor) -> torch.Tensor:
+        """The images B×3×S×S in [0, 1] that the update ``grad`` (B×C×h×w) points to: the latents moved by
+        √(1 − ᾱ_t)/(√ᾱ_t·w(t))·g, decoded. For SDS, g = w(t)·(ε̂ − ε), so this is the prior's one-step denoised
+        x̂_0 = (x_t − √(1 − ᾱ_t)·ε̂)/√ᾱ_t; for the other kinds, the same step along their own update."""
+        a = self.prior.alphas_cumprod[x.t].view(-1, 1, 1, 1)
+        step = (1 - a).sqrt() / (a.sqrt() * self.weight(x.t).view(-1, 1, 1, 1))
+        return self.prior.decode(x.latents.detach() - step * torch.nan_to_num(grad))
 
     def gradient(
         self,

@@ -16,7 +16,9 @@ class RenderOutput:
     """A rendered batch. rgb B×3×H×W composited on the background; opacity and depth B×1×H×W; normal
     B×3×H×W (world, composited) or None; orientation: DreamFusion's orientation penalty (scalar) or None;
     samples: how many samples reached the field (volume) or how many pixels a surface covers (mesh);
-    mesh: the rasterized mesh (vertices M×3, faces K×3), for the mesh regularisers; None for volume renders."""
+    mesh: the rasterized mesh (vertices M×3, faces K×3), for the mesh regularisers; None for volume renders;
+    optical_depth: B×1×H×W, Σ_i σ_i·δ_i along each ray (volume renders; None for meshes). Unlike the opacity
+    1 − exp(−Σσδ), it does not saturate, so it still has a gradient where a ray crosses a thick solid."""
 
     rgb: torch.Tensor
     opacity: torch.Tensor
@@ -25,3 +27,4 @@ class RenderOutput:
     orientation: torch.Tensor | None
     samples: int
     mesh: tuple[torch.Tensor, torch.Tensor] | None = None
+    optical_depth: torch.Tensor | None = None

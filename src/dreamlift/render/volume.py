@@ -217,6 +217,7 @@ class VolumeRenderer:
             colour = shade(colour, normal, shading, light, ray_image[sample_rays])
         rgb = accumulate(scatter(colour))
         opacity = accumulate(None)
+        optical_depth = accumulate(None, sigmas * (t_ends - t_starts))
         depth = accumulate(t_mid[..., None])
         bg = background(directions.reshape(batch, height, width, 3)).reshape(-1, 3)
         rgb = rgb + (1 - opacity) * bg
@@ -238,4 +239,5 @@ class VolumeRenderer:
             image(normal_image) if normal_image is not None else None,
             orientation,
             int(points.shape[0]),
+            optical_depth=image(optical_depth),
         )

@@ -80,12 +80,25 @@ class RegularisersConfig:
     ``normal_smoothness_step`` at points moved onto the surface (from the eikonal term's points within 0.1)."""
     normal_smoothness_step: float = 0.02
     """Length (world units) of that random step: bumps narrower than a few steps are penalised most."""
+    carve: float = 0.0
+    """Carving: weight of the mean optical depth Σσδ of the rays whose pixel the guidance's denoised image shows
+    as background (within ``carve_tolerance`` of its border's colour). Where an SDS target shows a hole through
+    an opaque solid (a torus's, over a disc), the opacity is saturated and gives no gradient, and the prior's
+    wish is met by painting the solid background-coloured; the optical depth does not saturate, so this term
+    thins the solid along those rays until it opens."""
+    carve_until: float = 0.5
+    """Fraction of the NeRF stage's steps during which the carving term applies."""
+    carve_tolerance: float = 0.08
+    """Largest difference (per channel, in [0, 1]) from the denoised image's background colour that still counts
+    as background."""
 
     def __post_init__(self):
-        if min(self.orientation, self.sparsity, self.opaque, self.eikonal, self.normal_smoothness) < 0:
+        if min(self.orientation, self.sparsity, self.opaque, self.eikonal, self.normal_smoothness, self.carve) < 0:
             raise ValueError("regulariser weights must be >= 0")
-        if not 0 <= self.sparsity_until <= 1:
-            raise ValueError("sparsity_until must lie in [0, 1]")
+        if not 0 <= self.sparsity_until <= 1 or not 0 <= self.carve_until <= 1:
+            raise ValueError("sparsity_until and carve_until must lie in [0, 1]")
+        if not 0 < self.carve_tolerance < 1:
+            raise ValueError("carve_tolerance must lie in (0, 1)")
         if self.normal_smoothness_step <= 0:
             raise ValueError("normal_smoothness_step must be > 0")
         if self.eikonal_points < 1:

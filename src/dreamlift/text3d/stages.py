@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 
 import torch
+import torch.nn.functional as F
 
 from dreamlift.errors import UsageError
 from dreamlift.guidance import GuidanceConfig
@@ -27,6 +28,15 @@ from dreamlift.text3d.scenes import MeshScene, NeRFScene
 
 Scene = NeRFScene | MeshScene
 """What a stage optimises."""
+
+
+def background_mask(images: torch.Tensor, size: int, tolerance: float) -> torch.Tensor:
+    """Background pixels B×1×size×size (1.0, else 0.0) of images B×3×S×S in [0, 1]: those within ``tolerance`` in
+    every channel of the image's background colour, the median colour of its one-pixel border."""
+    border = torch.cat([images[..., 0, :], images[..., -1, :], images[..., :, 0], images[..., :, -1]], dim=-1)
+    background = border.median(dim=-1).values[..., None, None]  # B×3×1×1
+    mask = ((images - background).abs().amax(dim=1, keepdim=True) < tolerance).float()
+    return F.interpolate(mask, size=(size, size), mode="nearest")
 
 
 class Stage:
@@ -65,11 +75,21 @@ class Stage:
         metrics (empty when there is nothing to say)."""
         return []
 
+    def wants_denoised(self, progress: float) -> bool:
+        """Whether the regularisers at ``progress`` (0–1) read the guidance's denoised images."""
+        return False
+
     def regularisation(
-        self, scene: Scene, out: RenderOutput, progress: float, generator: torch.Generator
+        self,
+        scene: Scene,
+        out: RenderOutput,
+        progress: float,
+        generator: torch.Generator,
+        denoised: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The weighted regularisers of one particle (a scalar): of its scene and of this step's render output, at
-        ``progress`` (0–1) through the stage; ``generator`` (CPU) draws any random points they need."""
+        ``progress`` (0–1) through the stage; ``generator`` (CPU) draws any random points they need; ``denoised``:
+        what the guidance pushes this particle's renders towards (B×3×S×S), when :meth:`wants_denoised`."""
         raise NotImplementedError
 
 
@@ -94,8 +114,17 @@ class NeRFStage(Stage):
         c = self.config
         return NeRFScene(c.field, c.renderer, c.background, device).to(device)
 
+    def wants_denoised(self, progress: float) -> bool:
+        r = self.config.regularisers
+        return r.carve > 0 and progress < r.carve_until
+
     def regularisation(
-        self, scene: NeRFScene, out: RenderOutput, progress: float, generator: torch.Generator
+        self,
+        scene: NeRFScene,
+        out: RenderOutput,
+        progress: float,
+        generator: torch.Generator,
+        denoised: torch.Tensor | None = None,
     ) -> torch.Tensor:
         r = self.config.regularisers
         loss = torch.zeros((), device=out.rgb.device)
@@ -108,6 +137,9 @@ class NeRFStage(Stage):
         if r.opaque > 0:
             o = out.opacity.clamp(1e-5, 1 - 1e-5)
             loss = loss + r.opaque * (-(o * o.log() + (1 - o) * (1 - o).log())).mean()
+        if denoised is not None and self.wants_denoised(progress):
+            mask = background_mask(denoised, out.optical_depth.shape[-1], r.carve_tolerance)
+            loss = loss + r.carve * (mask * out.optical_depth).mean()
         return loss
 
     def sdf_regularisation(
@@ -182,7 +214,12 @@ class MeshStage(Stage):
         return records
 
     def regularisation(
-        self, scene: MeshScene, out: RenderOutput, progress: float, generator: torch.Generator
+        self,
+        scene: MeshScene,
+        out: RenderOutput,
+        progress: float,
+        generator: torch.Generator,
+        denoised: torch.Tensor | None = None,
     ) -> torch.Tensor:
         r = self.config.refine
         loss = torch.zeros((), device=out.rgb.device)

@@ -143,12 +143,14 @@ class TextTo3D:
                     )
                 )
         images = torch.cat([out.rgb for out in outs])
-        guided = self.guidance(images, cameras, self.prompts, progress, self.noise_generator, timer)
+        denoise = self.stage.wants_denoised(progress)
+        guided = self.guidance(images, cameras, self.prompts, progress, self.noise_generator, timer, denoise)
         # The guidance loss is a mean over every particle's renders; times the particle count, each particle
         # gets the gradient it would get alone.
+        denoised = guided.denoised.split(batch) if denoise else [None] * len(self.scenes)  # per particle
         regularisation = sum(
-            self.stage.regularisation(scene, out, progress, self.camera_generator)
-            for scene, out in zip(self.scenes, outs)
+            self.stage.regularisation(scene, out, progress, self.camera_generator, particle_denoised)
+            for scene, out, particle_denoised in zip(self.scenes, outs, denoised)
         )
         loss = guided.loss * len(self.scenes) + regularisation
         for optimizer in self.optimizers:
