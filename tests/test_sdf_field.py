@@ -38,12 +38,6 @@ def test_sdf_density_is_opaque_inside_clear_outside_and_half_its_peak_at_the_sur
     assert field.beta.item() == pytest.approx(0.02) and field.surface_density() == pytest.approx(25.0)
     field.set_progress(0.5)
     assert field.beta.item() == pytest.approx((0.1 * 0.02) ** 0.5)
-    held = RadianceField(FieldConfig(hashgrid=SMALL_GRID, geometry="sdf", sdf_beta_hold=0.5), torch.device("cpu"))
-    for progress, beta in {0.0: 0.1, 0.5: 0.1, 0.75: (0.1 * 0.002) ** 0.5, 1.0: 0.002}.items():
-        held.set_progress(progress)
-        assert held.beta.item() == pytest.approx(beta)
-    with pytest.raises(ValueError, match="sdf_beta_hold"):
-        FieldConfig(sdf_beta_hold=1.0)
     assert RadianceField(FieldConfig(hashgrid=SMALL_GRID), torch.device("cpu")).surface_density() is None
 
 

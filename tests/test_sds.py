@@ -12,6 +12,16 @@ def cameras(batch):
     return orbit_cameras(az, torch.zeros(batch), torch.full((batch,), 2.0), torch.full((batch,), 0.8))
 
 
+def replay_noising(guidance, latents, progress, seed):
+    """The t, ε, ᾱ_t and x_t that a guidance call with a generator seeded ``seed`` draws, recomputed directly."""
+    generator = torch.Generator().manual_seed(seed)
+    low, high = guidance.timestep_range(progress)
+    t = torch.randint(low, high + 1, (latents.shape[0],), generator=generator)
+    noise = torch.randn(latents.shape, generator=generator)
+    a = guidance.prior.alphas_cumprod[t].view(-1, 1, 1, 1)
+    return t, noise, a, a.sqrt() * latents.detach() + (1 - a).sqrt() * noise
+
+
 def test_sds_gradient_equals_weighted_noise_residual(tiny_prior, monkeypatch):
     guidance = SDSGuidance(GuidanceConfig(scale=20.0, weighting="sds"), tiny_prior)
     prompts = PromptEmbeddings(tiny_prior, "a red cube")
@@ -22,13 +32,7 @@ def test_sds_gradient_equals_weighted_noise_residual(tiny_prior, monkeypatch):
     out = guidance(latents, cams, prompts, progress=0.3, generator=torch.Generator().manual_seed(7))
     out.loss.backward()
 
-    # The same t and ε, recomputed directly.
-    generator = torch.Generator().manual_seed(7)
-    low, high = guidance.timestep_range(0.3)
-    t = torch.randint(low, high + 1, (3,), generator=generator)
-    noise = torch.randn(latents.shape, generator=generator)
-    a = tiny_prior.alphas_cumprod[t].view(-1, 1, 1, 1)
-    noisy = a.sqrt() * latents.detach() + (1 - a).sqrt() * noise
+    t, noise, a, noisy = replay_noising(guidance, latents, 0.3, 7)
     cond, uncond = prompts.for_cameras(cams.azimuth, cams.elevation)
     eps_c = tiny_prior.predict_noise(noisy, t, cond)
     eps_u = tiny_prior.predict_noise(noisy, t, uncond)
@@ -77,12 +81,7 @@ def test_the_denoised_target_of_sds_is_the_priors_one_step_prediction(tiny_prior
     out = guidance(latents, cams, prompts, 0.2, torch.Generator().manual_seed(3), denoise=True)
     assert guidance(latents, cams, prompts, 0.2, torch.Generator().manual_seed(3)).denoised is None
 
-    generator = torch.Generator().manual_seed(3)
-    low, high = guidance.timestep_range(0.2)
-    t = torch.randint(low, high + 1, (2,), generator=generator)
-    noise = torch.randn(latents.shape, generator=generator)
-    a = tiny_prior.alphas_cumprod[t].view(-1, 1, 1, 1)
-    noisy = a.sqrt() * latents.detach() + (1 - a).sqrt() * noise
+    t, _, a, noisy = replay_noising(guidance, latents, 0.2, 3)
     cond, uncond = prompts.for_cameras(cams.azimuth, cams.elevation)
     eps_hat = tiny_prior.predict_noise_cfg(noisy, t, cond, uncond, 7.5)[0]
     expected = tiny_prior.decode((noisy - (1 - a).sqrt() * eps_hat) / a.sqrt())

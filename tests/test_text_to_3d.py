@@ -172,8 +172,7 @@ def test_the_carving_term_weighs_the_optical_depth_where_the_denoised_image_show
     from dreamlift.render.output import RenderOutput
     from dreamlift.text3d.stages import NeRFStage
 
-    config = tiny_config(10, **{"regularisers.eikonal": 0.0, "regularisers.orientation": 0.0})
-    assert not NeRFStage(config).wants_denoised(0.0)  # off by default
+    assert not NeRFStage(tiny_config(10, **{"regularisers.carve": 0.0})).wants_denoised(0.0)
     config = tiny_config(
         10,
         **{

@@ -47,10 +47,6 @@ class FieldConfig:
     geometrically in between. A wide β lets the early, coarse shape move; a sharp one leaves no half-transparent
     band at the silhouette (at 0.02, 10 pixels of a 256-pixel render; at 0.002, under one). A surface sharper than
     the ray step is still caught, by the first sample inside it; a shell thinner than the step can be missed."""
-    sdf_beta_hold: float = 0.0
-    """``sdf``: share of the run (0–1, exclusive) that keeps β at ``sdf_beta[0]`` before it starts to fall. While
-    β is wide, a ray through a thin part of the shape is only partly opaque, so SDS can still thin it and open
-    a hole there (a torus's); once β is sharp, the inside of a silhouette is opaque and gets no such gradient."""
     start_levels: int | None = None
     """Coarse to fine (Neuralangelo's progressive hash grid): only the ``start_levels`` coarsest hash-grid levels
     feed the MLP at the start of the run, and the finer ones are switched on one at a time, evenly, until all are
@@ -68,8 +64,6 @@ class FieldConfig:
             raise ValueError("start_levels must lie in [1, hashgrid.num_levels]")
         if not 0 < self.all_levels_at < 1:
             raise ValueError("all_levels_at must lie in (0, 1)")
-        if not 0 <= self.sdf_beta_hold < 1:
-            raise ValueError("sdf_beta_hold must lie in [0, 1)")
 
 
 def make_mlp(in_dim: int, hidden_dim: int, hidden_layers: int, out_dim: int) -> nn.Sequential:
@@ -127,7 +121,7 @@ class RadianceField(nn.Module):
 
     def set_progress(self, progress: float) -> None:
         """Set the schedules for a point of training (progress 0–1): the hash-grid levels in use (coarse to fine)
-        and, for ``sdf``, β: held at its start value for ``sdf_beta_hold``, then geometrically to its end value."""
+        and, for ``sdf``, β, geometrically from start to end."""
         c = self.config
         progress = min(max(progress, 0.0), 1.0)
         if c.start_levels is not None:
@@ -136,8 +130,7 @@ class RadianceField(nn.Module):
             self.level_mask.zero_()[: levels * c.hashgrid.features_per_level] = 1.0
         if c.geometry == "sdf":
             start, end = c.sdf_beta
-            fall = max(progress - c.sdf_beta_hold, 0.0) / (1 - c.sdf_beta_hold)
-            self.beta.fill_(start * (end / start) ** fall)
+            self.beta.fill_(start * (end / start) ** progress)
 
     def _raw(self, points: torch.Tensor) -> torch.Tensor:
         unit = ((points / self.config.bound + 1) / 2).clamp(0, 1)
