@@ -161,11 +161,11 @@ def test_the_background_mask_marks_the_border_colour_and_a_hole_of_it_not_the_ob
     image[:, :, 3:13, 3:13] = torch.tensor([0.8, 0.1, 0.1]).view(1, 3, 1, 1)  # a red ring …
     image[:, :, 6:10, 6:10] = 0.93  # … around a hole that shows the background
     image[:, :, 0, 0] = 0.2  # a dark corner does not move the border's median
-    mask = background_mask(image, 16, 0.05)
+    mask = background_mask(image, (16, 16), 0.05)
     assert mask.shape == (1, 1, 16, 16)
     assert mask[0, 0, 1, 8] == 1 and mask[0, 0, 8, 8] == 1 and mask[0, 0, 4, 8] == 0 and mask[0, 0, 0, 0] == 0
     assert mask.sum().item() == 16 * 16 - 10 * 10 + 4 * 4 - 1
-    assert torch.equal(background_mask(image, 32, 0.05)[..., ::2, ::2], mask)  # resized to the render
+    assert torch.equal(background_mask(image, (32, 32), 0.05)[..., ::2, ::2], mask)  # resized to the render
 
 
 def test_the_carving_term_weighs_the_optical_depth_where_the_denoised_image_shows_background():

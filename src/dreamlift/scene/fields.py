@@ -50,8 +50,9 @@ class FieldConfig:
     start_levels: int | None = None
     """Coarse to fine (Neuralangelo's progressive hash grid): only the ``start_levels`` coarsest hash-grid levels
     feed the MLP at the start of the run, and the finer ones are switched on one at a time, evenly, until all are
-    on at ``all_levels_at``. A coarse grid moves whole regions at once, so the first shape's large features (a
-    torus's hole) form before the fine levels can fill them with detail. None: every level from the start."""
+    on at ``all_levels_at``: a coarse grid moves whole regions at once, and the fine levels add detail later.
+    None: every level from the start. (With the embedded prior it did not open a torus's hole on its own, and it
+    made no difference with carving, so the presets leave it off.)"""
     all_levels_at: float = 0.5
     """Share of the run (0–1, exclusive) by which every hash-grid level is on, when ``start_levels`` is set."""
 

@@ -30,13 +30,13 @@ Scene = NeRFScene | MeshScene
 """What a stage optimises."""
 
 
-def background_mask(images: torch.Tensor, size: int, tolerance: float) -> torch.Tensor:
-    """Background pixels B×1×size×size (1.0, else 0.0) of images B×3×S×S in [0, 1]: those within ``tolerance`` in
-    every channel of the image's background colour, the median colour of its one-pixel border."""
+def background_mask(images: torch.Tensor, size: tuple[int, int], tolerance: float) -> torch.Tensor:
+    """Background pixels B×1×H×W (1.0, else 0.0; ``size`` = (H, W)) of images B×3×S×S in [0, 1]: those within
+    ``tolerance`` in every channel of the image's background colour, the median colour of its one-pixel border."""
     border = torch.cat([images[..., 0, :], images[..., -1, :], images[..., :, 0], images[..., :, -1]], dim=-1)
     background = border.median(dim=-1).values[..., None, None]  # B×3×1×1
     mask = ((images - background).abs().amax(dim=1, keepdim=True) < tolerance).float()
-    return F.interpolate(mask, size=(size, size), mode="nearest")
+    return F.interpolate(mask, size=size, mode="nearest")
 
 
 class Stage:
@@ -138,7 +138,7 @@ class NeRFStage(Stage):
             o = out.opacity.clamp(1e-5, 1 - 1e-5)
             loss = loss + r.opaque * (-(o * o.log() + (1 - o) * (1 - o).log())).mean()
         if denoised is not None and self.wants_denoised(progress):
-            mask = background_mask(denoised, out.optical_depth.shape[-1], r.carve_tolerance)
+            mask = background_mask(denoised, out.optical_depth.shape[-2:], r.carve_tolerance)
             loss = loss + r.carve * (mask * out.optical_depth).mean()
         return loss
 
