@@ -135,7 +135,10 @@ class RadianceField(nn.Module):
 
     def _raw(self, points: torch.Tensor) -> torch.Tensor:
         unit = ((points / self.config.bound + 1) / 2).clamp(0, 1)
-        return self.mlp(self.encoding(unit) * self.level_mask)
+        features = self.encoding(unit)
+        if self.config.start_levels is not None:  # coarse to fine: only the levels in use
+            features = features * self.level_mask
+        return self.mlp(features)
 
     def _distance(self, raw: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         return raw[:, 0] + points.norm(dim=-1) - self.config.sdf_radius
