@@ -132,21 +132,21 @@ def test_staged_settings_follow_the_step():
     assert [guidance.scale_at(p) for p in (0.0, 0.5, 1.0)] == [100.0, 55.0, 10.0]
 
 
-def test_the_nerf_stage_weighs_its_regularisers_and_stops_the_sparsity_term_when_told():
-    from dreamlift.render.output import RenderOutput
+def nerf_stage_with(**regularisers):
+    """The tiny run's NeRF stage whose only regularisers are those given (``name=value`` of ``regularisers.``),
+    and a scene of it."""
     from dreamlift.text3d.stages import NeRFStage
 
-    config = tiny_config(
-        10,
-        **{
-            "regularisers.eikonal": 0.0,
-            "regularisers.orientation": 0.0,
-            "regularisers.sparsity": 2.0,
-            "regularisers.sparsity_until": 0.5,
-        },
-    )
-    stage = NeRFStage(config)
-    scene = stage.make_scene(torch.device("cpu"))
+    values = {f"regularisers.{name}": 0.0 for name in ("eikonal", "orientation", "sparsity", "carve")}
+    values.update({f"regularisers.{name}": value for name, value in regularisers.items()})
+    stage = NeRFStage(tiny_config(10, **values))
+    return stage, stage.make_scene(torch.device("cpu"))
+
+
+def test_the_nerf_stage_weighs_its_regularisers_and_stops_the_sparsity_term_when_told():
+    from dreamlift.render.output import RenderOutput
+
+    stage, scene = nerf_stage_with(sparsity=2.0, sparsity_until=0.5)
     opacity = torch.full((1, 1, 4, 4), 0.25)
     out = RenderOutput(torch.zeros(1, 3, 4, 4), opacity, torch.zeros(1, 1, 4, 4), None, None, 16)
     generator = torch.Generator().manual_seed(0)
@@ -170,24 +170,13 @@ def test_the_background_mask_marks_the_border_colour_and_a_hole_of_it_not_the_ob
 
 def test_the_carving_term_weighs_the_optical_depth_where_the_denoised_image_shows_background():
     from dreamlift.render.output import RenderOutput
-    from dreamlift.text3d.stages import NeRFStage
 
-    assert not NeRFStage(tiny_config(10, **{"regularisers.carve": 0.0})).wants_denoised(0.0)
-    config = tiny_config(
-        10,
-        **{
-            "regularisers.eikonal": 0.0,
-            "regularisers.orientation": 0.0,
-            "regularisers.sparsity": 0.0,
-            "regularisers.carve": 2.0,
-            "regularisers.carve_until": 0.5,
-        },
-    )
-    stage = NeRFStage(config)
-    scene = stage.make_scene(torch.device("cpu"))
+    assert not nerf_stage_with()[0].wants_denoised(0.0)
+    stage, scene = nerf_stage_with(carve=2.0, carve_until=0.5)
     optical_depth = torch.arange(16.0).view(1, 1, 4, 4)
-    out = RenderOutput(torch.zeros(1, 3, 4, 4), torch.ones(1, 1, 4, 4), torch.zeros(1, 1, 4, 4), None, None, 16)
-    out.optical_depth = optical_depth
+    out = RenderOutput(
+        torch.zeros(1, 3, 4, 4), torch.ones(1, 1, 4, 4), torch.zeros(1, 1, 4, 4), None, None, 16, None, optical_depth
+    )
     denoised = torch.full((1, 3, 8, 8), 0.9)
     denoised[:, :, 2:6, 2:6] = torch.tensor([0.8, 0.1, 0.1]).view(1, 3, 1, 1)  # the object: the middle 2×2 pixels
     generator = torch.Generator().manual_seed(0)
