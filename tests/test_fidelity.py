@@ -47,7 +47,7 @@ def test_topology_counts_pieces_and_the_genus_of_the_largest():
     assert topology(open_box).genus is None and not topology(open_box).watertight
 
 
-def test_a_box_fits_a_cube_and_a_torus_a_torus():
+def test_a_box_fits_a_cube_a_torus_a_torus_and_a_tall_cone_a_cone():
     box = trimesh.creation.box((0.6, 0.5, 0.7))
     box.apply_transform(trimesh.transformations.rotation_matrix(0.3, [0, 0, 1]))
     box.apply_translation([0.1, -0.05, 0.0])
@@ -57,6 +57,10 @@ def test_a_box_fits_a_cube_and_a_torus_a_torus():
     assert np.allclose(fit.centre, [0.1, -0.05, 0.0], atol=0.03)
     assert best_fit_iou(box, "sphere").iou < 0.8
     assert best_fit_iou(trimesh.creation.torus(0.4, 0.12), "torus").iou > 0.85
+    tall_cone = trimesh.creation.cone(radius=0.5, height=1.2, sections=48).apply_translation([0.05, 0.0, -0.7])
+    fit = best_fit_iou(tall_cone, "cone")  # its centroid is 0.3 above the base: a start there ran off to 0.48
+    assert fit.iou > 0.9 and fit.params[2] == pytest.approx(0.6, abs=0.03)
+    assert np.allclose(fit.centre, [0.05, 0.0, -0.1], atol=0.03)
 
 
 def test_solids_pass_and_a_perforated_box_fails():

@@ -152,8 +152,11 @@ def best_fit_iou(mesh: trimesh.Trimesh, shape: str, bound: float = 1.0, steps: i
         return PrimitiveFit(0.0, (0.0, 0.0, 0.0), 0.0, (0.0, 0.0, 0.0))
     points = cell_centres(FIT_GRID, bound)
     inside = points[target.bool()]
-    centre0 = inside.mean(0)
-    extent0 = ((inside - centre0).abs().max(0).values + bound / FIT_GRID).clamp(min=1e-3)
+    # Start from the bounding box of the solid: its centre is the primitive's (a cone's centroid lies a quarter of
+    # the way up, and a start there drifts to a cone twice too tall).
+    low, high = inside.min(0).values, inside.max(0).values
+    centre0 = (low + high) / 2
+    extent0 = ((high - low) / 2 + bound / FIT_GRID).clamp(min=1e-3)
     temperature = 2 * bound / FIT_GRID
     best: PrimitiveFit | None = None
     for yaw0 in (0.0, math.pi / 8, math.pi / 4, 3 * math.pi / 8) if shape == "cube" else (0.0,):
