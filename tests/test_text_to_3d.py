@@ -171,7 +171,7 @@ def test_the_background_mask_marks_the_border_colour_and_a_hole_of_it_not_the_ob
 def test_the_carving_term_weighs_the_optical_depth_where_the_denoised_image_shows_background():
     from dreamlift.render.output import RenderOutput
 
-    assert not nerf_stage_with()[0].wants_denoised(0.0)
+    assert not nerf_stage_with()[0].wants_denoised(0.0, "albedo")
     stage, scene = nerf_stage_with(carve=2.0, carve_until=0.5)
     optical_depth = torch.arange(16.0).view(1, 1, 4, 4)
     out = RenderOutput(
@@ -180,7 +180,8 @@ def test_the_carving_term_weighs_the_optical_depth_where_the_denoised_image_show
     denoised = torch.full((1, 3, 8, 8), 0.9)
     denoised[:, :, 2:6, 2:6] = torch.tensor([0.8, 0.1, 0.1]).view(1, 3, 1, 1)  # the object: the middle 2×2 pixels
     generator = torch.Generator().manual_seed(0)
-    assert stage.wants_denoised(0.2) and not stage.wants_denoised(0.5)
+    assert stage.wants_denoised(0.2, "albedo") and not stage.wants_denoised(0.5, "albedo")
+    assert not stage.wants_denoised(0.2, "textureless") and not stage.wants_denoised(0.2, "lambertian")
     expected = 2.0 * (optical_depth.sum() - optical_depth[..., 1:3, 1:3].sum()).item() / 16
     assert stage.regularisation(scene, out, 0.2, generator, denoised).item() == pytest.approx(expected)
-    assert stage.regularisation(scene, out, 0.5, generator, denoised).item() == 0.0
+    assert stage.regularisation(scene, out, 0.2, generator).item() == 0.0

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from dreamlift.errors import UsageError
 from dreamlift.guidance import GuidanceConfig
-from dreamlift.render.output import RenderOutput
+from dreamlift.render.output import RenderOutput, Shading
 from dreamlift.scene.fields import RadianceField
 from dreamlift.scene.mesh_geometry import laplacian_smoothing, normal_consistency
 from dreamlift.text3d.config import OptimConfig, Text3DConfig
@@ -75,8 +75,9 @@ class Stage:
         metrics (empty when there is nothing to say)."""
         return []
 
-    def wants_denoised(self, progress: float) -> bool:
-        """Whether the regularisers at ``progress`` (0–1) read the guidance's denoised images."""
+    def wants_denoised(self, progress: float, shading: Shading) -> bool:
+        """Whether the regularisers at ``progress`` (0–1), on renders shaded ``shading``, read the guidance's
+        denoised images."""
         return False
 
     def regularisation(
@@ -114,9 +115,11 @@ class NeRFStage(Stage):
         c = self.config
         return NeRFScene(c.field, c.renderer, c.background, device).to(device)
 
-    def wants_denoised(self, progress: float) -> bool:
+    def wants_denoised(self, progress: float, shading: Shading) -> bool:
+        # Carving only on albedo renders: a white textureless (or a light-coloured lit) face can match the
+        # background colour, and carving would then tunnel through it.
         r = self.config.regularisers
-        return r.carve > 0 and progress < r.carve_until
+        return r.carve > 0 and progress < r.carve_until and shading == "albedo"
 
     def regularisation(
         self,
@@ -137,7 +140,7 @@ class NeRFStage(Stage):
         if r.opaque > 0:
             o = out.opacity.clamp(1e-5, 1 - 1e-5)
             loss = loss + r.opaque * (-(o * o.log() + (1 - o) * (1 - o).log())).mean()
-        if denoised is not None and self.wants_denoised(progress):
+        if denoised is not None:
             mask = background_mask(denoised, out.optical_depth.shape[-2:], r.carve_tolerance)
             loss = loss + r.carve * (mask * out.optical_depth).mean()
         return loss

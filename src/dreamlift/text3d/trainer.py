@@ -143,7 +143,7 @@ class TextTo3D:
                     )
                 )
         images = torch.cat([out.rgb for out in outs])
-        denoise = self.stage.wants_denoised(progress)
+        denoise = self.stage.wants_denoised(progress, shading)
         guided = self.guidance(images, cameras, self.prompts, progress, self.noise_generator, timer, denoise)
         # The guidance loss is a mean over every particle's renders; times the particle count, each particle
         # gets the gradient it would get alone.
