@@ -28,6 +28,21 @@ def test_shapes_and_gradients():
     assert encoding(torch.zeros(0, 3)).shape == (0, 12)  # a render whose rays all miss the surface band
 
 
+def test_the_table_gradient_is_the_same_on_every_pass():
+    """Many points share each table entry; their gradients must add up in the same order every time, or two runs
+    of one seed drift apart (advanced indexing's backward differed in the last bits between passes)."""
+    config = HashGridConfig(num_levels=8, features_per_level=2, log2_hashmap_size=10, max_resolution=128)
+    encoding = HashGridEncoding(config)
+    points = torch.rand(100_000, 3, generator=torch.Generator().manual_seed(0))
+    upstream = torch.randn(100_000, 16, generator=torch.Generator().manual_seed(1))
+    gradients = []
+    for _ in range(4):
+        encoding.zero_grad()
+        (encoding(points) * upstream).sum().backward()
+        gradients.append(encoding.table.grad.clone())
+    assert all(torch.equal(gradients[0], g) for g in gradients[1:])
+
+
 def test_dense_level_is_trilinear_interpolation_of_its_table():
     config = HashGridConfig(
         num_levels=1, features_per_level=1, base_resolution=4, max_resolution=4, log2_hashmap_size=10

@@ -122,7 +122,10 @@ class HashGridEncoding(nn.Module):
         weights = (w[:, :, 0, :, None, None] * w[:, :, 1, None, :, None] * w[:, :, 2, None, None, :]).reshape(
             n, levels, 8
         )
-        features = self.table[index]  # N×L×8×F
+        # index_select rather than table[index]: the gradient of advanced indexing adds colliding entries in an
+        # order that depends on the threads, so two runs of one seed drift apart; index_select's (index_add) does
+        # not, and is faster on a CPU.
+        features = self.table.index_select(0, index.reshape(-1)).view(n, levels, 8, self.table.shape[1])  # N×L×8×F
         return (weights[..., None] * features).sum(dim=2).reshape(n, self.output_dim)
 
     @torch.no_grad()
