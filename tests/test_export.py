@@ -61,7 +61,7 @@ def test_floaters_are_removed():
     raw = ExportConfig(resolution=64, min_component_fraction=0.0, solidify=False)
     everything, _ = extract_mesh(scene, raw)
     assert len(everything.split(only_watertight=False)) == 2
-    # Solidifying opens away what is thinner than about twice handle_size cells, the small floater too.
+    # Solidifying opens away what is thinner than about twice bridge_size cells, the small floater too.
     solid, _ = extract_mesh(scene, ExportConfig(resolution=64, min_component_fraction=0.0))
     assert len(solid.split(only_watertight=False)) == 1
 

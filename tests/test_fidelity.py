@@ -123,3 +123,23 @@ def test_solidify_closes_a_sponge_but_keeps_a_torus_hole():
     radius = torch.sqrt(points[:, 0] ** 2 + points[:, 1] ** 2)
     torus = (((radius - 0.45) ** 2 + points[:, 2] ** 2) < 0.15**2).reshape(64, 64, 64).numpy()
     assert topology(mesh_of(torus)).genus == 1
+
+
+def test_solidify_fills_a_crevice_tunnel_but_keeps_a_thin_torus():
+    """The defaults' sizes in cells: a tunnel 10 cells wide is a crevice to close (handle_size 6), a tube 12 cells
+    thick is a torus to keep (bridge_size 4)."""
+    from dreamlift.text3d.export import ExportConfig, solid_grid
+
+    def genus_of(occupied):
+        smooth = solid_grid(np.pad(occupied, 1), ExportConfig())
+        vertices, faces, _, _ = measure.marching_cubes(smooth, level=0.5)
+        return topology(trimesh.Trimesh(vertices, faces[:, ::-1], process=True)).genus
+
+    tunnelled = np.zeros((64, 64, 64), dtype=bool)
+    tunnelled[8:56, 8:56, 8:56] = True
+    tunnelled[27:37, 27:37, :] = False
+    assert topology(voxel_mesh(tunnelled)).genus == 1 and genus_of(tunnelled) == 0
+    centres = np.stack(np.meshgrid(*[np.arange(64) + 0.5 - 32] * 3, indexing="ij"), -1)
+    ring = np.sqrt(centres[..., 0] ** 2 + centres[..., 1] ** 2)
+    thin_torus = (ring - 20) ** 2 + centres[..., 2] ** 2 < 6**2  # tube 12 cells thick around a hole 28 across
+    assert genus_of(thin_torus) == 1

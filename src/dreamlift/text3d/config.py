@@ -85,7 +85,8 @@ class RegularisersConfig:
     as background (within ``carve_tolerance`` of its border's colour). Where an SDS target shows a hole through
     an opaque solid (a torus's, over a disc), the opacity is saturated and gives no gradient, and the prior's
     wish is met by painting the solid background-coloured; the optical depth does not saturate, so this term
-    thins the solid along those rays until it opens."""
+    thins the solid along those rays until it opens. Albedo-shaded steps only: a lit or textureless face can
+    match the background colour."""
     carve_until: float = 0.5
     """Fraction of the NeRF stage's steps during which the carving term applies."""
     carve_tolerance: float = 0.08
