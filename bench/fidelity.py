@@ -1,7 +1,10 @@
 """Fidelity of text3d on ground truth: each exported mesh against the primitive its prompt names, presets side by side.
 
-    python bench/fidelity.py [--quick] [--prompts "a red cube" ...] [--seeds 0 1] [--configs dreamfusion magic3d]
-                             [--steps N] [--device auto] [--out bench-runs/fidelity] [--tag NAME] [key=value ...]
+    python bench/fidelity.py [key=value ...] [--quick] [--prompts "a red cube" ...] [--seeds 0 1]
+                             [--configs dreamfusion magic3d] [--steps N] [--device auto] [--out bench-runs/fidelity]
+                             [--tag NAME]
+
+(overrides first: after ``--prompts`` they would be read as prompts, which is refused.)
 
 Runs the real text3d stages (embedded prior) per preset, prompt and seed into OUT/<preset>[+TAG]/<prompt>-seed<S>/
 (a finished run is reused, an interrupted one resumed), then grades what the user gets (the exported mesh.ply;
@@ -138,6 +141,8 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="dotted config overrides of every run")
     args = parser.parse_args()
     prompts = QUICK if args.quick else args.prompts
+    if any("=" in prompt for prompt in prompts):  # `--prompts "a red cube" key=value` takes the override as a prompt
+        parser.error("overrides go before --prompts (a prompt holds no '=')")
     values = {"device": args.device, **({"train.steps": args.steps} if args.steps else {})}
     judge = ShapeJudge.load(EMBEDDED_PRIOR_DIR / "judge.safetensors")
     prior = None
