@@ -26,6 +26,15 @@ def voxel_mesh(occupied: np.ndarray, bound: float = 1.0) -> trimesh.Trimesh:
     return trimesh.Trimesh((vertices - 0.5) * 2 * bound / resolution - bound, faces[:, ::-1], process=True)
 
 
+def solidified_mesh(occupied: np.ndarray) -> trimesh.Trimesh:
+    """The export's solid (default ExportConfig) of a 64³ occupancy grid over [−1, 1]³, meshed by marching cubes."""
+    from dreamlift.text3d.export import ExportConfig, solid_grid
+
+    smooth = solid_grid(np.pad(occupied, 1), ExportConfig())
+    vertices, faces, _, _ = measure.marching_cubes(smooth, level=0.5)
+    return trimesh.Trimesh((vertices - 1.5) * 2 / 64 - 1, faces[:, ::-1], process=True)
+
+
 def perforated_box() -> trimesh.Trimesh:
     """A 0.8-wide box with a 3 × 3 array of square tunnels drilled through it along z: genus 9."""
     occupied = np.zeros((64, 64, 64), dtype=bool)
@@ -102,13 +111,6 @@ def test_colour_error_against_the_palette_and_exported_files_read_back_in_world_
 
 
 def test_solidify_closes_a_sponge_but_keeps_a_torus_hole():
-    from dreamlift.text3d.export import ExportConfig, solid_grid
-
-    def mesh_of(occupied):
-        smooth = solid_grid(np.pad(occupied, 1), ExportConfig())
-        vertices, faces, _, _ = measure.marching_cubes(smooth, level=0.5)
-        return trimesh.Trimesh((vertices - 1.5) * 2 / 64 - 1, faces[:, ::-1], process=True)
-
     sponge = np.zeros((64, 64, 64), dtype=bool)
     sponge[12:52, 12:52, 12:52] = True
     for i in range(14, 50, 4):  # 2-cell tunnels through it along x and y, and a cavity inside
@@ -117,29 +119,22 @@ def test_solidify_closes_a_sponge_but_keeps_a_torus_hole():
     sponge[28:36, 28:36, 28:36] = False
     sponge[2:4, 2:4, 2:4] = True  # a floater
     assert topology(voxel_mesh(sponge)).genus > 10
-    solid = mesh_of(sponge)
+    solid = solidified_mesh(sponge)
     assert topology(solid).pieces == 1 and is_solid("cube", topology(solid), hull_area_ratio(solid))
     points = torch.as_tensor(np.stack(np.meshgrid(*[np.linspace(-1, 1, 64)] * 3, indexing="ij"), -1).reshape(-1, 3))
     radius = torch.sqrt(points[:, 0] ** 2 + points[:, 1] ** 2)
     torus = (((radius - 0.45) ** 2 + points[:, 2] ** 2) < 0.15**2).reshape(64, 64, 64).numpy()
-    assert topology(mesh_of(torus)).genus == 1
+    assert topology(solidified_mesh(torus)).genus == 1
 
 
 def test_solidify_fills_a_crevice_tunnel_but_keeps_a_thin_torus():
     """The defaults' sizes in cells: a tunnel 10 cells wide is a crevice to close (handle_size 6), a tube 12 cells
     thick is a torus to keep (bridge_size 4)."""
-    from dreamlift.text3d.export import ExportConfig, solid_grid
-
-    def genus_of(occupied):
-        smooth = solid_grid(np.pad(occupied, 1), ExportConfig())
-        vertices, faces, _, _ = measure.marching_cubes(smooth, level=0.5)
-        return topology(trimesh.Trimesh(vertices, faces[:, ::-1], process=True)).genus
-
     tunnelled = np.zeros((64, 64, 64), dtype=bool)
     tunnelled[8:56, 8:56, 8:56] = True
     tunnelled[27:37, 27:37, :] = False
-    assert topology(voxel_mesh(tunnelled)).genus == 1 and genus_of(tunnelled) == 0
+    assert topology(voxel_mesh(tunnelled)).genus == 1 and topology(solidified_mesh(tunnelled)).genus == 0
     centres = np.stack(np.meshgrid(*[np.arange(64) + 0.5 - 32] * 3, indexing="ij"), -1)
     ring = np.sqrt(centres[..., 0] ** 2 + centres[..., 1] ** 2)
     thin_torus = (ring - 20) ** 2 + centres[..., 2] ** 2 < 6**2  # tube 12 cells thick around a hole 28 across
-    assert genus_of(thin_torus) == 1
+    assert topology(solidified_mesh(thin_torus)).genus == 1
