@@ -13,7 +13,8 @@ magic3d: stage 1 and the mesh stage in refine/ as separate rows):
 - judge: colour and shape of the mesh file rendered from eight views, by the independent judge network;
 - pieces, genus of the largest piece (true: 0, torus 1), area over convex-hull area, best-fit IoU against the
   prompted primitive (size, proportions, yaw and position fitted);
-- fog: share of object pixels with opacity in (0.1, 0.9) in 256-px renders of the NeRF from four views;
+- fog: share of object pixels with opacity in (0.1, 0.9) in 256-px renders of the NeRF (or the Gaussians) from
+  four views;
 - hue distance (turns) and saturation ratio of the mean vertex colour against the palette albedo;
 - seconds per step and in all (training + export).
 
@@ -52,7 +53,7 @@ from dreamlift.runtime import resolve_device
 from dreamlift.scene.cameras import turntable_cameras
 from dreamlift.text3d.config import Text3DConfig
 from dreamlift.text3d.runs import load_scenes, refine_dir, run_stages
-from dreamlift.text3d.scenes import NeRFScene
+from dreamlift.text3d.scenes import MeshScene
 
 QUICK = ["a red cube", "a blue sphere", "a yellow cone", "a green cylinder", "a purple torus"]
 """One prompt per shape, five colours."""
@@ -61,9 +62,10 @@ FOG_VIEWS, FOG_SIZE = 4, 256
 
 @torch.no_grad()
 def scene_fog(run_dir: Path, config: Text3DConfig, device: torch.device) -> float:
-    """Fog of the run's NeRF (particle 0) in renders from four views around it; NaN for a mesh-stage run."""
+    """Fog of the run's stage-1 scene (particle 0: a NeRF or Gaussians) in renders from four views around it;
+    NaN for a mesh-stage run."""
     scene = load_scenes(run_dir, config, device)[0]
-    if not isinstance(scene, NeRFScene):
+    if isinstance(scene, MeshScene):
         return math.nan
     scene.eval()
     cameras = turntable_cameras(FOG_VIEWS, 15.0, 1.8, 47.5).to(device)

@@ -23,6 +23,32 @@ FAST_TEXT3D = [
 """text3d overrides for a run of seconds on a tiny prior (a small field, few samples, a 2-frame turntable)."""
 
 
+@pytest.fixture
+def one_thread():
+    """Bitwise-reproducible CPU runs: with two threads, scatter-add order varies and Adam (eps 1e-15) amplifies it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def interrupt_at_step(monkeypatch, run, step: int) -> None:
+    """Run ``run`` (a TextTo3D) until ``step`` steps are done and stop it there as Ctrl-C would (it checkpoints)."""
+    from dreamlift.text3d.trainer import TextTo3D
+
+    original_step = TextTo3D.train_step
+
+    def step_then_stop(self):
+        if self.step == step:
+            raise KeyboardInterrupt
+        return original_step(self)
+
+    monkeypatch.setattr(TextTo3D, "train_step", step_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        run.run()
+    monkeypatch.setattr(TextTo3D, "train_step", original_step)
+
+
 @pytest.fixture(scope="session")
 def tiny_prior_dir(tmp_path_factory):
     """A random latent, epsilon-prediction prior folder (32 px images, 16×16×4 latents)."""

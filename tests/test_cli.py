@@ -29,6 +29,10 @@ def error_line(capsys) -> str:
         (["a red cube", "guidance.scale=-1"], "scale must be >= 0"),
         (["a red cube", "--model", "/no/such/folder"], "model folder not found"),
         (["a red cube", "--bogus-flag"], "unrecognized arguments"),
+        (["a red cube", "--config", "dreamgaussian", "gaussians.model.count=0"], "count must be >= 1"),
+        (["a red cube", "--config", "dreamgaussian", "gaussians.model.count=-3"], "count must be >= 1"),
+        (["a red cube", "--config", "dreamgaussian", "gaussians.model.densify_every=0"], "densify_every must be >= 1"),
+        (["a red cube", "--config", "dreamgaussian", "gaussians.splatting.backend=gsplat"], "gsplat needs CUDA"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, message, tmp_path, capsys, monkeypatch):

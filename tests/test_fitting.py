@@ -18,7 +18,7 @@ from dreamlift.text3d import DEFAULT_PRESET
 from dreamlift.text3d.config import OptimConfig, Text3DConfig
 from dreamlift.text3d.export import extract_mesh
 from dreamlift.text3d.scenes import NeRFScene
-from dreamlift.text3d.trainer import build_optimizer
+from dreamlift.text3d.stages import build_optimizer
 
 TARGET_PSNR = 23.0
 """Held-out PSNR (dB) the fit must reach in STEPS CPU steps; it reaches 25.1 dB (seed 0)."""

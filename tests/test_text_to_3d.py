@@ -4,6 +4,7 @@ import imageio.v3 as iio
 import pytest
 import torch
 import trimesh
+from conftest import interrupt_at_step
 
 from dreamlift.config import load_config, preset_names
 from dreamlift.priors.diffusion import PriorConfig, load_prior
@@ -59,31 +60,12 @@ def test_run_writes_every_output(tiny_prior, tmp_path):
     assert not list(tmp_path.glob(".*tmp*"))  # no temporary files left behind
 
 
-@pytest.fixture
-def one_thread():
-    """Bitwise-reproducible CPU runs: with two threads, scatter-add order varies and Adam (eps 1e-15) amplifies it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_prior, tmp_path, monkeypatch, one_thread):
     straight = TextTo3D(tiny_config(4), tiny_prior, tmp_path / "straight", torch.device("cpu"))
     straight.run()
 
     interrupted = TextTo3D(tiny_config(4), tiny_prior, tmp_path / "resumed", torch.device("cpu"))
-    original_step = TextTo3D.train_step
-
-    def step_then_stop(self):
-        if self.step == 3:
-            raise KeyboardInterrupt
-        return original_step(self)
-
-    monkeypatch.setattr(TextTo3D, "train_step", step_then_stop)
-    with pytest.raises(KeyboardInterrupt):
-        interrupted.run()
-    monkeypatch.setattr(TextTo3D, "train_step", original_step)
+    interrupt_at_step(monkeypatch, interrupted, 3)
     assert torch.load(tmp_path / "resumed" / "checkpoints" / "last.pt", weights_only=False)["step"] == 3
 
     resumed = TextTo3D(tiny_config(4), tiny_prior, tmp_path / "resumed", torch.device("cpu"))

@@ -50,7 +50,7 @@ def run_text3d(argv: list[str]) -> int:
     from dreamlift.loading import load_prior_model
     from dreamlift.runtime import resolve_device
     from dreamlift.text3d.config import Text3DConfig, read_run_config
-    from dreamlift.text3d.runs import refine_dir, run_stages
+    from dreamlift.text3d.runs import check_device, refine_dir, run_stages
 
     args = text3d_parser().parse_intermixed_args(argv)
     values = given({"train.steps": args.steps, "seed": args.seed, "prior.model": args.model, "device": args.device})
@@ -70,6 +70,7 @@ def run_text3d(argv: list[str]) -> int:
         if (run_dir / "config.yaml").exists():
             raise UsageError(f"{run_dir} already holds a run; pass --resume to continue it, or choose another --out")
     device = resolve_device(config.device)
+    check_device(config, device)
     prior = load_prior_model(config.prior, device)
     ensure_writable_dir(run_dir)
     print(

@@ -18,7 +18,10 @@ class RenderOutput:
     samples: how many samples reached the field (volume) or how many pixels a surface covers (mesh);
     mesh: the rasterized mesh (vertices M×3, faces K×3), for the mesh regularisers; None for volume renders;
     optical_depth: B×1×H×W, Σ_i σ_i·δ_i along each ray (volume renders; None for meshes). Unlike the opacity
-    1 − exp(−Σσδ), it does not saturate, so it still has a gradient where a ray crosses a thick solid."""
+    1 − exp(−Σσδ), it does not saturate, so it still has a gradient where a ray crosses a thick solid.
+    screen_means: B×N×2, the N Gaussians' means on screen (pixels), whose ``.grad`` after a backward pass is the
+    view-space gradient that densification reads; radii: B×N, their footprints in pixels (0: not drawn); both
+    None except for Gaussian renders."""
 
     rgb: torch.Tensor
     opacity: torch.Tensor
@@ -28,3 +31,5 @@ class RenderOutput:
     samples: int
     mesh: tuple[torch.Tensor, torch.Tensor] | None = None
     optical_depth: torch.Tensor | None = None
+    screen_means: torch.Tensor | None = None
+    radii: torch.Tensor | None = None

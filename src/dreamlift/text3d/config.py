@@ -1,7 +1,8 @@
 """The configuration of a text3d run: one dataclass per component, composed in :class:`Text3DConfig`.
 
-The NeRF stage reads ``train``, ``optim``, ``regularisers`` and ``shading``; the mesh stage (Magic3D's second
-stage) reads ``refine``; both read the prior, guidance, camera, field, background and export sections.
+The NeRF stage reads ``train``, ``optim``, ``regularisers`` and ``shading``; with ``scene: gaussians`` stage 1
+reads ``gaussians`` in place of the field, renderer, optimiser and regularisers; the mesh stage (Magic3D's
+second stage) reads ``refine``; all read the prior, guidance, camera, background and export sections.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from dreamlift.errors import UsageError
 from dreamlift.guidance import GuidanceConfig
 from dreamlift.priors.diffusion import PriorConfig
 from dreamlift.render.raster import RasterizerConfig
+from dreamlift.render.splatting import SplattingConfig
 from dreamlift.render.volume import VolumeRendererConfig
 from dreamlift.scene.background import BackgroundConfig
 from dreamlift.scene.cameras import CameraConfig
 from dreamlift.scene.dmtet import DMTetConfig
 from dreamlift.scene.fields import FieldConfig
+from dreamlift.scene.gaussians import GaussianConfig
 from dreamlift.text3d.export import ExportConfig
 
 
@@ -191,6 +194,60 @@ class RefineConfig:
 
 
 @dataclass
+class GaussianOptimConfig:
+    """Adam with a learning rate per Gaussian parameter (DreamGaussian's rates)."""
+
+    lr_means: float = 1e-2
+    """Means (world units) at the start; the rate falls exponentially to ``lr_means_final``."""
+    lr_means_final: float = 2e-4
+    """Means at ``lr_means_until`` and after."""
+    lr_means_until: float = 0.6
+    """Share of the run (0–1) over which the means' rate falls."""
+    lr_scales: float = 5e-3
+    """Log standard deviations."""
+    lr_quaternions: float = 5e-3
+    lr_opacities: float = 5e-2
+    """Opacity logits."""
+    lr_colours: float = 1e-2
+    """Albedo logits."""
+    lr_background: float = 1e-3
+    """The background MLP (if any)."""
+    betas: tuple[float, float] = (0.9, 0.99)
+    eps: float = 1e-15
+
+    def __post_init__(self):
+        rates = (self.lr_means, self.lr_means_final, self.lr_scales, self.lr_quaternions, self.lr_opacities)
+        if min(*rates, self.lr_colours, self.lr_background) < 0 or self.eps <= 0:
+            raise ValueError("gaussian learning rates must be >= 0 and eps > 0")
+        if not 0 < self.lr_means_until <= 1:
+            raise ValueError("lr_means_until must lie in (0, 1]")
+
+    def means_rate(self, progress: float) -> float:
+        """The means' learning rate at ``progress`` (0–1) through the run: log-linear from ``lr_means`` to
+        ``lr_means_final``."""
+        share = min(progress / self.lr_means_until, 1.0)
+        if self.lr_means == 0 or self.lr_means_final == 0:
+            return self.lr_means * (1 - share) + self.lr_means_final * share
+        return self.lr_means ** (1 - share) * self.lr_means_final**share
+
+
+@dataclass
+class GaussianSceneConfig:
+    """Stage 1 as 3D Gaussians (``scene: gaussians``; DreamGaussian): the Gaussians, their splatting, their
+    learning rates and the density of their exported surface."""
+
+    model: GaussianConfig = dataclasses.field(default_factory=GaussianConfig)
+    splatting: SplattingConfig = dataclasses.field(default_factory=SplattingConfig)
+    optim: GaussianOptimConfig = dataclasses.field(default_factory=GaussianOptimConfig)
+    surface_density: float = 1.0
+    """Density Σ opacity · Gaussian of the exported surface, when ``export.threshold`` is null (DreamGaussian: 1)."""
+
+    def __post_init__(self):
+        if self.surface_density <= 0:
+            raise ValueError("gaussians.surface_density must be > 0")
+
+
+@dataclass
 class Text3DConfig:
     """A whole text3d run."""
 
@@ -212,6 +269,14 @@ class Text3DConfig:
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
     refine: RefineConfig = dataclasses.field(default_factory=RefineConfig)
+    scene: Literal["nerf", "gaussians"] = "nerf"
+    """What stage 1 optimises: ``nerf``, a radiance field (``field``, ``renderer``, ``optim``, ``regularisers``);
+    ``gaussians``, 3D Gaussians (the ``gaussians`` section). Both read the rest."""
+    gaussians: GaussianSceneConfig = dataclasses.field(default_factory=GaussianSceneConfig)
+
+    def __post_init__(self):
+        if self.scene == "gaussians" and self.refine.enabled:
+            raise ValueError("refine (the mesh stage) starts from a NeRF; it cannot follow scene: gaussians")
 
 
 def read_run_config(run_dir: Path, overrides: list[str] = (), values: dict | None = None) -> Text3DConfig:

@@ -1,6 +1,7 @@
 """Export of a scene: a mesh (GLB, OBJ, PLY) and a turntable video.
 
-A NeRF is exported by marching cubes with vertex colours, or with ``textured`` by a baked UV texture; a DMTet
+A NeRF or 3D Gaussians are exported by marching cubes on their density with vertex colours, or with
+``textured`` by a baked UV texture (Gaussians also as themselves, gaussians.ply in the 3DGS layout); a DMTet
 mesh (the refine stage) is exported as it is, always with a baked texture (text3d/texture.py). Textured
 meshes go to mesh.glb (texture embedded), mesh.obj + mesh.mtl + texture.png, and mesh.ply (vertex colours
 sampled from the texture, PLY having no texture standard).
@@ -35,7 +36,8 @@ from dreamlift.render.shading import fixed_light
 from dreamlift.render.volume import ray_aabb
 from dreamlift.scene.cameras import Z_UP_TO_Y_UP, generate_rays, turntable_cameras
 from dreamlift.scene.fields import cell_centres, evaluate_in_chunks
-from dreamlift.text3d.scenes import MeshScene, NeRFScene
+from dreamlift.scene.gaussian_ply import write_gaussian_ply
+from dreamlift.text3d.scenes import GaussianScene, MeshScene, NeRFScene, Scene
 from dreamlift.text3d.texture import textured_mesh
 
 
@@ -130,21 +132,20 @@ def auto_threshold(scene: NeRFScene, views: int = 8, size: int = 64) -> float:
     return float(density[opaque].gather(1, first[:, None]).median().item())
 
 
-def surface_threshold(scene: NeRFScene, given: float | None = None) -> float:
-    """The density of a NeRF's surface: ``given``, else the field's own (an SDF field's zero level set), else read
-    off the renders (:func:`auto_threshold`)."""
+def surface_threshold(scene: NeRFScene | GaussianScene, given: float | None = None) -> float:
+    """The density of a stage-1 scene's surface: ``given``, else the scene's own (an SDF field's zero level set,
+    the Gaussians' configured one), else read off the renders (:func:`auto_threshold`)."""
     if given is not None:
         return given
-    own = scene.field.surface_density()
+    own = scene.surface_density()
     return own if own is not None else auto_threshold(scene)
 
 
 @torch.no_grad()
-def density_grid(scene: NeRFScene, resolution: int) -> np.ndarray:
+def density_grid(scene: NeRFScene | GaussianScene, resolution: int) -> np.ndarray:
     """Density at the centres of a resolution³ grid over the scene cube (float32, indexed [x, y, z])."""
-    bound = scene.field.config.bound
     device = next(scene.parameters()).device
-    values = evaluate_in_chunks(scene.field.density, cell_centres(resolution, bound, device))
+    values = evaluate_in_chunks(scene.density, cell_centres(resolution, scene.bound, device))
     return values.reshape(resolution, resolution, resolution).float().cpu().numpy()
 
 
@@ -184,7 +185,7 @@ class SurfaceVolume:
 
 
 @torch.no_grad()
-def surface_volume(scene: NeRFScene, config: ExportConfig) -> SurfaceVolume:
+def surface_volume(scene: NeRFScene | GaussianScene, config: ExportConfig) -> SurfaceVolume:
     """The density on the export grid at the (auto) threshold, or with ``solidify`` the smooth solid it describes
     (:func:`solid_grid`, surface at ½)."""
     threshold = surface_threshold(scene, config.threshold)
@@ -192,11 +193,11 @@ def surface_volume(scene: NeRFScene, config: ExportConfig) -> SurfaceVolume:
     level = threshold
     if config.solidify:
         values, level = solid_grid(values > threshold, config), 0.5
-    return SurfaceVolume(values, level, threshold, scene.field.config.bound)
+    return SurfaceVolume(values, level, threshold, scene.bound)
 
 
 @torch.no_grad()
-def extract_mesh(scene: NeRFScene, config: ExportConfig) -> tuple[trimesh.Trimesh, float]:
+def extract_mesh(scene: NeRFScene | GaussianScene, config: ExportConfig) -> tuple[trimesh.Trimesh, float]:
     """Marching cubes on the :func:`surface_volume`, floaters removed; world (z-up) axes, no colours.
 
     Returns the mesh and the density threshold used. The padding's empty cells close the mesh.
@@ -246,17 +247,17 @@ def drop_floaters(mesh: trimesh.Trimesh, min_fraction: float) -> trimesh.Trimesh
 
 
 @torch.no_grad()
-def scene_mesh(scene: NeRFScene | MeshScene, config: ExportConfig) -> tuple[trimesh.Trimesh, dict]:
+def scene_mesh(scene: Scene, config: ExportConfig) -> tuple[trimesh.Trimesh, dict]:
     """The mesh to export (world axes) with its colours — vertex colours, or a baked texture — and statistics."""
     device = next(scene.parameters()).device
-    if isinstance(scene, NeRFScene):
-        mesh, threshold = extract_mesh(scene, config)
-        stats, textured = {"threshold": threshold}, config.textured
-    else:
+    if isinstance(scene, MeshScene):
         vertices, faces = scene.geometry()
         mesh = trimesh.Trimesh(vertices.cpu().numpy(), faces.cpu().numpy(), process=True)
         mesh = drop_floaters(mesh, config.min_component_fraction)
         stats, textured = {}, True
+    else:
+        mesh, threshold = extract_mesh(scene, config)
+        stats, textured = {"threshold": threshold}, config.textured
     stats.update(
         vertices=len(mesh.vertices),
         faces=len(mesh.faces),
@@ -312,7 +313,7 @@ def write_meshes(mesh: trimesh.Trimesh, out_dir, formats: tuple[str, ...]) -> li
 
 
 @torch.no_grad()
-def render_turntable(scene: NeRFScene | MeshScene, mesh: trimesh.Trimesh, config: ExportConfig) -> np.ndarray:
+def render_turntable(scene: Scene, mesh: trimesh.Trimesh, config: ExportConfig) -> np.ndarray:
     """Frames F×H×W×3 (uint8) on a 360° orbit, Lambertian-shaded under a light fixed in the world: of the exported
     ``mesh`` (world axes) rasterized, or with ``turntable_source: scene`` of the scene itself."""
     size = config.turntable_resolution + config.turntable_resolution % 2
@@ -340,7 +341,7 @@ def particle_dir(run_dir: Path, particle: int) -> Path:
     return run_dir if particle == 0 else run_dir / f"particle-{particle}"
 
 
-def export_scene(scene: NeRFScene | MeshScene, config: ExportConfig, out_dir: Path) -> dict:
+def export_scene(scene: Scene, config: ExportConfig, out_dir: Path) -> dict:
     """Write the meshes and the turntable of ``scene`` into ``out_dir``; returns export statistics."""
     start = time.time()
     scene.eval()
@@ -348,13 +349,15 @@ def export_scene(scene: NeRFScene | MeshScene, config: ExportConfig, out_dir: Pa
     if len(mesh.faces) == 0:
         tqdm.write("warning: the exported mesh is empty (nothing in the scene is solid)")
     write_meshes(mesh, out_dir, config.formats)
+    if isinstance(scene, GaussianScene):
+        write_gaussian_ply(scene.gaussians, out_dir / "gaussians.ply")
     if config.turntable_frames > 0:
         write_video(render_turntable(scene, mesh, config), out_dir / "turntable.mp4", config.turntable_fps)
     stats["seconds"] = round(time.time() - start, 2)
     return stats
 
 
-def export_particles(scenes: list[NeRFScene | MeshScene], config: ExportConfig, run_dir: Path) -> dict:
+def export_particles(scenes: list[Scene], config: ExportConfig, run_dir: Path) -> dict:
     """Export each particle to its folder; returns the metrics entries: ``export`` (particle 0's statistics)
     and, with several particles, ``particle_exports`` (all of them)."""
     exports = [export_scene(scene, config, particle_dir(run_dir, i)) for i, scene in enumerate(scenes)]

@@ -5,6 +5,7 @@ Run folder layout (everything written atomically):
     checkpoints/last.pt  scene, optimiser, random states and metrics so far (every N steps and at the end)
     validation/*.png     four views (front, side, back, side) of each particle every N steps
     mesh.glb|obj|ply     the exported mesh with vertex colours (y-up)
+    gaussians.ply        scene: gaussians — the Gaussians themselves, in the 3DGS splat layout (y-up)
     turntable.mp4        a 360° orbit
     particle-i/          mesh and turntable of particle i > 0, when train.particles > 1
     metrics.json         loss curve, timings, export statistics
@@ -20,6 +21,8 @@ import torch
 
 from dreamlift.errors import UsageError
 from dreamlift.priors.diffusion import DiffusionPrior
+from dreamlift.render.raster import use_nvdiffrast
+from dreamlift.render.splatting import use_gsplat
 from dreamlift.text3d.config import Text3DConfig
 from dreamlift.text3d.scenes import NeRFScene
 from dreamlift.text3d.stages import STAGES, MeshStage, Scene
@@ -47,9 +50,20 @@ def load_scenes(run_dir: Path, config: Text3DConfig, device: torch.device) -> li
     return scenes
 
 
+def check_device(config: Text3DConfig, device: torch.device) -> None:
+    """Refuse (UsageError) a backend the device cannot run, before anything is written: gsplat or nvdiffrast
+    asked for without CUDA, or without the library installed."""
+    if config.scene == "gaussians":
+        use_gsplat(config.gaussians.splatting, device)
+    if config.refine.enabled:
+        use_nvdiffrast(config.refine.rasterizer, device)
+
+
 def run_stages(config: Text3DConfig, prior: DiffusionPrior, run_dir: Path, device: torch.device, resume: bool) -> dict:
-    """The NeRF stage into ``run_dir`` and, with ``refine.enabled``, the mesh stage into ``run_dir/refine``; each
-    resumes from its own checkpoint when ``resume`` is set. Returns the last stage's metrics."""
+    """Stage 1 (a NeRF or Gaussians) into ``run_dir`` and, with ``refine.enabled``, the mesh stage into
+    ``run_dir/refine``; each resumes from its own checkpoint when ``resume`` is set. Returns the last stage's
+    metrics."""
+    check_device(config, device)
     metrics = TextTo3D(config, prior, run_dir, device).run(resume=resume)
     if not config.refine.enabled:
         return metrics
@@ -64,5 +78,5 @@ def refine_run(
     resume = resume and (out_dir / "checkpoints" / "last.pt").is_file()
     start_from = None if resume else load_scenes(nerf_dir, config, device)
     if start_from is not None and not all(isinstance(scene, NeRFScene) for scene in start_from):
-        raise UsageError(f"{nerf_dir} holds a mesh-stage run; refine starts from a NeRF run")
+        raise UsageError(f"{nerf_dir} holds no NeRF run; refine starts from a NeRF run")
     return TextTo3D(config, prior, out_dir, device, MeshStage(config), start_from).run(resume=resume)

@@ -1,6 +1,7 @@
-"""The optimised 3D model of a text3d run, rendered with its background: a NeRF (stage 1) or a DMTet mesh with
-a texture field (stage 2, Magic3D). Both render with the same call and hand their parameters to the optimiser
-in named groups; a scene's state dict is the whole 3D model."""
+"""The optimised 3D model of a text3d run, rendered with its background: a NeRF or 3D Gaussians (stage 1), or a
+DMTet mesh with a texture field (stage 2, Magic3D). All render with the same call and hand their parameters to
+the optimiser in named groups; a scene's state dict is the whole 3D model. The stage-1 scenes also describe a
+density (``density``, ``bound``, ``surface_density``) from which the export meshes their surface."""
 
 from __future__ import annotations
 
@@ -9,14 +10,17 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from dreamlift.render.gaussians import render_gaussians
 from dreamlift.render.mesh import render_mesh
 from dreamlift.render.output import RenderOutput, Shading
 from dreamlift.render.raster import RasterizerConfig
+from dreamlift.render.splatting import SplattingConfig
 from dreamlift.render.volume import OccupancyGrid, VolumeRenderer, VolumeRendererConfig
 from dreamlift.scene.background import Background, BackgroundConfig
 from dreamlift.scene.cameras import Cameras
 from dreamlift.scene.dmtet import DMTetConfig, DMTetGeometry
 from dreamlift.scene.fields import FieldConfig, RadianceField
+from dreamlift.scene.gaussians import PARAMETERS, GaussianConfig, Gaussians
 
 
 def parameter_groups(modules: dict[str, nn.Module], learning_rates: dict[str, float]) -> list[dict]:
@@ -46,9 +50,22 @@ class NeRFScene(nn.Module):
         self.grid = OccupancyGrid(renderer_config, field_config.bound)
         self.renderer = VolumeRenderer(renderer_config, self.grid)
 
+    @property
+    def bound(self) -> float:
+        """Half the side of the scene cube (world units)."""
+        return self.field.config.bound
+
     def albedo(self, points: torch.Tensor) -> torch.Tensor:
         """Albedo N×3 of world points N×3."""
         return self.field(points).albedo
+
+    def density(self, points: torch.Tensor) -> torch.Tensor:
+        """Density N (1/world unit) at world points N×3."""
+        return self.field.density(points)
+
+    def surface_density(self) -> float | None:
+        """The density of the field's own surface (an SDF field's zero level set), or None."""
+        return self.field.surface_density()
 
     def before_step(self, step: int, progress: float | None = None) -> None:
         """Set the field's schedule (``sdf``: β) to ``progress`` (0–1; None keeps it) and refresh the occupancy
@@ -77,6 +94,61 @@ class NeRFScene(nn.Module):
         """See :meth:`VolumeRenderer.render`."""
         return self.renderer.render(
             self.field, self.background, cameras, height, width, shading, light, stratified, generator
+        )
+
+
+class GaussianScene(nn.Module):
+    """3D Gaussians in front of a background, in the scene cube [−bound, bound]³ (which only the export reads)."""
+
+    def __init__(
+        self,
+        gaussian_config: GaussianConfig,
+        splatting_config: SplattingConfig,
+        surface_density: float,
+        bound: float,
+        background_config: BackgroundConfig,
+        device: torch.device,
+    ):
+        super().__init__()
+        self.gaussians = Gaussians(gaussian_config).to(device)  # drawn from torch's global generator
+        self.background = Background(background_config)
+        self.splatting_config, self.bound, self._surface_density = splatting_config, bound, surface_density
+
+    def albedo(self, points: torch.Tensor) -> torch.Tensor:
+        """Albedo N×3 of world points N×3: the density-weighted colour of the Gaussians there."""
+        return self.gaussians.fields(points)[1]
+
+    def density(self, points: torch.Tensor) -> torch.Tensor:
+        """Density N (Σ opacity · Gaussian, unitless) at world points N×3."""
+        return self.gaussians.fields(points)[0]
+
+    def surface_density(self) -> float:
+        """The density of the exported surface (set by the config, as DreamGaussian's threshold)."""
+        return self._surface_density
+
+    def before_step(self, step: int, progress: float | None = None) -> None:
+        """Nothing: densification follows the optimiser step (:class:`~dreamlift.text3d.stages.GaussianStage`)."""
+
+    def parameter_groups(self, learning_rates: dict[str, float]) -> list[dict]:
+        """One group per Gaussian parameter (:data:`~dreamlift.scene.gaussians.PARAMETERS`) and the background's;
+        ``learning_rates`` maps each of these names to its rate."""
+        modules = {name: [getattr(self.gaussians, name)] for name in PARAMETERS}
+        groups = [{"params": params, "lr": learning_rates[name], "name": name} for name, params in modules.items()]
+        return groups + parameter_groups({"background": self.background}, learning_rates)
+
+    def render(
+        self,
+        cameras: Cameras,
+        height: int,
+        width: int,
+        shading: Shading = "albedo",
+        light: tuple[torch.Tensor, torch.Tensor] | None = None,
+        stratified: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> RenderOutput:
+        """See :func:`render_gaussians`; ``stratified`` and ``generator`` (volume sampling) do not apply."""
+        return render_gaussians(
+            self.gaussians, self.background, cameras, height, width, shading, light, self.splatting_config
         )
 
 
@@ -159,3 +231,7 @@ class MeshScene(nn.Module):
             light,
             self.rasterizer_config,
         )
+
+
+Scene = NeRFScene | GaussianScene | MeshScene
+"""What a stage optimises."""

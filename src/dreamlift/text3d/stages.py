@@ -1,13 +1,15 @@
 """The stages of a text3d run, each a small object that says what its optimisation is made of.
 
-Stage 1 (:class:`NeRFStage`) optimises a hash-grid NeRF. Stage 2 (:class:`MeshStage`, Magic3D's coarse to fine)
-starts a DMTet mesh from it — its SDF fitted to the volume the NeRF's mesh is exported from, its texture field a
-copy of the NeRF's field — and refines both with the same guidance at a higher render resolution and a narrower
-timestep range, rasterized instead of ray-marched, with normal-consistency and Laplacian regularisers.
+Stage 1 optimises a hash-grid NeRF (:class:`NeRFStage`) or, with ``scene: gaussians``, 3D Gaussians that are
+densified and pruned as they go (:class:`GaussianStage`, DreamGaussian). Stage 2 (:class:`MeshStage`, Magic3D's
+coarse to fine) starts a DMTet mesh from a NeRF — its SDF fitted to the volume the NeRF's mesh is exported
+from, its texture field a copy of the NeRF's field — and refines both with the same guidance at a higher render
+resolution and a narrower timestep range, rasterized instead of ray-marched, with normal-consistency and
+Laplacian regularisers.
 
-The trainer (:mod:`dreamlift.text3d.trainer`) runs either one the same way; what differs between them lives
-here: the step count, the render size, the guidance's timestep range, the optimiser settings, the scene, how
-the scenes start and the regularisers.
+The trainer (:mod:`dreamlift.text3d.trainer`) runs each one the same way; what differs between them lives
+here: the step count, the render size, the guidance's timestep range, the optimiser, the scene, how the scenes
+start, the regularisers and what changes the scene between steps.
 """
 
 from __future__ import annotations
@@ -24,10 +26,7 @@ from dreamlift.scene.fields import RadianceField
 from dreamlift.scene.mesh_geometry import laplacian_smoothing, normal_consistency
 from dreamlift.text3d.config import OptimConfig, Text3DConfig
 from dreamlift.text3d.export import surface_volume
-from dreamlift.text3d.scenes import MeshScene, NeRFScene
-
-Scene = NeRFScene | MeshScene
-"""What a stage optimises."""
+from dreamlift.text3d.scenes import GaussianScene, MeshScene, NeRFScene, Scene
 
 
 def background_mask(images: torch.Tensor, size: tuple[int, int], tolerance: float) -> torch.Tensor:
@@ -54,8 +53,8 @@ class Stage:
     def steps(self) -> int:
         raise NotImplementedError
 
-    @property
-    def optim(self) -> OptimConfig:
+    def make_optimizer(self, scene: Scene) -> torch.optim.Adam:
+        """The optimiser of one of this stage's scenes."""
         raise NotImplementedError
 
     def resolution_at(self, step: int) -> int:
@@ -93,6 +92,20 @@ class Stage:
         what the guidance pushes this particle's renders towards (B×3×S×S), when :meth:`wants_denoised`."""
         raise NotImplementedError
 
+    def after_step(
+        self, scene: Scene, optimizer: torch.optim.Adam, out: RenderOutput, step: int, generator: torch.Generator
+    ) -> dict | None:
+        """Change the scene (or its optimiser) after the optimiser step that made ``step`` steps done, given that
+        step's render ``out`` (its gradients still in place); ``generator`` (CPU) draws anything random. Returns
+        a record of what changed for the metrics, or None (nothing changes, by default)."""
+        return None
+
+
+def build_optimizer(scene: NeRFScene | MeshScene, config: OptimConfig) -> torch.optim.Adam:
+    """Adam over the scene's parameter groups, each with its learning rate."""
+    groups = scene.parameter_groups(config.lr_grid, config.lr_mlp, config.lr_background)
+    return torch.optim.Adam(groups, betas=config.betas, eps=config.eps)
+
 
 class NeRFStage(Stage):
     """Stage 1: a NeRF, ray-marched, with DreamFusion's orientation penalty and optional opacity terms."""
@@ -104,9 +117,8 @@ class NeRFStage(Stage):
     def steps(self) -> int:
         return self.config.train.steps
 
-    @property
-    def optim(self) -> OptimConfig:
-        return self.config.optim
+    def make_optimizer(self, scene: NeRFScene) -> torch.optim.Adam:
+        return build_optimizer(scene, self.config.optim)
 
     def resolution_at(self, step: int) -> int:
         return self.config.train.resolution_at(step)
@@ -166,6 +178,69 @@ class NeRFStage(Stage):
         return loss
 
 
+class GaussianStage(Stage):
+    """Stage 1 as 3D Gaussians (DreamGaussian): splatted, with a learning rate per parameter, the means' falling
+    over the run, and densified and pruned every ``gaussians.model.densify_every`` steps (3DGS's rules)."""
+
+    name = "gaussians"
+    progress_label = "text3d"
+
+    @property
+    def steps(self) -> int:
+        return self.config.train.steps
+
+    def resolution_at(self, step: int) -> int:
+        return self.config.train.resolution_at(step)
+
+    def make_scene(self, device: torch.device) -> GaussianScene:
+        c, g = self.config, self.config.gaussians
+        return GaussianScene(g.model, g.splatting, g.surface_density, c.field.bound, c.background, device).to(device)
+
+    def make_optimizer(self, scene: GaussianScene) -> torch.optim.Adam:
+        o = self.config.gaussians.optim
+        rates = {
+            "means": o.lr_means,
+            "log_scales": o.lr_scales,
+            "quaternions": o.lr_quaternions,
+            "opacity_logits": o.lr_opacities,
+            "colour_logits": o.lr_colours,
+            "background": o.lr_background,
+        }
+        return torch.optim.Adam(scene.parameter_groups(rates), betas=o.betas, eps=o.eps)
+
+    def regularisation(
+        self,
+        scene: GaussianScene,
+        out: RenderOutput,
+        progress: float,
+        generator: torch.Generator,
+        denoised: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """None: densification and pruning keep the Gaussians in check (as in DreamGaussian)."""
+        return torch.zeros((), device=out.rgb.device)
+
+    def after_step(
+        self,
+        scene: GaussianScene,
+        optimizer: torch.optim.Adam,
+        out: RenderOutput,
+        step: int,
+        generator: torch.Generator,
+    ) -> dict | None:
+        """Set the means' learning rate for the next step, add this step's view-space gradients to the statistics,
+        and densify and prune on the schedule; returns the counts of a densification."""
+        g = self.config.gaussians
+        for group in optimizer.param_groups:
+            if group["name"] == "means":
+                group["lr"] = g.optim.means_rate(step / self.steps)
+        if out.screen_means.grad is not None:
+            scene.gaussians.record_gradients(out.screen_means.grad, out.radii, out.rgb.shape[-1])
+        if step % g.model.densify_every == 0 and step <= g.model.densify_until * self.steps and step < self.steps:
+            counts = scene.gaussians.densify_and_prune(optimizer, generator)
+            return {"step": step, **counts, "count": len(scene.gaussians)}
+        return None
+
+
 class MeshStage(Stage):
     """Stage 2: a DMTet mesh with a texture field, rasterized, smoothed by normal consistency and Laplacian terms."""
 
@@ -176,9 +251,8 @@ class MeshStage(Stage):
     def steps(self) -> int:
         return self.config.refine.steps
 
-    @property
-    def optim(self) -> OptimConfig:
-        return self.config.refine.optim
+    def make_optimizer(self, scene: MeshScene) -> torch.optim.Adam:
+        return build_optimizer(scene, self.config.refine.optim)
 
     def resolution_at(self, step: int) -> int:
         return self.config.refine.resolution
@@ -236,5 +310,10 @@ class MeshStage(Stage):
         return loss
 
 
-STAGES: dict[str, type[Stage]] = {stage.name: stage for stage in (NeRFStage, MeshStage)}
+STAGES: dict[str, type[Stage]] = {stage.name: stage for stage in (NeRFStage, GaussianStage, MeshStage)}
 """The stages by the name their checkpoints record."""
+
+
+def first_stage(config: Text3DConfig) -> Stage:
+    """Stage 1 of a run: of its ``scene`` kind."""
+    return GaussianStage(config) if config.scene == "gaussians" else NeRFStage(config)

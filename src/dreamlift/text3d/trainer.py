@@ -24,18 +24,12 @@ from dreamlift.priors.prompts import PromptEmbeddings
 from dreamlift.render.shading import fixed_light, sample_lights
 from dreamlift.runtime import seed_everything
 from dreamlift.scene.cameras import sample_cameras, turntable_cameras
-from dreamlift.text3d.config import OptimConfig, Text3DConfig
+from dreamlift.text3d.config import Text3DConfig
 from dreamlift.text3d.export import export_particles
 from dreamlift.text3d.scenes import NeRFScene
-from dreamlift.text3d.stages import NeRFStage, Scene, Stage
+from dreamlift.text3d.stages import Stage, first_stage
 from dreamlift.timing import PhaseTimer
 from dreamlift.training.checkpoints import read_checkpoint, restore_checkpoint, save_checkpoint
-
-
-def build_optimizer(scene: Scene, config: OptimConfig) -> torch.optim.Adam:
-    """Adam over the scene's parameter groups, each with its learning rate."""
-    groups = scene.parameter_groups(config.lr_grid, config.lr_mlp, config.lr_background)
-    return torch.optim.Adam(groups, betas=config.betas, eps=config.eps)
 
 
 class TextTo3D:
@@ -55,11 +49,11 @@ class TextTo3D:
         start_from: list[NeRFScene] | None = None,
     ):
         self.config, self.prior, self.run_dir, self.device = config, prior, run_dir, device
-        self.stage = stage or NeRFStage(config)
+        self.stage = stage or first_stage(config)
         self.start_from = start_from
         seed_everything(config.seed)
         self.scenes = [self.stage.make_scene(device) for _ in range(config.train.particles)]
-        self.optimizers = [build_optimizer(scene, self.stage.optim) for scene in self.scenes]
+        self.optimizers = [self.stage.make_optimizer(scene) for scene in self.scenes]
         self.prompts = PromptEmbeddings(
             prior, config.prompt, config.guidance.negative_prompt, config.guidance.view_dependent
         )
@@ -161,6 +155,10 @@ class TextTo3D:
             for optimizer in self.optimizers:
                 optimizer.step()
         self.step += 1
+        for particle, (scene, optimizer, out) in enumerate(zip(self.scenes, self.optimizers, outs, strict=True)):
+            record = self.stage.after_step(scene, optimizer, out, self.step, self.camera_generator)
+            if record is not None:
+                self.metrics.setdefault("scene_updates", []).append({"particle": particle, **record})
         samples = sum(out.samples for out in outs)
         return {
             "loss": loss.item(),
