@@ -107,21 +107,26 @@ def build_optimizer(scene: NeRFScene | MeshScene, config: OptimConfig) -> torch.
     return torch.optim.Adam(groups, betas=config.betas, eps=config.eps)
 
 
-class NeRFStage(Stage):
-    """Stage 1: a NeRF, ray-marched, with DreamFusion's orientation penalty and optional opacity terms."""
+class FirstStage(Stage):
+    """Stage 1, of either scene kind: its step count and render sizes come from ``train``."""
 
-    name = "nerf"
     progress_label = "text3d"
 
     @property
     def steps(self) -> int:
         return self.config.train.steps
 
-    def make_optimizer(self, scene: NeRFScene) -> torch.optim.Adam:
-        return build_optimizer(scene, self.config.optim)
-
     def resolution_at(self, step: int) -> int:
         return self.config.train.resolution_at(step)
+
+
+class NeRFStage(FirstStage):
+    """Stage 1: a NeRF, ray-marched, with DreamFusion's orientation penalty and optional opacity terms."""
+
+    name = "nerf"
+
+    def make_optimizer(self, scene: NeRFScene) -> torch.optim.Adam:
+        return build_optimizer(scene, self.config.optim)
 
     def make_scene(self, device: torch.device) -> NeRFScene:
         c = self.config
@@ -178,19 +183,11 @@ class NeRFStage(Stage):
         return loss
 
 
-class GaussianStage(Stage):
+class GaussianStage(FirstStage):
     """Stage 1 as 3D Gaussians (DreamGaussian): splatted, with a learning rate per parameter, the means' falling
     over the run, and densified and pruned every ``gaussians.model.densify_every`` steps (3DGS's rules)."""
 
     name = "gaussians"
-    progress_label = "text3d"
-
-    @property
-    def steps(self) -> int:
-        return self.config.train.steps
-
-    def resolution_at(self, step: int) -> int:
-        return self.config.train.resolution_at(step)
 
     def make_scene(self, device: torch.device) -> GaussianScene:
         c, g = self.config, self.config.gaussians
@@ -314,6 +311,6 @@ STAGES: dict[str, type[Stage]] = {stage.name: stage for stage in (NeRFStage, Gau
 """The stages by the name their checkpoints record."""
 
 
-def first_stage(config: Text3DConfig) -> Stage:
+def first_stage(config: Text3DConfig) -> FirstStage:
     """Stage 1 of a run: of its ``scene`` kind."""
     return GaussianStage(config) if config.scene == "gaussians" else NeRFStage(config)
