@@ -16,7 +16,13 @@ from dreamlift.render.splatting import SplattingConfig
 from dreamlift.scene.background import Background, BackgroundConfig
 from dreamlift.scene.cameras import CameraConfig, sample_cameras, turntable_cameras
 from dreamlift.scene.gaussian_ply import PROPERTIES, read_gaussian_ply, write_gaussian_ply
-from dreamlift.scene.gaussians import PARAMETERS, GaussianConfig, Gaussians, quaternion_to_rotation
+from dreamlift.scene.gaussians import (
+    PARAMETERS,
+    GaussianConfig,
+    Gaussians,
+    nearest_spacing,
+    quaternion_to_rotation,
+)
 from dreamlift.text3d.config import Text3DConfig
 from dreamlift.text3d.trainer import TextTo3D
 
@@ -43,6 +49,13 @@ def test_the_start_is_a_grey_ball_of_round_gaussians():
     assert torch.equal(gaussians.log_scales[:, 0], gaussians.log_scales[:, 2])  # round
     assert 0.01 < gaussians.scales.median() < 0.1  # about the spacing of 500 points in a ball of radius 0.5
     assert torch.all(gaussians.colours == 0.5)
+
+
+def test_the_start_scale_is_the_spacing_of_a_grid_even_past_one_chunk_of_rows():
+    # 11³ = 1331 grid points 0.1 apart: more than the 1024 rows computed at a time, so two chunks meet.
+    axis = torch.arange(11) * 0.1
+    grid = torch.cartesian_prod(axis, axis, axis)
+    torch.testing.assert_close(nearest_spacing(grid), torch.full((len(grid),), 0.1))
 
 
 def test_the_density_field_of_one_gaussian_is_its_opacity_times_the_gaussian():

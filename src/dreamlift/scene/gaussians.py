@@ -208,9 +208,10 @@ def initial_ball(config: GaussianConfig, generator: torch.Generator | None = Non
 def nearest_spacing(points: torch.Tensor, neighbours: int = 3) -> torch.Tensor:
     """Root mean squared distance N from each point (N×3, N ≥ 2) to its ``neighbours`` nearest others (3DGS's
     start scale), at least 1e-4."""
-    squared = torch.cat([torch.cdist(part, points) ** 2 for part in points.split(2048)])
-    nearest = squared.topk(min(neighbours, len(points) - 1) + 1, largest=False).values[:, 1:]  # itself is nearest
-    return nearest.mean(-1).clamp(min=1e-8).sqrt().clamp(min=1e-4)
+    k = min(neighbours, len(points) - 1) + 1  # itself is nearest
+    # 1024 rows at a time, so that the memory grows with N, not N².
+    nearest = torch.cat([torch.cdist(part, points).topk(k, largest=False).values for part in points.split(1024)])
+    return (nearest[:, 1:] ** 2).mean(-1).clamp(min=1e-8).sqrt().clamp(min=1e-4)
 
 
 def quaternion_to_rotation(quaternions: torch.Tensor) -> torch.Tensor:
