@@ -118,6 +118,9 @@ def test_compositing_matches_a_direct_front_to_back_loop():
     torch.testing.assert_close(splats.rgb[0], rgb, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(splats.alpha[0], alpha, atol=1e-5, rtol=1e-4)
     assert splats.alpha.max() > 0.9  # they do overlap and cover
+    # The optical depth is what is left of the light: −log(1 − α), without α's saturation.
+    torch.testing.assert_close(splats.optical_depth[0], -torch.log1p(-alpha), atol=1e-4, rtol=1e-3)
+    assert splats.optical_depth.max() > 2
 
 
 def test_a_batch_of_cameras_draws_each_image_as_alone():
@@ -136,11 +139,12 @@ def test_gradients_match_finite_differences():
     camera = front_camera(distance=1.5, dtype=torch.float64)
     inputs = [t.requires_grad_(True) for t in three_overlapping_gaussians(torch.float64)]
     config = SplattingConfig(backend="torch", min_alpha=0.0, max_alpha=0.999)
-    weights = torch.rand(height, width, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    weights = torch.rand(height, width, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
 
     def loss(means, scales, quaternions, opacities, colours):
         out = splat(means, scales, quaternions, opacities, colours, camera, height, width, config)
-        return (torch.cat([out.rgb[0], out.depth[0, ..., None]], -1) * weights).sum()
+        images = [out.rgb[0], out.alpha[0, ..., None], out.depth[0, ..., None], out.optical_depth[0, ..., None]]
+        return (torch.cat(images, -1) * weights).sum()
 
     # The footprints (squares of whole pixels around the rounded centres) do not move under gradcheck's steps:
     # no centre lies on a half pixel.

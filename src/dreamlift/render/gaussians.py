@@ -73,6 +73,7 @@ def render_gaussians(
         normal_image,
         None,
         splats.fragments,
+        optical_depth=splats.optical_depth[:, None],
         screen_means=splats.means2d,
         radii=splats.radii,
     )

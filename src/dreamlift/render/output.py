@@ -17,8 +17,9 @@ class RenderOutput:
     B×3×H×W (world, composited) or None; orientation: DreamFusion's orientation penalty (scalar) or None;
     samples: how many samples reached the field (volume) or how many pixels a surface covers (mesh);
     mesh: the rasterized mesh (vertices M×3, faces K×3), for the mesh regularisers; None for volume renders;
-    optical_depth: B×1×H×W, Σ_i σ_i·δ_i along each ray (volume renders; None for meshes). Unlike the opacity
-    1 − exp(−Σσδ), it does not saturate, so it still has a gradient where a ray crosses a thick solid.
+    optical_depth: B×1×H×W, Σ_i σ_i·δ_i along each ray (volume renders; for Gaussians Σ −log(1 − α_i) over the
+    splats a pixel crosses; None for meshes). Unlike the opacity 1 − exp(−Σσδ), it does not saturate, so it
+    still has a gradient where a ray crosses a thick solid.
     screen_means: B×N×2, the N Gaussians' means on screen (pixels), whose ``.grad`` after a backward pass is the
     view-space gradient that densification reads; radii: B×N, their footprints in pixels (0: not drawn); both
     None except for Gaussian renders."""

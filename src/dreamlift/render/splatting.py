@@ -10,7 +10,8 @@ The steps follow 3DGS and gsplat:
    its inverse (the conic), the view depth and a footprint radius of ``radius_sigmas`` standard deviations.
 3. :func:`composite` evaluates every Gaussian on the pixels of its footprint (α = opacity · exp(−½ dᵀ Σ⁻¹ d),
    at most ``max_alpha``, dropped below ``min_alpha``) and composites the fragments front to back per pixel:
-   weight wᵢ = αᵢ Πⱼ₍ⱼ<ᵢ₎ (1 − αⱼ), colour Σ wᵢ cᵢ, opacity Σ wᵢ, depth Σ wᵢ zᵢ.
+   weight wᵢ = αᵢ Πⱼ₍ⱼ<ᵢ₎ (1 − αⱼ), colour Σ wᵢ cᵢ, opacity Σ wᵢ, depth Σ wᵢ zᵢ, and optical depth
+   Σ −log(1 − αᵢ) = −log(1 − opacity), the splats' counterpart of a volume's Σσδ.
 
 The PyTorch compositor works on fragments rather than gsplat's 16-pixel tiles: each Gaussian is evaluated on
 the square of pixels its footprint covers, Gaussians grouped by footprint radius so that a small one does not
@@ -86,14 +87,17 @@ class Splats:
     """What splatting drew: images and, for densification, the screen-space means.
 
     rgb: B×H×W×C, not yet composited on a background; alpha, depth: B×H×W (depth is the alpha-weighted view
-    depth, not divided by alpha); means2d: B×N×2 screen means whose ``.grad`` holds the view-space gradient after
-    a backward pass (3DGS densifies by its norm); radii: B×N footprint radii (0: not drawn); fragments: how many
-    (pixel, Gaussian) pairs were composited (gsplat: the number of drawn Gaussians).
+    depth, not divided by alpha); optical_depth: B×H×W, −log of the transmittance left behind the last
+    Gaussian (Σ −log(1 − αᵢ); unlike alpha it does not saturate where many overlap); means2d: B×N×2 screen
+    means whose ``.grad`` holds the view-space gradient after a backward pass (3DGS densifies by its norm);
+    radii: B×N footprint radii (0: not drawn); fragments: how many (pixel, Gaussian) pairs were composited
+    (gsplat: the number of drawn Gaussians).
     """
 
     rgb: torch.Tensor
     alpha: torch.Tensor
     depth: torch.Tensor
+    optical_depth: torch.Tensor
     means2d: torch.Tensor
     radii: torch.Tensor
     fragments: int
@@ -181,10 +185,12 @@ def composite(
     rgb = colours.new_zeros(size, colours.shape[-1]).index_add(0, pixel, weights[:, None] * fragment_colours)
     opacity = weights.new_zeros(size).index_add(0, pixel, weights)
     depth_image = weights.new_zeros(size).index_add(0, pixel, weights * depth_with_grad)
+    optical_depth = weights.new_zeros(size).index_add(0, pixel, -log_transmittance.to(alpha.dtype))
     return Splats(
         rgb.reshape(batch, height, width, -1),
         opacity.reshape(batch, height, width),
         depth_image.reshape(batch, height, width),
+        optical_depth.reshape(batch, height, width),
         projection.means2d,
         projection.radii,
         len(pixel),
@@ -293,7 +299,9 @@ def _splat_gsplat(
         meta["means2d"].retain_grad()
     alpha = alphas[..., 0]
     depth = images[..., -1] * alpha  # gsplat's "ED" is the expected depth, divided by alpha
+    # gsplat stops a pixel at transmittance 1e-4, so its optical depth is read off the opacity, up to about 9.
+    optical_depth = -torch.log1p(-alpha.clamp(max=1 - 1e-4))
     radii = meta["radii"]
     radii = radii.amax(-1) if radii.dim() == 3 else radii  # gsplat 1.5 gives an x and a y radius: B×N×2
     drawn = int((radii > 0).sum())
-    return Splats(images[..., :-1], alpha, depth, meta["means2d"], radii, drawn)
+    return Splats(images[..., :-1], alpha, depth, optical_depth, meta["means2d"], radii, drawn)
