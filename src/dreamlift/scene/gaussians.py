@@ -107,7 +107,7 @@ class Gaussians(nn.Module):
         """Density Σᵢ oᵢ exp(−½ dᵢᵀ Σᵢ⁻¹ dᵢ) (N) and albedo (N×3, the density-weighted mean of the Gaussians'
         colours; grey where no Gaussian reaches) at world points N×3, each Gaussian counted out to three
         standard deviations. Points are taken a cubic block of ``block`` world units at a time, against only the
-        Gaussians that reach the block."""
+        Gaussians that reach the block (:func:`gaussians_per_block`)."""
         inverse = torch.linalg.inv(covariances(self.scales, self.quaternions))  # G×3×3
         # dᵀAd = xᵀAx − 2xᵀAμ + μᵀAμ: the quadratic part as (x², y², z², 2xy, 2xz, 2yz) · A's six entries.
         quadratic = inverse[:, [0, 1, 2, 0, 0, 1], [0, 1, 2, 1, 2, 2]]  # G×6
@@ -115,14 +115,17 @@ class Gaussians(nn.Module):
         constant = (linear * self.means).sum(-1)  # G
         reach = 3 * self.scales.amax(-1)  # G, world units: the 3σ ellipsoid lies within
         opacities, colours = self.opacities, self.colours
-        keys, owner = torch.unique(torch.floor(points / block).long(), dim=0, return_inverse=True)
-        order = torch.argsort(owner, stable=True)
+        corners = torch.floor(points / block).long()  # P×3, each point's block
+        lowest, extent = corners.amin(0), corners.amax(0) - corners.amin(0) + 1
+        # Unique blocks by an integer code each (far faster than unique rows), their corners decoded from it.
+        codes, owner = torch.unique(block_codes(corners, lowest, extent), return_inverse=True)
+        rows = torch.stack([codes // (extent[1] * extent[2]), codes // extent[2] % extent[1], codes % extent[2]], -1)
+        blocks = rows + lowest
+        points_of = torch.argsort(owner, stable=True).split(torch.bincount(owner, minlength=len(blocks)).tolist())
+        gaussians_of = gaussians_per_block(blocks, self.means, reach, block)
         density = points.new_zeros(len(points))
         weighted = points.new_zeros(len(points), 3)
-        for key, index in zip(keys, order.split(torch.bincount(owner).tolist()), strict=True):
-            low, high = key * block, (key + 1) * block
-            near = ((self.means + reach[:, None] > low) & (self.means - reach[:, None] < high)).all(-1)
-            chosen = torch.nonzero(near).squeeze(1)
+        for index, chosen in zip(points_of, gaussians_of, strict=True):
             if len(chosen) == 0:
                 continue
             x = points[index]
@@ -212,6 +215,40 @@ def nearest_spacing(points: torch.Tensor, neighbours: int = 3) -> torch.Tensor:
     # 1024 rows at a time, so that the memory grows with N, not N².
     nearest = torch.cat([torch.cdist(part, points).topk(k, largest=False).values for part in points.split(1024)])
     return (nearest[:, 1:] ** 2).mean(-1).clamp(min=1e-8).sqrt().clamp(min=1e-4)
+
+
+def block_codes(corners: torch.Tensor, lowest: torch.Tensor, extent: torch.Tensor) -> torch.Tensor:
+    """One integer per block (corners K×3, integer) of a box of blocks from ``lowest`` (3) spanning ``extent``
+    (3) blocks: its row-major index in that box."""
+    shifted = corners - lowest
+    return (shifted[:, 0] * extent[1] + shifted[:, 1]) * extent[2] + shifted[:, 2]
+
+
+def gaussians_per_block(
+    blocks: torch.Tensor, means: torch.Tensor, reach: torch.Tensor, block: float
+) -> list[torch.Tensor]:
+    """For each of K cubic blocks (integer corners K×3, distinct; block b spans [b, b + 1)·``block`` world units)
+    the indices of the Gaussians (means G×3) whose cube of half side ``reach`` (G, world units) meets it, found
+    by listing the blocks each Gaussian's cube covers rather than testing every Gaussian against every block."""
+    lowest, highest = blocks.amin(0), blocks.amax(0)
+    first = torch.floor((means - reach[:, None]) / block).long().clamp(min=lowest)  # G×3, blocks covered
+    last = torch.floor((means + reach[:, None]) / block).long().clamp(max=highest)
+    span = (last - first + 1).clamp(min=0)  # G×3
+    covered = span.prod(-1)  # G
+    gaussian = torch.repeat_interleave(torch.arange(len(means), device=means.device), covered)  # one per pair
+    local = torch.arange(len(gaussian), device=means.device) - torch.repeat_interleave(
+        torch.cumsum(covered, 0) - covered, covered
+    )
+    sy, sz = span[gaussian, 1], span[gaussian, 2]
+    corner = first[gaussian] + torch.stack([local // (sy * sz), local // sz % sy, local % sz], dim=-1)
+    extent = highest - lowest + 1
+    codes, wanted = block_codes(blocks, lowest, extent), block_codes(corner, lowest, extent)
+    order = torch.argsort(codes)
+    position = torch.searchsorted(codes[order], wanted).clamp(max=len(blocks) - 1)
+    hit = codes[order][position] == wanted  # the covered block holds points
+    owner = order[position[hit]]
+    gaussian = gaussian[hit][torch.argsort(owner, stable=True)]
+    return list(gaussian.split(torch.bincount(owner, minlength=len(blocks)).tolist()))
 
 
 def quaternion_to_rotation(quaternions: torch.Tensor) -> torch.Tensor:
