@@ -71,7 +71,7 @@ class RegularisersConfig:
     sparsity: float = 0.0
     """Mean opacity: discourages filling space."""
     sparsity_until: float = 1.0
-    """Fraction of the NeRF stage's steps during which the sparsity term applies."""
+    """Fraction of stage 1's steps (NeRF or Gaussians) during which the sparsity term applies."""
     opaque: float = 0.0
     """Entropy of the opacity: pushes each pixel to fully clear or fully covered."""
     eikonal: float = 0.0
@@ -91,7 +91,7 @@ class RegularisersConfig:
     thins the solid along those rays until it opens. Albedo-shaded steps only: a lit or textureless face can
     match the background colour."""
     carve_until: float = 0.5
-    """Fraction of the NeRF stage's steps during which the carving term applies."""
+    """Fraction of stage 1's steps during which the carving term applies."""
     carve_tolerance: float = 0.08
     """Largest difference (per channel, in [0, 1]) from the denoised image's background colour that still counts
     as background."""

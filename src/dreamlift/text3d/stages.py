@@ -108,7 +108,8 @@ def build_optimizer(scene: NeRFScene | MeshScene, config: OptimConfig) -> torch.
 
 
 class FirstStage(Stage):
-    """Stage 1, of either scene kind: its step count and render sizes come from ``train``."""
+    """Stage 1, of either scene kind: its step count and render sizes come from ``train``, and the regularisers
+    of what it renders — sparsity, opacity entropy, carving — from ``regularisers``."""
 
     progress_label = "text3d"
 
@@ -118,6 +119,29 @@ class FirstStage(Stage):
 
     def resolution_at(self, step: int) -> int:
         return self.config.train.resolution_at(step)
+
+    def wants_denoised(self, progress: float, shading: Shading) -> bool:
+        # Carving only on albedo renders: a white textureless (or a light-coloured lit) face can match the
+        # background colour, and carving would then tunnel through it.
+        r = self.config.regularisers
+        return r.carve > 0 and progress < r.carve_until and shading == "albedo"
+
+    def render_regularisation(
+        self, out: RenderOutput, progress: float, denoised: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The weighted terms of the render's opacity and optical depth, whatever the scene: sparsity (early),
+        opacity entropy, and carving where ``denoised`` shows background."""
+        r = self.config.regularisers
+        loss = torch.zeros((), device=out.rgb.device)
+        if r.sparsity > 0 and progress < r.sparsity_until:
+            loss = loss + r.sparsity * out.opacity.mean()
+        if r.opaque > 0:
+            o = out.opacity.clamp(1e-5, 1 - 1e-5)
+            loss = loss + r.opaque * (-(o * o.log() + (1 - o) * (1 - o).log())).mean()
+        if denoised is not None:
+            mask = background_mask(denoised, out.optical_depth.shape[-2:], r.carve_tolerance)
+            loss = loss + r.carve * (mask * out.optical_depth).mean()
+        return loss
 
 
 class NeRFStage(FirstStage):
@@ -132,12 +156,6 @@ class NeRFStage(FirstStage):
         c = self.config
         return NeRFScene(c.field, c.renderer, c.background, device).to(device)
 
-    def wants_denoised(self, progress: float, shading: Shading) -> bool:
-        # Carving only on albedo renders: a white textureless (or a light-coloured lit) face can match the
-        # background colour, and carving would then tunnel through it.
-        r = self.config.regularisers
-        return r.carve > 0 and progress < r.carve_until and shading == "albedo"
-
     def regularisation(
         self,
         scene: NeRFScene,
@@ -147,19 +165,11 @@ class NeRFStage(FirstStage):
         denoised: torch.Tensor | None = None,
     ) -> torch.Tensor:
         r = self.config.regularisers
-        loss = torch.zeros((), device=out.rgb.device)
+        loss = self.render_regularisation(out, progress, denoised)
         if self.config.field.geometry == "sdf":
             loss = loss + self.sdf_regularisation(scene.field, generator, out.rgb.device)
         if out.orientation is not None and r.orientation > 0:
             loss = loss + r.orientation * out.orientation
-        if r.sparsity > 0 and progress < r.sparsity_until:
-            loss = loss + r.sparsity * out.opacity.mean()
-        if r.opaque > 0:
-            o = out.opacity.clamp(1e-5, 1 - 1e-5)
-            loss = loss + r.opaque * (-(o * o.log() + (1 - o) * (1 - o).log())).mean()
-        if denoised is not None:
-            mask = background_mask(denoised, out.optical_depth.shape[-2:], r.carve_tolerance)
-            loss = loss + r.carve * (mask * out.optical_depth).mean()
         return loss
 
     def sdf_regularisation(
@@ -213,8 +223,9 @@ class GaussianStage(FirstStage):
         generator: torch.Generator,
         denoised: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """None: densification and pruning keep the Gaussians in check (as in DreamGaussian)."""
-        return torch.zeros((), device=out.rgb.device)
+        """The render's terms only (:meth:`FirstStage.render_regularisation`): the field's (eikonal, normal
+        smoothness, orientation) have no Gaussian counterpart."""
+        return self.render_regularisation(out, progress, denoised)
 
     def after_step(
         self,
