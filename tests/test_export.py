@@ -6,12 +6,21 @@ import pytest
 import torch
 import trimesh
 
+from dreamlift.render.splatting import SplattingConfig
 from dreamlift.render.volume import VolumeRendererConfig
 from dreamlift.scene.background import BackgroundConfig
 from dreamlift.scene.fields import FieldConfig
+from dreamlift.scene.gaussians import GaussianConfig
 from dreamlift.scene.hashgrid import HashGridConfig
-from dreamlift.text3d.export import ExportConfig, extract_mesh, scene_mesh, write_meshes
-from dreamlift.text3d.scenes import NeRFScene
+from dreamlift.text3d.export import (
+    ExportConfig,
+    density_grid,
+    extract_mesh,
+    scene_mesh,
+    silhouette_threshold,
+    write_meshes,
+)
+from dreamlift.text3d.scenes import GaussianScene, NeRFScene
 
 
 def red_sphere_scene() -> NeRFScene:
@@ -74,6 +83,40 @@ def test_threshold_override_and_empty_field():
     assert len(empty.faces) == 0
     with pytest.raises(ValueError):
         ExportConfig(formats=("fbx",))
+
+
+def box_of_faint_gaussians(opacity: float) -> GaussianScene:
+    """7³ round Gaussians 0.1 apart filling [−0.3, 0.3]³, of standard deviation 0.1 and the given opacity."""
+    axis = torch.linspace(-0.3, 0.3, 7)
+    grid = torch.cartesian_prod(axis, axis, axis)
+    config = GaussianConfig(count=len(grid), init_opacity=opacity)
+    scene = GaussianScene(config, SplattingConfig(), None, 1.0, BackgroundConfig(), torch.device("cpu"))
+    with torch.no_grad():
+        scene.gaussians.means.copy_(grid)
+        scene.gaussians.log_scales.fill_(np.log(0.1))
+    return scene
+
+
+def test_faint_gaussians_that_render_opaque_export_at_their_silhouette():
+    # Opacity 0.05 each: the summed density inside is about 0.8, below DreamGaussian's fixed surface at 1,
+    # yet every ray through the box is about 90% covered, so the box is what the renders show.
+    scene = box_of_faint_gaussians(0.05)
+    inside = scene.density(torch.zeros(1, 3)).item()
+    assert 0.5 < inside < 1
+    assert len(extract_mesh(scene, ExportConfig(resolution=32, threshold=1.0))[0].faces) == 0
+    mesh, threshold = extract_mesh(scene, ExportConfig(resolution=32))
+    assert 0 < threshold < inside
+    assert mesh.is_watertight and mesh.euler_number == 2  # one closed surface, no handles
+    half_sides = np.abs(mesh.bounds).max(0)
+    assert np.all((half_sides > 0.3) & (half_sides < 0.45)), half_sides  # the box and its Gaussians' skirt
+    assert mesh.volume > 0.8 * mesh.convex_hull.volume
+
+
+def test_gaussians_that_never_render_opaque_export_nothing():
+    scene = box_of_faint_gaussians(0.002)  # each ray through the box under 10% covered
+    threshold = silhouette_threshold(scene, density_grid(scene, 24))
+    assert threshold > scene.density(torch.zeros(1, 3)).item()
+    assert len(extract_mesh(scene, ExportConfig(resolution=24))[0].faces) == 0
 
 
 def test_mp4_without_imageio_ffmpeg_is_a_one_line_error_and_writes_nothing(tmp_path):

@@ -223,7 +223,6 @@ TINY_GAUSSIAN_RUN = [
     "export.resolution=24",
     "export.turntable_frames=4",
     "export.turntable_resolution=16",
-    "gaussians.surface_density=0.05",
 ]
 
 

@@ -239,11 +239,14 @@ class GaussianSceneConfig:
     model: GaussianConfig = dataclasses.field(default_factory=GaussianConfig)
     splatting: SplattingConfig = dataclasses.field(default_factory=SplattingConfig)
     optim: GaussianOptimConfig = dataclasses.field(default_factory=GaussianOptimConfig)
-    surface_density: float = 1.0
-    """Density Σ opacity · Gaussian of the exported surface, when ``export.threshold`` is null (DreamGaussian: 1)."""
+    surface_density: float | None = None
+    """Density Σ opacity · Gaussian of the exported surface, when ``export.threshold`` is null; null: the density
+    whose level set best matches the silhouettes of the Gaussians' renders (text3d/export.py,
+    ``silhouette_threshold``). DreamGaussian's fixed 1 lies above a fog of faint Gaussians that renders opaque
+    (red cube, 15,000 Gaussians: 3 pieces at 1, IoU 0.20; one piece, IoU 0.81, by the silhouettes)."""
 
     def __post_init__(self):
-        if self.surface_density <= 0:
+        if self.surface_density is not None and self.surface_density <= 0:
             raise ValueError("gaussians.surface_density must be > 0")
 
 

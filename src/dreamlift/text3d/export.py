@@ -48,8 +48,8 @@ class ExportConfig:
     resolution: int = 128
     """Marching-cubes grid cells per side of the scene cube."""
     threshold: float | None = None
-    """Density of the surface; null = automatic: an SDF field's zero level set, else read off the renders
-    (auto_threshold)."""
+    """Density of the surface; null = automatic: an SDF field's zero level set, Gaussians'
+    ``gaussians.surface_density``, else read off the renders (auto_threshold, silhouette_threshold)."""
     min_component_fraction: float = 0.05
     """Connected pieces with fewer faces than this fraction of the largest are removed as floaters."""
     solidify: bool = True
@@ -132,13 +132,53 @@ def auto_threshold(scene: NeRFScene, views: int = 8, size: int = 64) -> float:
     return float(density[opaque].gather(1, first[:, None]).median().item())
 
 
-def surface_threshold(scene: NeRFScene | GaussianScene, given: float | None = None) -> float:
+@torch.no_grad()
+def silhouette_threshold(
+    scene: GaussianScene, grid: np.ndarray, views: int = 8, size: int = 32, seen_opacity: float = 0.25
+) -> float:
+    """The density whose level set best matches the silhouettes of the Gaussians' own renders, from 8 turntable
+    views: the threshold that fewest rays disagree on — a ray the render shows at least ``seen_opacity`` covered
+    should reach it somewhere on its way through the scene cube, a clearer one should not. Gaussians render
+    opaque long before their summed density reaches any fixed value (many faint ones add up along a ray, as a
+    fog), so the surface is read off what is seen. ``grid``: the density at the cell centres of a grid over the
+    scene cube (:func:`density_grid`), sampled trilinearly every half cell along each ray."""
+    device = next(scene.parameters()).device
+    cameras = turntable_cameras(views, 15.0, 2.0, 45.0).to(device)
+    seen = (scene.render(cameras, size, size).opacity >= seen_opacity).reshape(-1).float()  # R rays
+    origins, directions = generate_rays(cameras, size, size)
+    origins, directions = origins.reshape(-1, 3), directions.reshape(-1, 3)
+    t_near, t_far = ray_aabb(origins, directions, scene.bound)
+    samples = 4 * grid.shape[0]  # under half a cell apart: the cube's diagonal is under two of its sides
+    fractions = (torch.arange(samples, device=device) + 0.5) / samples
+    t = t_near[:, None] + (t_far - t_near).clamp(min=0)[:, None] * fractions
+    points = origins[:, None] + t[..., None] * directions[:, None]  # R×samples×3
+    # With align_corners=False, −1 and 1 are the grid's outer faces (±bound) and its values sit at cell centres.
+    where = (points / scene.bound).flip(-1).reshape(1, 1, 1, -1, 3)  # grid_sample reads (z, y, x) of [x, y, z]
+    values = torch.from_numpy(grid).to(device)[None, None]
+    peak = F.grid_sample(values, where, align_corners=False).reshape(-1, samples).amax(-1)  # R
+    order = torch.argsort(peak)
+    peak, seen = peak[order], seen[order]
+    # A threshold between the k-th and (k+1)-th lowest peaks covers the rays from k on: it misses the seen ones
+    # below k and wrongly covers the clear ones from k on.
+    zero = seen.new_zeros(1)
+    missed = torch.cat([zero, torch.cumsum(seen, 0)])
+    wrong = (1 - seen).sum() - torch.cat([zero, torch.cumsum(1 - seen, 0)])
+    k = int(torch.argmin(missed + wrong))
+    lower = peak[k - 1] if k > 0 else peak.new_zeros(())
+    upper = peak[k] if k < len(peak) else 2 * peak[-1] + 1
+    return max(float((lower + upper) / 2), 1e-6)
+
+
+def surface_threshold(scene: NeRFScene | GaussianScene, grid: np.ndarray, given: float | None = None) -> float:
     """The density of a stage-1 scene's surface: ``given``, else the scene's own (an SDF field's zero level set,
-    the Gaussians' configured one), else read off the renders (:func:`auto_threshold`)."""
+    the Gaussians' configured one), else read off the renders (:func:`auto_threshold`; for Gaussians
+    :func:`silhouette_threshold` on ``grid``, the :func:`density_grid`)."""
     if given is not None:
         return given
     own = scene.surface_density()
-    return own if own is not None else auto_threshold(scene)
+    if own is not None:
+        return own
+    return silhouette_threshold(scene, grid) if isinstance(scene, GaussianScene) else auto_threshold(scene)
 
 
 @torch.no_grad()
@@ -188,8 +228,9 @@ class SurfaceVolume:
 def surface_volume(scene: NeRFScene | GaussianScene, config: ExportConfig) -> SurfaceVolume:
     """The density on the export grid at the (auto) threshold, or with ``solidify`` the smooth solid it describes
     (:func:`solid_grid`, surface at ½)."""
-    threshold = surface_threshold(scene, config.threshold)
-    values = np.pad(density_grid(scene, config.resolution), 1, constant_values=0.0)
+    grid = density_grid(scene, config.resolution)
+    threshold = surface_threshold(scene, grid, config.threshold)
+    values = np.pad(grid, 1, constant_values=0.0)
     level = threshold
     if config.solidify:
         values, level = solid_grid(values > threshold, config), 0.5

@@ -104,7 +104,7 @@ class GaussianScene(nn.Module):
         self,
         gaussian_config: GaussianConfig,
         splatting_config: SplattingConfig,
-        surface_density: float,
+        surface_density: float | None,
         bound: float,
         background_config: BackgroundConfig,
         device: torch.device,
@@ -122,8 +122,9 @@ class GaussianScene(nn.Module):
         """Density N (Σ opacity · Gaussian, unitless) at world points N×3."""
         return self.gaussians.fields(points)[0]
 
-    def surface_density(self) -> float:
-        """The density of the exported surface (set by the config, as DreamGaussian's threshold)."""
+    def surface_density(self) -> float | None:
+        """The density of the exported surface, as configured (``gaussians.surface_density``); None: the export
+        reads it off the renders' silhouettes."""
         return self._surface_density
 
     def before_step(self, step: int, progress: float | None = None) -> None:
