@@ -230,6 +230,25 @@ def tiny_gaussian_config(steps: int) -> Text3DConfig:
     return load_config(Text3DConfig, "dreamgaussian", TINY_GAUSSIAN_RUN, {"prompt": "a red cube", "train.steps": steps})
 
 
+def test_the_gaussian_stage_weighs_the_render_regularisers_as_the_nerf_stage_does():
+    from dreamlift.text3d.stages import GaussianStage
+
+    config = tiny_gaussian_config(10)
+    config.regularisers.sparsity, config.regularisers.carve = 2.0, 3.0  # until 0.3 and 0.5 (dreamfusion's)
+    stage = GaussianStage(config)
+    torch.manual_seed(0)
+    scene = stage.make_scene(torch.device("cpu"))
+    out = scene.render(turntable_cameras(1, 15.0, 2.0, 45.0), 16, 16)
+    assert out.optical_depth.shape == (1, 1, 16, 16) and out.optical_depth.mean() > 0
+    denoised = torch.full((1, 3, 16, 16), 0.5)  # all background: every pixel is carved
+    generator = torch.Generator().manual_seed(0)
+    assert stage.wants_denoised(0.2, "albedo") and not stage.wants_denoised(0.6, "albedo")
+    sparsity, carving = 2.0 * out.opacity.mean().item(), 3.0 * out.optical_depth.mean().item()
+    assert stage.regularisation(scene, out, 0.2, generator, denoised).item() == pytest.approx(sparsity + carving)
+    assert stage.regularisation(scene, out, 0.2, generator).item() == pytest.approx(sparsity)
+    assert stage.regularisation(scene, out, 0.4, generator).item() == 0.0
+
+
 def test_a_gaussian_run_writes_mesh_splats_and_turntable(tiny_prior, tmp_path):
     run = TextTo3D(tiny_gaussian_config(4), tiny_prior, tmp_path, torch.device("cpu"))
     metrics = run.run()
