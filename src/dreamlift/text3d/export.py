@@ -136,12 +136,13 @@ def auto_threshold(scene: NeRFScene, views: int = 8, size: int = 64) -> float:
 def silhouette_threshold(
     scene: GaussianScene, grid: np.ndarray, views: int = 8, size: int = 32, seen_opacity: float = 0.25
 ) -> float:
-    """The density whose level set best matches the silhouettes of the Gaussians' own renders, from 8 turntable
-    views: the threshold that fewest rays disagree on — a ray the render shows at least ``seen_opacity`` covered
-    should reach it somewhere on its way through the scene cube, a clearer one should not. Gaussians render
-    opaque long before their summed density reaches any fixed value (many faint ones add up along a ray, as a
-    fog), so the surface is read off what is seen. ``grid``: the density at the cell centres of a grid over the
-    scene cube (:func:`density_grid`), sampled trilinearly every half cell along each ray."""
+    """The density whose level set best matches the silhouettes of the Gaussians' own renders, from ``views``
+    turntable views of ``size`` pixels: the threshold that fewest rays disagree on — a ray the render shows at
+    least ``seen_opacity`` covered should reach it somewhere on its way through the scene cube, a clearer one
+    should not. Gaussians render opaque long before their summed density reaches any fixed value (many faint
+    ones add up along a ray, as a fog), so the surface is read off what is seen. ``grid``: the density at the
+    cell centres of a grid over the scene cube (:func:`density_grid`), sampled trilinearly every half cell along
+    each ray."""
     device = next(scene.parameters()).device
     cameras = turntable_cameras(views, 15.0, 2.0, 45.0).to(device)
     seen = (scene.render(cameras, size, size).opacity >= seen_opacity).reshape(-1).float()  # R rays
