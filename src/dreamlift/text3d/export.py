@@ -134,29 +134,26 @@ def auto_threshold(scene: NeRFScene, views: int = 8, size: int = 64) -> float:
 
 @torch.no_grad()
 def silhouette_threshold(
-    scene: GaussianScene, grid: np.ndarray, views: int = 8, size: int = 32, seen_opacity: float = 0.25
+    scene: GaussianScene, padded: np.ndarray, views: int = 8, size: int = 32, seen_opacity: float = 0.25
 ) -> float:
     """The density whose level set best matches the silhouettes of the Gaussians' own renders, from ``views``
     turntable views of ``size`` pixels: the threshold that fewest rays disagree on — a ray the render shows at
     least ``seen_opacity`` covered should reach it somewhere on its way through the scene cube, a clearer one
     should not. Gaussians render opaque long before their summed density reaches any fixed value (many faint
-    ones add up along a ray, as a fog), so the surface is read off what is seen. ``grid``: the density at the
-    cell centres of a grid over the scene cube (:func:`density_grid`), sampled trilinearly every half cell along
-    each ray."""
+    ones add up along a ray, as a fog), so the surface is read off what is seen. ``padded``: the density on a grid
+    over the scene cube padded with one empty cell (:func:`density_grid`, padded as in :class:`SurfaceVolume`),
+    sampled trilinearly every half cell along each ray."""
     device = next(scene.parameters()).device
     cameras = turntable_cameras(views, 15.0, 2.0, 45.0).to(device)
     seen = (scene.render(cameras, size, size).opacity >= seen_opacity).reshape(-1).float()  # R rays
     origins, directions = generate_rays(cameras, size, size)
     origins, directions = origins.reshape(-1, 3), directions.reshape(-1, 3)
     t_near, t_far = ray_aabb(origins, directions, scene.bound)
-    samples = 4 * grid.shape[0]  # under half a cell apart: the cube's diagonal is under two of its sides
+    samples = 4 * (padded.shape[0] - 2)  # under half a cell apart: the cube's diagonal is under two of its sides
     fractions = (torch.arange(samples, device=device) + 0.5) / samples
     t = t_near[:, None] + (t_far - t_near).clamp(min=0)[:, None] * fractions
     points = origins[:, None] + t[..., None] * directions[:, None]  # R×samples×3
-    # With align_corners=False, −1 and 1 are the grid's outer faces (±bound) and its values sit at cell centres.
-    where = (points / scene.bound).flip(-1).reshape(1, 1, 1, -1, 3)  # grid_sample reads (z, y, x) of [x, y, z]
-    values = torch.from_numpy(grid).to(device)[None, None]
-    peak = F.grid_sample(values, where, align_corners=False).reshape(-1, samples).amax(-1)  # R
+    peak = sample_padded_grid(padded, scene.bound, points.reshape(-1, 3)).reshape(-1, samples).amax(-1)  # R
     order = torch.argsort(peak)
     peak, seen = peak[order], seen[order]
     # A threshold between the k-th and (k+1)-th lowest peaks covers the rays from k on: it misses the seen ones
@@ -170,16 +167,16 @@ def silhouette_threshold(
     return max(float((lower + upper) / 2), 1e-6)
 
 
-def surface_threshold(scene: NeRFScene | GaussianScene, grid: np.ndarray, given: float | None = None) -> float:
+def surface_threshold(scene: NeRFScene | GaussianScene, padded: np.ndarray, given: float | None = None) -> float:
     """The density of a stage-1 scene's surface: ``given``, else the scene's own (an SDF field's zero level set,
     the Gaussians' configured one), else read off the renders (:func:`auto_threshold`; for Gaussians
-    :func:`silhouette_threshold` on ``grid``, the :func:`density_grid`)."""
+    :func:`silhouette_threshold` on ``padded``, the padded :func:`density_grid`)."""
     if given is not None:
         return given
     own = scene.surface_density()
     if own is not None:
         return own
-    return silhouette_threshold(scene, grid) if isinstance(scene, GaussianScene) else auto_threshold(scene)
+    return silhouette_threshold(scene, padded) if isinstance(scene, GaussianScene) else auto_threshold(scene)
 
 
 @torch.no_grad()
@@ -213,11 +210,7 @@ class SurfaceVolume:
 
     def sample(self, points: torch.Tensor) -> torch.Tensor:
         """Trilinear values N at world points N×3 inside the scene cube."""
-        values = torch.from_numpy(self.values).to(points)
-        index = (points + self.bound) / self.cell + 0.5  # the inverse of :meth:`world`
-        normalised = index / (values.shape[0] - 1) * 2 - 1
-        grid = normalised.flip(-1).reshape(1, 1, 1, -1, 3)  # grid_sample reads (z, y, x) against [x, y, z] values
-        return F.grid_sample(values[None, None], grid, align_corners=True).reshape(-1)
+        return sample_padded_grid(self.values, self.bound, points)
 
     def normalised_sdf(self, points: torch.Tensor) -> torch.Tensor:
         """(level − value) / level at world points N×3, clamped to [−1, 1]: negative inside, zero on the surface
@@ -225,13 +218,23 @@ class SurfaceVolume:
         return ((self.level - self.sample(points)) / self.level).clamp(-1, 1)
 
 
+def sample_padded_grid(values: np.ndarray, bound: float, points: torch.Tensor) -> torch.Tensor:
+    """Trilinear values N at world points N×3 inside the scene cube [−bound, bound]³ of a grid laid out as
+    :class:`SurfaceVolume`'s: cell centres over the cube, padded with one cell on every side ([x, y, z])."""
+    grid = torch.from_numpy(values).to(points)
+    cell = 2 * bound / (grid.shape[0] - 2)
+    index = (points + bound) / cell + 0.5  # the inverse of :meth:`SurfaceVolume.world`
+    normalised = index / (grid.shape[0] - 1) * 2 - 1
+    where = normalised.flip(-1).reshape(1, 1, 1, -1, 3)  # grid_sample reads (z, y, x) against [x, y, z] values
+    return F.grid_sample(grid[None, None], where, align_corners=True).reshape(-1)
+
+
 @torch.no_grad()
 def surface_volume(scene: NeRFScene | GaussianScene, config: ExportConfig) -> SurfaceVolume:
     """The density on the export grid at the (auto) threshold, or with ``solidify`` the smooth solid it describes
     (:func:`solid_grid`, surface at ½)."""
-    grid = density_grid(scene, config.resolution)
-    threshold = surface_threshold(scene, grid, config.threshold)
-    values = np.pad(grid, 1, constant_values=0.0)
+    values = np.pad(density_grid(scene, config.resolution), 1, constant_values=0.0)
+    threshold = surface_threshold(scene, values, config.threshold)
     level = threshold
     if config.solidify:
         values, level = solid_grid(values > threshold, config), 0.5
