@@ -119,8 +119,7 @@ class Gaussians(nn.Module):
         lowest, extent = corners.amin(0), corners.amax(0) - corners.amin(0) + 1
         # Unique blocks by an integer code each (far faster than unique rows), their corners decoded from it.
         codes, owner = torch.unique(block_codes(corners, lowest, extent), return_inverse=True)
-        rows = torch.stack([codes // (extent[1] * extent[2]), codes // extent[2] % extent[1], codes % extent[2]], -1)
-        blocks = rows + lowest
+        blocks = torch.stack(torch.unravel_index(codes, tuple(extent.tolist())), dim=-1) + lowest
         points_of = torch.argsort(owner, stable=True).split(torch.bincount(owner, minlength=len(blocks)).tolist())
         gaussians_of = gaussians_per_block(blocks, self.means, reach, block)
         density = points.new_zeros(len(points))
