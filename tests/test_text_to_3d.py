@@ -111,7 +111,7 @@ def test_staged_settings_follow_the_step():
     from dreamlift.guidance.base import Guidance
 
     guidance = Guidance(config.guidance, prior=None)
-    assert [guidance.scale_at(p) for p in (0.0, 0.5, 1.0)] == [100.0, 55.0, 10.0]
+    assert [guidance.config.scale_at(p) for p in (0.0, 0.5, 1.0)] == [100.0, 55.0, 10.0]
 
 
 def nerf_stage_with(**regularisers):

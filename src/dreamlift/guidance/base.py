@@ -141,16 +141,9 @@ class Guidance:
     # --- shared steps ---------------------------------------------------------------------------------------
     def timestep_range(self, progress: float) -> tuple[int, int]:
         """Integer [low, high] timestep range at a point of training (progress from 0 to 1)."""
-        c, total = self.config, self.prior.num_train_timesteps
-        t_max = c.t_max + (c.t_max_final - c.t_max) * min(max(progress, 0.0), 1.0)
-        return int(c.t_min * total), max(int(c.t_min * total) + 1, int(t_max * total))
-
-    def scale_at(self, progress: float) -> float:
-        """The guidance scale at a point of training (progress from 0 to 1)."""
-        c = self.config
-        if c.scale_final is None:
-            return c.scale
-        return c.scale + (c.scale_final - c.scale) * min(max(progress, 0.0), 1.0)
+        total = self.prior.num_train_timesteps
+        low = int(self.config.t_min * total)
+        return low, max(low + 1, int(self.config.t_max_at(progress) * total))
 
     def weight(self, t: torch.Tensor) -> torch.Tensor:
         """w(t) per batch item (B)."""
@@ -193,7 +186,7 @@ class Guidance:
         self, noisy: torch.Tensor, t: torch.Tensor, cameras: Cameras, prompts: PromptEmbeddings, progress: float
     ) -> dict[str, torch.Tensor]:
         """The noise predictions (each B×C×h×w) a step of this kind weighs against each other, by name."""
-        return {"prior": self.guided_noise(noisy, t, cameras, prompts, self.scale_at(progress))}
+        return {"prior": self.guided_noise(noisy, t, cameras, prompts, self.config.scale_at(progress))}
 
     @torch.no_grad()
     def preview(

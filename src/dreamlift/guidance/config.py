@@ -63,3 +63,13 @@ class GuidanceConfig:
                 setattr(self, name, section())
             elif self.kind not in kinds and getattr(self, name) is not None:
                 raise ValueError(f"guidance.{name} applies to kind {' or '.join(kinds)} only, not {self.kind}")
+
+    def t_max_at(self, progress: float) -> float:
+        """The largest timestep (fraction of the prior's training timesteps) at a point of training (0 to 1)."""
+        return self.t_max + (self.t_max_final - self.t_max) * min(max(progress, 0.0), 1.0)
+
+    def scale_at(self, progress: float) -> float:
+        """The guidance scale at a point of training (progress from 0 to 1)."""
+        if self.scale_final is None:
+            return self.scale
+        return self.scale + (self.scale_final - self.scale) * min(max(progress, 0.0), 1.0)

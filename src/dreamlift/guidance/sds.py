@@ -27,5 +27,5 @@ class SDSGuidance(Guidance):
         timer: PhaseTimer,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         with timer("unet"):
-            eps_hat = self.guided_noise(x.noisy, x.t, cameras, prompts, self.scale_at(progress))
+            eps_hat = self.guided_noise(x.noisy, x.t, cameras, prompts, self.config.scale_at(progress))
         return self.weight(x.t).view(-1, 1, 1, 1) * (eps_hat - x.noise), {}

@@ -52,5 +52,5 @@ class SJCGuidance(Guidance):
             noise = x.noise if k == 0 else torch.randn(x.noise.shape, device=x.noise.device, generator=generator)
             noisy = x.noisy if k == 0 else self.prior.add_noise(x.latents.detach(), noise, x.t)
             with timer("unet"):
-                residual += self.guided_noise(noisy, x.t, cameras, prompts, self.scale_at(progress)) - noise
+                residual += self.guided_noise(noisy, x.t, cameras, prompts, self.config.scale_at(progress)) - noise
         return self.weight(x.t).view(-1, 1, 1, 1) * residual / self.config.sjc.samples, {}

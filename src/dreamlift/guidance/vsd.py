@@ -169,7 +169,8 @@ class VSDGuidance(Guidance):
         if self.entropy_weight > 0:
             eps_free = self.lora_noise(noisy, t, cond, torch.zeros_like(c2w))
             eps_lora = self.entropy_weight * eps_free + (1 - self.entropy_weight) * eps_lora
-        return {"prior": self.guided_noise(noisy, t, cameras, prompts, self.scale_at(progress)), "lora": eps_lora}
+        prior_noise = self.guided_noise(noisy, t, cameras, prompts, self.config.scale_at(progress))
+        return {"prior": prior_noise, "lora": eps_lora}
 
     def lora_loss(
         self, latents: torch.Tensor, text: torch.Tensor, c2w: torch.Tensor, generator: torch.Generator | None
