@@ -40,6 +40,7 @@ def test_sphere_exports_watertight_coloured_meshes(tmp_path):
     scene = red_sphere_scene()
     mesh, stats = scene_mesh(scene, ExportConfig(resolution=48))
     assert stats["threshold"] > 0 and stats["watertight"] and not stats["textured"]
+    assert (stats["pieces"], stats["genus"]) == (1, 0)
     assert mesh.is_watertight
     radius = np.linalg.norm(mesh.vertices, axis=1)
     assert 0.3 < radius.mean() < 0.5 and radius.std() < 0.02

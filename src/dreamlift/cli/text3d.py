@@ -84,8 +84,13 @@ def run_text3d(argv: list[str]) -> int:
 
 
 def export_details(stats: dict) -> str:
-    """An export's statistics in a few words: faces, threshold (NeRF exports), watertight, textured."""
+    """An export's statistics in a few words: faces, pieces (when several), genus (of a closed largest piece),
+    threshold (NeRF exports), watertight, textured."""
     details = [f"{stats['faces']} faces"]
+    if stats.get("pieces", 1) > 1:
+        details.append(f"{stats['pieces']} pieces")
+    if stats.get("genus") is not None:
+        details.append(f"genus {stats['genus']}")
     if "threshold" in stats:
         details.append(f"threshold {stats['threshold']:.3g}")
     details += [word for word in ("watertight", "textured") if stats.get(word)]

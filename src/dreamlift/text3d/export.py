@@ -30,6 +30,7 @@ from scipy import ndimage
 from skimage import measure
 from tqdm import tqdm
 
+from dreamlift.embedded.fidelity import topology
 from dreamlift.io import atomic_path, to_uint8, write_video
 from dreamlift.render.mesh import render_mesh
 from dreamlift.render.shading import fixed_light
@@ -303,10 +304,13 @@ def scene_mesh(scene: Scene, config: ExportConfig) -> tuple[trimesh.Trimesh, dic
     else:
         mesh, threshold = extract_mesh(scene, config)
         stats, textured = {"threshold": threshold}, config.textured
+    shape = topology(mesh)
     stats.update(
         vertices=len(mesh.vertices),
         faces=len(mesh.faces),
         watertight=bool(len(mesh.faces)) and bool(mesh.is_watertight),
+        pieces=shape.pieces,
+        genus=shape.genus,
     )
     if len(mesh.faces) == 0:
         return mesh, stats
