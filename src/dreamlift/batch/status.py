@@ -14,6 +14,7 @@ import os
 import socket
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from dreamlift.batch.manifest import BatchJob
@@ -84,24 +85,65 @@ def failures(counts: Counter) -> int:
     return sum(counts[outcome] for outcome in FAILURES)
 
 
-def summary_table(out: Path, jobs: list[BatchJob]) -> str:
-    """A table of the jobs (state, attempts, seconds, error) and a line of totals."""
+@dataclass(frozen=True)
+class JobState:
+    """Where one job of a batch stands, from its completion marker and its last recorded outcome."""
+
+    id: str
+    line: int
+    """Line of the manifest that asked for it (1-based)."""
+    prompt: str
+    state: str
+    """``done`` (its marker exists), its last outcome (``running``, ``failed``, ``refused``…) or ``pending``."""
+    attempts: int
+    seconds: float | None
+    """Seconds of its last finished attempt, if any."""
+    error: str
+    """First line of its last attempt's error ('' if none)."""
+
+
+def job_states(out: Path, jobs: list[BatchJob] | None = None) -> list[JobState]:
+    """The state of each of ``jobs``, or, without a manifest's jobs at hand, of every job ``status.jsonl`` records
+    (in manifest-line order)."""
     records = read_status(out)
     attempts = Counter(r["id"] for r in records if r["outcome"] == "running")
     last: dict[str, dict] = {}
     for record in records:
         if record["outcome"] != "skipped":
             last[record["id"]] = record
+    if jobs is None:
+        first = {r["id"]: r for r in reversed(records)}
+        identities = sorted(((r["id"], r["line"], r["prompt"]) for r in first.values()), key=lambda j: (j[1], j[0]))
+    else:
+        identities = [(job.id, job.line, job.prompt) for job in jobs]
+    states = []
+    for ident, line, prompt in identities:
+        record = last.get(ident, {})
+        done = (Path(out) / ident / MARKER).is_file()
+        error = str(record.get("error", "")).splitlines()
+        states.append(
+            JobState(
+                ident,
+                line,
+                prompt,
+                "done" if done else record.get("outcome", "pending"),
+                attempts[ident],
+                record.get("seconds"),
+                error[0] if error else "",
+            )
+        )
+    return states
+
+
+def summary_table(out: Path, jobs: list[BatchJob]) -> str:
+    """A table of the jobs (state, attempts, seconds, error) and a line of totals."""
     rows, states = [], Counter()
-    for job in jobs:
-        record = last.get(job.id, {})
-        state = "done" if is_done(out, job) else record.get("outcome", "pending")
-        states[state] += 1
-        seconds = f"{record['seconds']:.0f}" if "seconds" in record else ""
+    for job in job_states(out, jobs):
+        states[job.state] += 1
+        seconds = f"{job.seconds:.0f}" if job.seconds is not None else ""
         prompt = job.prompt if len(job.prompt) <= 36 else job.prompt[:35] + "…"
         rows.append(
-            f"{job.id}  {job.line:>5}  {state:<13}  {attempts[job.id]:>8}  {seconds:>7}  {prompt:<36}"
-            f"  {record.get('error', '')}"
+            f"{job.id}  {job.line:>5}  {job.state:<13}  {job.attempts:>8}  {seconds:>7}  {prompt:<36}  {job.error}"
         )
     header = f"{'id':<16}  {'line':>5}  {'state':<13}  {'attempts':>8}  {'seconds':>7}  {'prompt':<36}  error"
     totals = ", ".join(f"{count} {state}" for state, count in sorted(states.items()))
