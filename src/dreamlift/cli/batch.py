@@ -1,7 +1,8 @@
 """``text3d batch`` / ``text2video batch``: a manifest's jobs on a backend, resumable, with a summary.
 
 Finished jobs (those with a completion marker) are skipped, so re-running the same command after a failure,
-a preemption or Ctrl-C does only the work that is left. ``--status`` prints the summary without running.
+a preemption or Ctrl-C does only the work that is left. ``--status`` prints the summary without running. Both
+write (or refresh) the batch's HTML report, ``OUT/report/index.html``.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def run_batch(kind: str, argv: list[str]) -> int:
     from dreamlift.batch.commands import batch_command
     from dreamlift.batch.manifest import parse_manifest
     from dreamlift.batch.slurm import SlurmOptions
-    from dreamlift.batch.status import is_done, summary_table
+    from dreamlift.batch.status import is_done, job_states, summary_table
     from dreamlift.config import load_config
     from dreamlift.io import ensure_writable_dir
 
@@ -82,8 +83,16 @@ def run_batch(kind: str, argv: list[str]) -> int:
     def exit_code() -> int:
         return 0 if all(is_done(args.out, job) for job in jobs) and not errors else 1
 
+    def report() -> None:
+        from dreamlift.report import write_report
+
+        index = write_report(args.out, job_states(args.out, jobs))
+        print(f"{kind} batch: report {index.resolve().as_uri()}", file=sys.stderr)
+
     if args.status:
         print(summary_table(args.out, jobs))
+        if (args.out / "status.jsonl").is_file():
+            report()
         return exit_code()
     ensure_writable_dir(args.out)
     todo = [job for job in jobs if not is_done(args.out, job)]
@@ -122,4 +131,5 @@ def run_batch(kind: str, argv: list[str]) -> int:
     finally:
         progress.close()
     print(summary_table(args.out, jobs))
+    report()
     return exit_code()

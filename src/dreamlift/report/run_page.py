@@ -1,0 +1,160 @@
+"""The page of one run: a text3d run (each stage: its mesh in the viewer, turntable, training curves, validation
+strips and metrics) or a text2video output (each clip playing, its GIF and frames, the settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dreamlift.report.folders import FolderKind, folder_kind, read_metrics
+from dreamlift.report.html import escape, glb_script, image, page, relative, table, video, viewer
+from dreamlift.report.plots import training_plot
+
+STAGE_TITLES = {"nerf": "NeRF", "gaussians": "Gaussians", "mesh": "mesh stage (DMTet)"}
+
+
+def run_page(run: Path, page_dir: Path, write_dir: Path, assets: Path) -> str:
+    """The HTML page of the run folder ``run``, whose links hold from ``page_dir`` (where it will live) and whose
+    GLB scripts are written into ``write_dir`` (where it is built); ``assets``: the report's assets folder."""
+    kind = folder_kind(run)
+    metrics = read_metrics(run)
+    prompt = metrics.get("prompt") or run_prompt(run)
+    if kind is FolderKind.TEXT2VIDEO:
+        body, scripts = video_sections(run, page_dir, metrics), []
+    else:
+        body, scripts = text3d_sections(run, page_dir, write_dir)
+    header = (
+        f"<h1>{escape(prompt)}</h1>"
+        f'<div class="subtitle">{escape(kind.value if kind else "run")} · {escape(run.resolve())}</div>'
+    )
+    config = run / "config.yaml"
+    settings = f'<h2>Settings</h2><pre class="config">{escape(config.read_text())}</pre>' if config.is_file() else ""
+    asset_path = relative(assets, page_dir)
+    scripts = [f"{asset_path}/model-viewer-umd.min.js", *scripts, f"{asset_path}/viewer.js"]
+    return page(prompt, header + body + settings, asset_path, scripts)
+
+
+def run_prompt(run: Path) -> str:
+    """The prompt in a run's config.yaml (its first ``prompt:`` line), for a run that has no metrics yet."""
+    config = run / "config.yaml"
+    for line in config.read_text().splitlines() if config.is_file() else []:
+        if line.startswith("prompt:"):
+            return line.split(":", 1)[1].strip().strip("'\"")
+    return run.name
+
+
+# --- text3d ---------------------------------------------------------------------------------------------------
+def text3d_sections(run: Path, page_dir: Path, write_dir: Path) -> tuple[str, list[str]]:
+    """The sections of a text3d run: its stage, then its mesh stage (``refine/``) when there is one; and the GLB
+    scripts the page loads."""
+    stages = [(run, "stage")]
+    if folder_kind(run / "refine") is FolderKind.TEXT3D:
+        stages.append((run / "refine", "refine"))
+    body, scripts = "", []
+    for folder, key in stages:
+        section, script = stage_section(folder, key, page_dir, write_dir)
+        body += section
+        scripts += script
+    return body, scripts
+
+
+def stage_section(folder: Path, key: str, page_dir: Path, write_dir: Path) -> tuple[str, list[str]]:
+    """One stage's section (viewer, turntable, metrics, plots, validation strips, particles) and its scripts."""
+    metrics = read_metrics(folder)
+    stage = metrics.get("stage")
+    title = STAGE_TITLES.get(stage, "stage in progress") if stage else "in progress (no metrics.json yet)"
+    media, scripts = [], []
+    glb = folder / "mesh.glb"
+    if glb.is_file():
+        script = f"{key}.glb.js"
+        glb_script(glb, key, write_dir / script)
+        scripts.append(script)
+        media.append(viewer(key, f"mesh of {title}"))
+    turntable = folder / "turntable.mp4"
+    if turntable.is_file():
+        media.append(video(relative(turntable, page_dir)))
+    files = [f'<a href="{escape(relative(path, page_dir))}">{path.name}</a>' for path in sorted(folder.glob("mesh.*"))]
+    parts = [f"<h2>{escape(title[0].upper() + title[1:])}</h2>"]
+    parts.append(f'<div class="row">{"".join(media)}{table(stage_facts(metrics))}</div>')
+    if files:
+        parts.append(f"<p>Files: {' · '.join(files)}</p>")
+    if stage:
+        parts.append(f'<div class="plot">{stage_plot(folder, metrics)}</div>')
+    parts.append(validation_strips(folder, page_dir))
+    parts.append(particles(folder, page_dir))
+    return "".join(parts), scripts
+
+
+def stage_facts(metrics: dict) -> list[tuple[str, object]]:
+    """The numbers a user asks of a stage: steps, seconds (per step, by phase), and the export's statistics."""
+    export = metrics.get("export", {})
+    facts: list[tuple[str, object]] = []
+    for name, key in (("steps", "steps"), ("training seconds", "train_seconds"), ("s / step", "seconds_per_step")):
+        if key in metrics:
+            facts.append((name, metrics[key]))
+    facts += [(f"s / step: {phase}", seconds) for phase, seconds in metrics.get("phase_seconds", {}).items()]
+    for name, key in (
+        ("faces", "faces"),
+        ("pieces", "pieces"),
+        ("genus", "genus"),
+        ("watertight", "watertight"),
+        ("threshold", "threshold"),
+        ("textured", "textured"),
+        ("export seconds", "seconds"),
+    ):
+        if key in export:
+            value = export[key]
+            facts.append((name, "– (open)" if value is None else f"{value:.4g}" if isinstance(value, float) else value))
+    return facts
+
+
+def stage_plot(folder: Path, metrics: dict) -> str:
+    """The stage's loss and guidance schedule (from its config), as inline SVG."""
+    from dreamlift.text3d.config import read_run_config
+    from dreamlift.text3d.stages import STAGES
+
+    stage = STAGES[metrics["stage"]](read_run_config(folder))
+    return training_plot(metrics.get("loss", []), stage.guidance_config(), metrics.get("steps", stage.steps))
+
+
+def validation_strips(folder: Path, page_dir: Path) -> str:
+    """The newest validation strip of each kind (views; the guidance's denoised predictions) and the older ones
+    folded away."""
+    parts = []
+    for prefix, title in (("step", "Validation views"), ("guidance", "One-step denoised predictions")):
+        strips = sorted((folder / "validation").glob(f"{prefix}_*.png"), reverse=True)
+        if not strips:
+            continue
+        images = [f"<div>{escape(p.stem)}<br>{image(relative(p, page_dir), p.stem)}</div>" for p in strips]
+        older = f"<details><summary>{len(strips) - 1} earlier</summary>{''.join(images[1:])}</details>"
+        parts.append(f"<h3>{title}</h3>{images[0]}{older if len(strips) > 1 else ''}")
+    return "".join(parts)
+
+
+def particles(folder: Path, page_dir: Path) -> str:
+    """Turntables and mesh files of particles 1, 2, … (``particle-i/``), when the run had several."""
+    items = []
+    for particle in sorted(folder.glob("particle-*")):
+        turntable = particle / "turntable.mp4"
+        files = [f'<a href="{escape(relative(p, page_dir))}">{p.name}</a>' for p in sorted(particle.glob("mesh.*"))]
+        clip = video(relative(turntable, page_dir)) if turntable.is_file() else ""
+        items.append(f"<div><h3>{escape(particle.name)}</h3>{clip}<p>{' · '.join(files)}</p></div>")
+    return f'<div class="row">{"".join(items)}</div>' if items else ""
+
+
+# --- text2video ----------------------------------------------------------------------------------------------
+def video_sections(run: Path, page_dir: Path, metrics: dict) -> str:
+    """Each clip playing, its GIF and frames, then the metrics."""
+    parts = []
+    for clip in sorted(run.glob("*.mp4")):
+        gif = clip.with_suffix(".gif")
+        frames = sorted((run / "frames" / clip.stem).glob("*.png"))
+        row = video(relative(clip, page_dir))
+        if gif.is_file():
+            row += image(relative(gif, page_dir), f"{clip.stem} as a GIF", "gif")
+        strip = "".join(image(relative(f, page_dir), f.stem, "") for f in frames)
+        parts.append(f"<h2>{escape(clip.stem)}</h2><div class='row'>{row}</div>")
+        if strip:
+            parts.append(f'<div class="frames">{strip}</div>')
+    facts = [(key.replace("_", " "), value) for key, value in metrics.items() if key != "prompt"]
+    parts.append(f"<h2>Metrics</h2>{table(facts)}")
+    return "".join(parts)

@@ -1,0 +1,203 @@
+"""HTML reports: what the pages hold and link, atomic refresh, bad input, and (where Chromium exists) the pages in a
+real headless browser: the viewer loads the GLB and draws it, nothing is logged as an error, the filter works."""
+
+import base64
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from conftest import FAST_TEXT3D
+
+from dreamlift.batch.status import read_status
+from dreamlift.cli import text2video_main, text3d_main
+from dreamlift.report import write_report
+
+BROWSER_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--use-angle=swiftshader",  # WebGL on the CPU
+    "--enable-unsafe-swiftshader",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1280,900",
+]
+VIEWER_TIMEOUT_S = 90
+"""Software WebGL on two cores takes 10–20 s to show the first model."""
+
+
+def tiny_run(prior_dir: Path, out: Path, *extra: str) -> Path:
+    args = ["a red cube", "--model", str(prior_dir), "--out", str(out), "--steps", "4", *FAST_TEXT3D]
+    assert text3d_main([*args, "train.validate_every=2", "export.turntable_resolution=64", *extra]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def run_dir(tiny_prior_dir, tmp_path_factory):
+    return tiny_run(tiny_prior_dir, tmp_path_factory.mktemp("report") / "run")
+
+
+@pytest.fixture(scope="module")
+def batch_dir(tiny_prior_dir, tmp_path_factory):
+    """A batch of two finished jobs and one refused (its model folder is missing)."""
+    root = tmp_path_factory.mktemp("batch")
+    manifest = root / "m.jsonl"
+    manifest.write_text(
+        '{"prompt": "a red cube"}\n{"prompt": "a blue sphere", "seed": 1}\n'
+        '{"prompt": "a green cone", "prior.model": "/no/such/model"}\n'
+    )
+    overrides = [*FAST_TEXT3D, "device=cpu", f"prior.model={tiny_prior_dir}", "train.steps=2"]
+    assert text3d_main(["batch", str(manifest), "--out", str(root / "out"), "--retries", "0", *overrides]) == 1
+    return root / "out"
+
+
+def linked_paths(page: Path) -> list[Path]:
+    """Every local file a page links (src and href), resolved from the page's folder."""
+    links = re.findall(r'(?:src|href)="([^"#:]+)"', page.read_text())
+    return [(page.parent / link).resolve() for link in links]
+
+
+def test_run_report_embeds_the_mesh_and_links_the_runs_files(run_dir):
+    index = write_report(run_dir)
+    assert index == run_dir / "report" / "index.html"
+    html = index.read_text()
+    assert 'data-glb="stage"' in html and "<svg" in html and "guidance schedule" in html
+    assert "genus" in html and "Validation views" in html and "turntable.mp4" in html
+    script = (index.parent / "stage.glb.js").read_text()
+    encoded = re.search(r'= "([A-Za-z0-9+/=]+)";', script).group(1)
+    assert base64.b64decode(encoded) == (run_dir / "mesh.glb").read_bytes()
+    links = linked_paths(index)
+    assert links and all(path.is_file() for path in links), [p for p in links if not p.is_file()]
+    assert (index.parent / "assets" / "LICENSE-model-viewer.txt").is_file()
+
+
+def test_a_refreshed_report_replaces_the_old_one_whole(run_dir):
+    write_report(run_dir)
+    (run_dir / "report" / "stale.txt").write_text("from an older report")
+    write_report(run_dir)
+    assert not (run_dir / "report" / "stale.txt").exists()
+    assert [p.name for p in run_dir.iterdir() if p.name.startswith(".")] == []  # no staging folder left
+
+
+def test_batch_report_lists_every_job_with_its_state_and_pages_the_finished(batch_dir):
+    index = batch_dir / "report" / "index.html"  # written by the batch when it ended
+    html = index.read_text()
+    ids = {record["id"]: record for record in read_status(batch_dir)}
+    assert len(ids) == 3 and html.count('class="job"') == 3
+    assert "3 jobs: 2 done, 1 refused" in html
+    for job_id in ids:
+        state = "refused" if ids[job_id]["prompt"] == "a green cone" else "done"
+        assert f'data-state="{state}" data-prompt="{ids[job_id]["prompt"]}" data-id="{job_id}"' in html
+        assert (batch_dir / "report" / "jobs" / job_id / "index.html").is_file() == (state == "done")
+    assert "model folder not found" in html
+    for page in [index, *(batch_dir / "report" / "jobs").glob("*/index.html")]:
+        assert all(path.is_file() for path in linked_paths(page))
+
+
+def test_status_refreshes_the_batch_report_and_shows_an_errors_first_line(batch_dir, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(batch_dir, out)
+    with open(out / "status.jsonl", "a") as status:
+        record = {"id": "f" * 16, "line": 9, "prompt": "a yellow torus", "outcome": "failed", "seconds": 3.0}
+        status.write(json.dumps({**record, "error": "RuntimeError: boom\n  at step 3"}) + "\n")
+    write_report(out)
+    html = (out / "report" / "index.html").read_text()
+    assert "4 jobs: 2 done, 1 failed, 1 refused" in html
+    assert "RuntimeError: boom" in html and "at step 3" not in html
+
+
+def test_video_report_plays_each_clip_with_its_gif_and_frames(tiny_prior_dir, tmp_path):
+    args = ["a red cube moving right", "--model", str(tiny_prior_dir), "--mode", "zero-shot", "--steps", "2"]
+    assert text2video_main([*args, "--frames", "3", "--out", str(tmp_path / "clip"), "save_frames=true"]) == 0
+    assert text2video_main(["report", str(tmp_path / "clip")]) == 0
+    index = tmp_path / "clip" / "report" / "index.html"
+    html = index.read_text()
+    assert "video.mp4" in html and "video.gif" in html and html.count('src="../frames/video/') == 3
+    assert all(path.is_file() for path in linked_paths(index))
+
+
+@pytest.mark.parametrize("make", ["nothing", "unrelated", "missing"])
+def test_a_folder_with_nothing_to_report_is_one_line_and_writes_nothing(tmp_path, capsys, make):
+    folder = tmp_path / "folder"
+    if make != "missing":
+        folder.mkdir()
+    if make == "unrelated":
+        (folder / "config.yaml").write_text("prompt: a red cube\n")
+    assert text3d_main(["report", str(folder)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("text3d report: error:") and "\n" not in error
+    assert not folder.exists() or sorted(p.name for p in folder.iterdir()) == (
+        ["config.yaml"] if make == "unrelated" else []
+    )
+
+
+# --- in a real browser -----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def browser():
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if not (chromium and driver):
+        pytest.skip("no headless Chromium here (Debian: apt-get install chromium chromium-driver)")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in BROWSER_FLAGS:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    session = webdriver.Chrome(service=webdriver.ChromeService(driver), options=options)
+    yield session
+    session.quit()
+
+
+def screenshot(element, name: str) -> np.ndarray:
+    """The element's pixels; a copy goes to $DREAMLIFT_SCREENSHOTS/<name>.png when that is set (the README's)."""
+    png = element.screenshot_as_png
+    if os.environ.get("DREAMLIFT_SCREENSHOTS"):
+        Path(os.environ["DREAMLIFT_SCREENSHOTS"], f"{name}.png").write_bytes(png)
+    return iio.imread(png)[..., :3]
+
+
+def errors_logged(browser) -> list[dict]:
+    return [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def test_the_viewer_loads_the_glb_and_draws_it_in_a_browser(browser, run_dir):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(write_report(run_dir).resolve().as_uri())
+    viewer = browser.find_element(By.CSS_SELECTOR, "model-viewer")
+    WebDriverWait(browser, VIEWER_TIMEOUT_S).until(
+        lambda _: viewer.get_attribute("data-loaded") or viewer.get_attribute("data-load-error")
+    )
+    assert viewer.get_attribute("data-loaded") == "true", viewer.get_attribute("data-load-error")
+    browser.execute_script("return arguments[0].updateComplete", viewer)
+    pixels = screenshot(viewer, "report-viewer").reshape(-1, 3).astype(int)
+    background = pixels[0]
+    drawn = np.abs(pixels - background).sum(axis=1) > 30
+    assert drawn.mean() > 0.05, f"only {drawn.mean():.1%} of the viewer differs from its background"
+    screenshot(browser.find_element(By.TAG_NAME, "body"), "report-run")
+    assert errors_logged(browser) == []
+
+
+def test_the_batch_page_lists_every_job_and_the_filter_hides_the_refused(browser, batch_dir):
+    from selenium.webdriver.common.by import By
+
+    browser.get((batch_dir / "report" / "index.html").resolve().as_uri())
+    cards = browser.find_elements(By.CSS_SELECTOR, ".job")
+    assert sorted(card.get_attribute("data-state") for card in cards) == ["done", "done", "refused"]
+    assert all(card.is_displayed() for card in cards)
+    screenshot(browser.find_element(By.TAG_NAME, "body"), "report-batch")
+    browser.find_element(By.CSS_SELECTOR, 'input[data-state-filter="refused"]').click()
+    shown = {card.get_attribute("data-state"): card.is_displayed() for card in cards}
+    assert shown == {"done": True, "refused": False}
+    assert browser.find_element(By.ID, "shown").text == "2"
+    browser.find_element(By.ID, "search").send_keys("blue")
+    assert [card.get_attribute("data-prompt") for card in cards if card.is_displayed()] == ["a blue sphere"]
+    assert errors_logged(browser) == []
