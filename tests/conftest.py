@@ -22,6 +22,16 @@ FAST_TEXT3D = [
 ]
 """text3d overrides for a run of seconds on a tiny prior (a small field, few samples, a 2-frame turntable)."""
 
+FAST_REFINE = [
+    "refine.steps=2",
+    "refine.resolution=16",
+    "refine.dmtet.grid_resolution=12",
+    "refine.dmtet.init_steps=60",
+    "refine.dmtet.hashgrid.num_levels=2",
+    "export.texture_resolution=32",
+]
+"""Mesh-stage overrides for seconds more: two steps on a coarse DMTet grid, a small texture."""
+
 
 @pytest.fixture
 def one_thread():

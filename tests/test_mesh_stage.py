@@ -4,18 +4,9 @@ import json
 
 import imageio.v3 as imageio
 import trimesh
-from conftest import FAST_TEXT3D
+from conftest import FAST_REFINE, FAST_TEXT3D
 
 from dreamlift.cli import text3d_main
-
-FAST_REFINE = [
-    "refine.steps=2",
-    "refine.resolution=16",
-    "refine.dmtet.grid_resolution=12",
-    "refine.dmtet.init_steps=60",
-    "refine.dmtet.hashgrid.num_levels=2",
-    "export.texture_resolution=32",
-]
 
 
 def assert_textured_stage(folder):

@@ -11,7 +11,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from conftest import FAST_TEXT3D
+from conftest import FAST_REFINE, FAST_TEXT3D
 
 from dreamlift.batch.status import read_status
 from dreamlift.cli import text2video_main, text3d_main
@@ -32,15 +32,14 @@ VIEWER_TIMEOUT_S = 90
 """Software WebGL on two cores takes 10–20 s to show the first model."""
 
 
-def tiny_run(prior_dir: Path, out: Path, *extra: str) -> Path:
-    args = ["a red cube", "--model", str(prior_dir), "--out", str(out), "--steps", "4", *FAST_TEXT3D]
-    assert text3d_main([*args, "train.validate_every=2", "export.turntable_resolution=64", *extra]) == 0
-    return out
-
-
 @pytest.fixture(scope="module")
 def run_dir(tiny_prior_dir, tmp_path_factory):
-    return tiny_run(tiny_prior_dir, tmp_path_factory.mktemp("report") / "run")
+    """A magic3d run: a NeRF stage with a vertex-coloured mesh, and a mesh stage with a textured one."""
+    out = tmp_path_factory.mktemp("report") / "run"
+    args = ["a red cube", "--config", "magic3d", "--model", str(tiny_prior_dir), "--out", str(out), "--steps", "4"]
+    extra = ["train.validate_every=2", "export.turntable_resolution=64"]
+    assert text3d_main([*args, *FAST_TEXT3D, *FAST_REFINE, *extra]) == 0
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -67,11 +66,12 @@ def test_run_report_embeds_the_mesh_and_links_the_runs_files(run_dir):
     index = write_report(run_dir)
     assert index == run_dir / "report" / "index.html"
     html = index.read_text()
-    assert 'data-glb="stage"' in html and "<svg" in html and "guidance schedule" in html
-    assert "genus" in html and "Validation views" in html and "turntable.mp4" in html
-    script = (index.parent / "stage.glb.js").read_text()
-    encoded = re.search(r'= "([A-Za-z0-9+/=]+)";', script).group(1)
-    assert base64.b64decode(encoded) == (run_dir / "mesh.glb").read_bytes()
+    assert html.count("<model-viewer") == 2 and html.count("<svg") == 2 and "guidance schedule" in html
+    assert "genus" in html and "Validation views" in html and "Mesh stage (DMTet)" in html
+    for key, folder in (("stage", run_dir), ("refine", run_dir / "refine")):
+        script = (index.parent / f"{key}.glb.js").read_text()
+        encoded = re.search(r'= "([A-Za-z0-9+/=]+)";', script).group(1)
+        assert base64.b64decode(encoded) == (folder / "mesh.glb").read_bytes()
     links = linked_paths(index)
     assert links and all(path.is_file() for path in links), [p for p in links if not p.is_file()]
     assert (index.parent / "assets" / "LICENSE-model-viewer.txt").is_file()
@@ -167,21 +167,52 @@ def errors_logged(browser) -> list[dict]:
     return [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
 
 
-def test_the_viewer_loads_the_glb_and_draws_it_in_a_browser(browser, run_dir):
+def recoloured_copy(run_dir: Path, folder: Path) -> Path:
+    """A copy of the run whose NeRF-stage mesh has red vertex colours and whose mesh stage's texture is blue, so a
+    screenshot tells whether the viewer shows each kind of colour."""
+    import trimesh
+    from PIL import Image
+
+    shutil.copytree(run_dir, folder, ignore=shutil.ignore_patterns("report"))
+    coloured = trimesh.load(folder / "mesh.glb", force="mesh")
+    coloured.visual.vertex_colors = np.tile([220, 30, 30, 255], (len(coloured.vertices), 1))
+    coloured.export(folder / "mesh.glb")
+    textured = trimesh.load(folder / "refine" / "mesh.glb", force="mesh")
+    assert isinstance(textured.visual, trimesh.visual.TextureVisuals)
+    textured.visual.material.baseColorTexture = Image.new("RGB", (32, 32), (30, 30, 220))
+    textured.export(folder / "refine" / "mesh.glb")
+    return folder
+
+
+def test_the_viewers_load_and_draw_vertex_colours_and_textures_in_a_browser(browser, run_dir, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(write_report(recoloured_copy(run_dir, tmp_path / "run")).resolve().as_uri())
+    viewers = browser.find_elements(By.CSS_SELECTOR, "model-viewer")
+    assert [viewer.get_attribute("data-glb") for viewer in viewers] == ["stage", "refine"]
+    for viewer, channel in zip(viewers, (0, 2)):  # red vertex colours, blue texture
+        browser.execute_script("arguments[0].scrollIntoView()", viewer)
+        WebDriverWait(browser, VIEWER_TIMEOUT_S).until(
+            lambda _, viewer=viewer: viewer.get_attribute("data-loaded") or viewer.get_attribute("data-load-error")
+        )
+        assert viewer.get_attribute("data-loaded") == "true", viewer.get_attribute("data-load-error")
+        pixels = screenshot(viewer, f"report-viewer-{viewer.get_attribute('data-glb')}").reshape(-1, 3).astype(int)
+        drawn = np.abs(pixels - pixels[0]).sum(axis=1) > 30  # the corner pixel is the background
+        assert drawn.mean() > 0.05, f"only {drawn.mean():.1%} of the viewer differs from its background"
+        colour = pixels[drawn].mean(axis=0)
+        assert colour.argmax() == channel and colour[channel] > 1.5 * np.delete(colour, channel).max(), colour
+    assert errors_logged(browser) == []
+
+
+def test_the_run_page_of_the_readme(browser, run_dir):
+    """The README's picture of a run's page (the tiny run's own colours), with no error logged."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     browser.get(write_report(run_dir).resolve().as_uri())
     viewer = browser.find_element(By.CSS_SELECTOR, "model-viewer")
-    WebDriverWait(browser, VIEWER_TIMEOUT_S).until(
-        lambda _: viewer.get_attribute("data-loaded") or viewer.get_attribute("data-load-error")
-    )
-    assert viewer.get_attribute("data-loaded") == "true", viewer.get_attribute("data-load-error")
-    browser.execute_script("return arguments[0].updateComplete", viewer)
-    pixels = screenshot(viewer, "report-viewer").reshape(-1, 3).astype(int)
-    background = pixels[0]
-    drawn = np.abs(pixels - background).sum(axis=1) > 30
-    assert drawn.mean() > 0.05, f"only {drawn.mean():.1%} of the viewer differs from its background"
+    WebDriverWait(browser, VIEWER_TIMEOUT_S).until(lambda _: viewer.get_attribute("data-loaded"))
     screenshot(browser.find_element(By.TAG_NAME, "body"), "report-run")
     assert errors_logged(browser) == []
 
