@@ -42,6 +42,10 @@ def run_dir(tiny_prior_dir, tmp_path_factory):
     return out
 
 
+def batch_overrides(prior_dir: Path) -> list[str]:
+    return [*FAST_TEXT3D, "device=cpu", f"prior.model={prior_dir}", "train.steps=2"]
+
+
 @pytest.fixture(scope="module")
 def batch_dir(tiny_prior_dir, tmp_path_factory):
     """A batch of two finished jobs and one refused (its model folder is missing)."""
@@ -51,8 +55,8 @@ def batch_dir(tiny_prior_dir, tmp_path_factory):
         '{"prompt": "a red cube"}\n{"prompt": "a blue sphere", "seed": 1}\n'
         '{"prompt": "a green cone", "prior.model": "/no/such/model"}\n'
     )
-    overrides = [*FAST_TEXT3D, "device=cpu", f"prior.model={tiny_prior_dir}", "train.steps=2"]
-    assert text3d_main(["batch", str(manifest), "--out", str(root / "out"), "--retries", "0", *overrides]) == 1
+    args = ["batch", str(manifest), "--out", str(root / "out"), *batch_overrides(tiny_prior_dir)]
+    assert text3d_main([*args, "--retries", "0"]) == 1
     return root / "out"
 
 
@@ -77,10 +81,11 @@ def test_run_report_embeds_the_mesh_and_links_the_runs_files(run_dir):
     assert (index.parent / "assets" / "LICENSE-model-viewer.txt").is_file()
 
 
-def test_a_refreshed_report_replaces_the_old_one_whole(run_dir):
+def test_a_refreshed_report_replaces_the_old_one_whole(run_dir, capsys):
     write_report(run_dir)
     (run_dir / "report" / "stale.txt").write_text("from an older report")
-    write_report(run_dir)
+    assert text3d_main(["report", str(run_dir), "--open"]) == 0
+    assert capsys.readouterr().out.strip() == (run_dir / "report" / "index.html").resolve().as_uri()
     assert not (run_dir / "report" / "stale.txt").exists()
     assert [p.name for p in run_dir.iterdir() if p.name.startswith(".")] == []  # no staging folder left
 
@@ -100,9 +105,13 @@ def test_batch_report_lists_every_job_with_its_state_and_pages_the_finished(batc
         assert all(path.is_file() for path in linked_paths(page))
 
 
-def test_status_refreshes_the_batch_report_and_shows_an_errors_first_line(batch_dir, tmp_path):
+def test_status_refreshes_the_batch_report_and_shows_an_errors_first_line(batch_dir, tiny_prior_dir, tmp_path):
     out = tmp_path / "copy"
     shutil.copytree(batch_dir, out)
+    shutil.rmtree(out / "report")
+    status = ["batch", str(batch_dir.parent / "m.jsonl"), "--out", str(out), "--status"]
+    assert text3d_main([*status, *batch_overrides(tiny_prior_dir)]) == 1
+    assert "3 jobs: 2 done, 1 refused" in (out / "report" / "index.html").read_text()
     with open(out / "status.jsonl", "a") as status:
         record = {"id": "f" * 16, "line": 9, "prompt": "a yellow torus", "outcome": "failed", "seconds": 3.0}
         status.write(json.dumps({**record, "error": "RuntimeError: boom\n  at step 3"}) + "\n")
