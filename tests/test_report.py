@@ -70,7 +70,7 @@ def test_run_report_embeds_the_mesh_and_links_the_runs_files(run_dir):
     index = write_report(run_dir)
     assert index == run_dir / "report" / "index.html"
     html = index.read_text()
-    assert html.count("<model-viewer") == 2 and html.count("<svg") == 2 and "guidance schedule" in html
+    assert html.count("<model-viewer") == 2 and html.count("<svg") == 4 and "guidance schedule" in html
     assert "genus" in html and "Validation views" in html and "Mesh stage (DMTet)" in html
     for key, folder in (("stage", run_dir), ("refine", run_dir / "refine")):
         script = (index.parent / f"{key}.glb.js").read_text()

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dreamlift.errors import UsageError
 from dreamlift.report.folders import FolderKind, folder_kind, read_metrics
 from dreamlift.report.html import escape, glb_script, image, page, relative, table, video, viewer
-from dreamlift.report.plots import training_plot
+from dreamlift.report.plots import loss_plot, schedule_plot
 
 STAGE_TITLES = {"nerf": "NeRF", "gaussians": "Gaussians", "mesh": "mesh stage (DMTet)"}
 
@@ -108,12 +109,18 @@ def stage_facts(metrics: dict) -> list[tuple[str, object]]:
 
 
 def stage_plot(folder: Path, metrics: dict) -> str:
-    """The stage's loss and guidance schedule (from its config), as inline SVG."""
+    """The stage's loss and guidance schedule (from its config), two inline SVGs; a config this version cannot read
+    (from another version of dreamlift) is said in one line instead, so one odd run does not stop a batch's
+    report."""
     from dreamlift.text3d.config import read_run_config
     from dreamlift.text3d.stages import STAGES
 
-    stage = STAGES[metrics["stage"]](read_run_config(folder))
-    return training_plot(metrics.get("loss", []), stage.guidance_config(), metrics.get("steps", stage.steps))
+    try:
+        stage = STAGES[metrics["stage"]](read_run_config(folder))
+    except (UsageError, KeyError) as err:
+        return f"<p>No training plot: {escape(err)}</p>"
+    steps = metrics.get("steps", stage.steps)
+    return loss_plot(metrics.get("loss", []), steps) + schedule_plot(stage.guidance_config(), steps)
 
 
 def validation_strips(folder: Path, page_dir: Path) -> str:
