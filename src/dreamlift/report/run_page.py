@@ -7,7 +7,7 @@ from pathlib import Path
 
 from dreamlift.errors import UsageError
 from dreamlift.report.folders import FolderKind, folder_kind, read_metrics
-from dreamlift.report.html import escape, glb_script, image, page, relative, table, video, viewer
+from dreamlift.report.html import VIEWER_SCRIPT, escape, glb_script, image, page, relative, table, video, viewer
 from dreamlift.report.plots import loss_plot, schedule_plot
 
 STAGE_TITLES = {"nerf": "NeRF", "gaussians": "Gaussians", "mesh": "mesh stage (DMTet)"}
@@ -30,17 +30,19 @@ def run_page(run: Path, page_dir: Path, write_dir: Path, assets: Path) -> str:
     config = run / "config.yaml"
     settings = f'<h2>Settings</h2><pre class="config">{escape(config.read_text())}</pre>' if config.is_file() else ""
     asset_path = relative(assets, page_dir)
-    scripts = [f"{asset_path}/model-viewer-umd.min.js", *scripts, f"{asset_path}/viewer.js"]
+    if scripts:  # meshes to show: the viewer, the meshes, then what hands them to it
+        scripts = [f"{asset_path}/{VIEWER_SCRIPT}", *scripts, f"{asset_path}/viewer.js"]
     return page(prompt, header + body + settings, asset_path, scripts)
 
 
 def run_prompt(run: Path) -> str:
-    """The prompt in a run's config.yaml (its first ``prompt:`` line), for a run that has no metrics yet."""
-    config = run / "config.yaml"
-    for line in config.read_text().splitlines() if config.is_file() else []:
-        if line.startswith("prompt:"):
-            return line.split(":", 1)[1].strip().strip("'\"")
-    return run.name
+    """The prompt in a run's config.yaml, for a run that has no metrics yet (the folder's name if none)."""
+    import yaml
+
+    try:
+        return str(yaml.safe_load((run / "config.yaml").read_text())["prompt"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return run.name
 
 
 # --- text3d ---------------------------------------------------------------------------------------------------
@@ -62,7 +64,7 @@ def stage_section(folder: Path, key: str, page_dir: Path, write_dir: Path) -> tu
     """One stage's section (viewer, turntable, metrics, plots, validation strips, particles) and its scripts."""
     metrics = read_metrics(folder)
     stage = metrics.get("stage")
-    title = STAGE_TITLES.get(stage, "stage in progress") if stage else "in progress (no metrics.json yet)"
+    title = STAGE_TITLES.get(stage, stage) if stage else "in progress (no metrics.json yet)"
     media, scripts = [], []
     glb = folder / "mesh.glb"
     if glb.is_file():
@@ -73,7 +75,8 @@ def stage_section(folder: Path, key: str, page_dir: Path, write_dir: Path) -> tu
     turntable = folder / "turntable.mp4"
     if turntable.is_file():
         media.append(video(relative(turntable, page_dir)))
-    files = [f'<a href="{escape(relative(path, page_dir))}">{path.name}</a>' for path in sorted(folder.glob("mesh.*"))]
+    outputs = sorted(folder.glob("mesh.*")) + sorted(folder.glob("gaussians.ply"))
+    files = [f'<a href="{escape(relative(path, page_dir))}">{path.name}</a>' for path in outputs]
     parts = [f"<h2>{escape(title[0].upper() + title[1:])}</h2>"]
     parts.append(f'<div class="row">{"".join(media)}{table(stage_facts(metrics))}</div>')
     if files:

@@ -13,10 +13,11 @@ from dreamlift.errors import UsageError
 from dreamlift.io import write_text
 from dreamlift.report.batch_page import batch_page, has_run
 from dreamlift.report.folders import FolderKind, checked_kind
+from dreamlift.report.html import VIEWER_SCRIPT
 from dreamlift.report.run_page import run_page
 
 ASSET_FILES = (
-    "model-viewer-umd.min.js",
+    VIEWER_SCRIPT,
     "LICENSE-model-viewer.txt",
     "THIRD-PARTY-NOTICES.txt",
     "viewer.js",
