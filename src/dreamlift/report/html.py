@@ -64,5 +64,5 @@ def viewer(key: str, alt: str) -> str:
     """An interactive viewer (orbit, zoom) of the GLB stored as ``DREAMLIFT_GLB[key]`` (see ``viewer.js``)."""
     return (
         f'<model-viewer class="viewer" data-glb="{escape(key)}" alt="{escape(alt)}" camera-controls '
-        'interaction-prompt="none" shadow-intensity="0.6" exposure="1.1"></model-viewer>'
+        'interaction-prompt="none" shadow-intensity="0.6" exposure="1"></model-viewer>'
     )
