@@ -110,9 +110,10 @@ def print_table(title: str, rows: list[tuple[str, int, dict]]) -> None:
     for prompt, seed, r in rows:
         judged = ("✓ " if r["colour_ok"] and r["shape_ok"] else "✗ ") + r["seen"]
         genus = "-" if r["genus"] is None else str(r["genus"])
+        fog = "-" if math.isnan(r["fog"]) else f"{r['fog']:.1%}"  # a mesh stage is opaque: no fog to measure
         print(
             f"{prompt:<20}{seed:>5}  {judged:<18}{r['pieces']:>7}{genus:>6}{r['area']:>10.2f}{r['iou']:>6.2f}"
-            f"{r['fog']:>7.1%}{r['hue']:>6.2f}{r['saturation']:>6.2f}{r['s_step']:>7.2f}{r['export_s']:>7.0f}"
+            f"{fog:>7}{r['hue']:>6.2f}{r['saturation']:>6.2f}{r['s_step']:>7.2f}{r['export_s']:>7.0f}"
             f"{r['seconds']:>7.0f}  {'yes' if r['pass'] else 'no'}"
         )
 
@@ -121,10 +122,11 @@ def print_table(title: str, rows: list[tuple[str, int, dict]]) -> None:
         return sum(values) / len(values) if values else math.nan
 
     judged = sum(r["colour_ok"] and r["shape_ok"] for _, _, r in rows)
+    fog_mean = "-" if math.isnan(mean("fog")) else f"{mean('fog'):.1%}"
     genus = sum(r["genus_ok"] for _, _, r in rows)
     print(
         f"{'mean / count':<25}{judged:>3}/{len(rows)} judged right  genus right {genus}/{len(rows)}  "
-        f"area/hull {mean('area'):.2f}  IoU {mean('iou'):.3f}  fog {mean('fog'):.1%}  hue {mean('hue'):.3f}  "
+        f"area/hull {mean('area'):.2f}  IoU {mean('iou'):.3f}  fog {fog_mean}  hue {mean('hue'):.3f}  "
         f"sat {mean('saturation'):.2f}  s/step {mean('s_step'):.2f}  export {mean('export_s'):.0f} s  "
         f"total {mean('seconds'):.0f} s  passed {sum(r['pass'] for _, _, r in rows)}/{len(rows)}"
     )
