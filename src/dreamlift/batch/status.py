@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from dreamlift.batch.manifest import BatchJob
 from dreamlift.io import write_text
@@ -24,11 +25,19 @@ MARKER = "done.json"
 """Name of the completion marker in a job's folder."""
 
 
-def job_dir(out: Path, job: BatchJob) -> Path:
+class RecordedJob(NamedTuple):
+    """A job as ``status.jsonl`` names it, for reading a batch without its manifest."""
+
+    id: str
+    line: int
+    prompt: str
+
+
+def job_dir(out: Path, job: BatchJob | RecordedJob) -> Path:
     return Path(out) / job.id
 
 
-def is_done(out: Path, job: BatchJob) -> bool:
+def is_done(out: Path, job: BatchJob | RecordedJob) -> bool:
     return (job_dir(out, job) / MARKER).is_file()
 
 
@@ -112,22 +121,19 @@ def job_states(out: Path, jobs: list[BatchJob] | None = None) -> list[JobState]:
         if record["outcome"] != "skipped":
             last[record["id"]] = record
     if jobs is None:
-        first = {r["id"]: r for r in reversed(records)}
-        identities = sorted(((r["id"], r["line"], r["prompt"]) for r in first.values()), key=lambda j: (j[1], j[0]))
-    else:
-        identities = [(job.id, job.line, job.prompt) for job in jobs]
+        recorded = {r["id"]: RecordedJob(r["id"], r["line"], r["prompt"]) for r in reversed(records)}
+        jobs = sorted(recorded.values(), key=lambda job: (job.line, job.id))
     states = []
-    for ident, line, prompt in identities:
-        record = last.get(ident, {})
-        done = (Path(out) / ident / MARKER).is_file()
+    for job in jobs:
+        record = last.get(job.id, {})
         error = str(record.get("error", "")).splitlines()
         states.append(
             JobState(
-                ident,
-                line,
-                prompt,
-                "done" if done else record.get("outcome", "pending"),
-                attempts[ident],
+                job.id,
+                job.line,
+                job.prompt,
+                "done" if is_done(out, job) else record.get("outcome", "pending"),
+                attempts[job.id],
                 record.get("seconds"),
                 error[0] if error else "",
             )
