@@ -27,6 +27,7 @@ def error_line(capsys) -> str:
         (["a red cube", "--steps", "-5"], "steps must be > 0"),
         (["a red cube", "--steps", "many"], "invalid int value"),
         (["a red cube", "guidance.scale=-1"], "scale must be >= 0"),
+        (["a red cube", "regularisers.pixel_target=-1"], "regulariser weights must be >= 0"),
         (["a red cube", "--model", "/no/such/folder"], "model folder not found"),
         (["a red cube", "--bogus-flag"], "unrecognized arguments"),
         (["a red cube", "--config", "dreamgaussian", "gaussians.model.count=0"], "count must be >= 1"),

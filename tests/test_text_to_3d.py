@@ -167,3 +167,17 @@ def test_the_carving_term_weighs_the_optical_depth_where_the_denoised_image_show
     expected = 2.0 * (optical_depth.sum() - optical_depth[..., 1:3, 1:3].sum()).item() / 16
     assert stage.regularisation(scene, out, 0.2, generator, denoised).item() == pytest.approx(expected)
     assert stage.regularisation(scene, out, 0.2, generator).item() == 0.0
+
+
+def test_the_pixel_target_pulls_albedo_renders_towards_the_denoised_image_all_run_without_carving():
+    from dreamlift.render.output import RenderOutput
+
+    stage, scene = nerf_stage_with(carve=2.0, carve_until=0.5, pixel_target=3.0)
+    assert stage.wants_denoised(0.9, "albedo") and not stage.wants_denoised(0.9, "lambertian")
+    ones = torch.ones(1, 1, 4, 4)
+    out = RenderOutput(torch.full((1, 3, 4, 4), 0.5), ones, torch.zeros(1, 1, 4, 4), None, None, 16, None, ones)
+    denoised = torch.full((1, 3, 8, 8), 0.9)  # all background: the carving term, while it applies, weighs every ray
+    generator = torch.Generator().manual_seed(0)
+    pixel_term = 3.0 * (0.9 - 0.5) ** 2  # the target resized to the render's 4×4 pixels
+    assert stage.regularisation(scene, out, 0.9, generator, denoised).item() == pytest.approx(pixel_term)
+    assert stage.regularisation(scene, out, 0.2, generator, denoised).item() == pytest.approx(pixel_term + 2.0)

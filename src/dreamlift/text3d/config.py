@@ -95,9 +95,15 @@ class RegularisersConfig:
     carve_tolerance: float = 0.08
     """Largest difference (per channel, in [0, 1]) from the denoised image's background colour that still counts
     as background."""
+    pixel_target: float = 0.0
+    """Weight of the mean squared difference (per pixel and channel, colours in [0, 1]) between each albedo render
+    and the image its guidance step points to (the one-step denoised x̂₀, decoded; HiFA's image-space score
+    distillation). The latent update is blind to what the VAE's encoder does not tell apart — the embedded VAE
+    encodes a pink cube and a red one alike — and this term is not: it carries the prior's colour to the render."""
 
     def __post_init__(self):
-        if min(self.orientation, self.sparsity, self.opaque, self.eikonal, self.normal_smoothness, self.carve) < 0:
+        weights = (self.orientation, self.sparsity, self.opaque, self.eikonal, self.normal_smoothness, self.carve)
+        if min(*weights, self.pixel_target) < 0:
             raise ValueError("regulariser weights must be >= 0")
         if not 0 <= self.sparsity_until <= 1 or not 0 <= self.carve_until <= 1:
             raise ValueError("sparsity_until and carve_until must lie in [0, 1]")

@@ -109,7 +109,7 @@ def build_optimizer(scene: NeRFScene | MeshScene, config: OptimConfig) -> torch.
 
 class FirstStage(Stage):
     """Stage 1, of either scene kind: its step count and render sizes come from ``train``, and the regularisers
-    of what it renders — sparsity, opacity entropy, carving — from ``regularisers``."""
+    of what it renders — sparsity, opacity entropy, carving, the pixel target — from ``regularisers``."""
 
     progress_label = "text3d"
 
@@ -121,16 +121,21 @@ class FirstStage(Stage):
         return self.config.train.resolution_at(step)
 
     def wants_denoised(self, progress: float, shading: Shading) -> bool:
-        # Carving only on albedo renders: a white textureless (or a light-coloured lit) face can match the
-        # background colour, and carving would then tunnel through it.
+        # Both terms that read the denoised images do so on albedo renders only: a white textureless (or a
+        # light-coloured lit) face can match the background colour, and carving would then tunnel through it;
+        # and the pixel target is the colour the prior wants, which a shaded render does not show.
+        return shading == "albedo" and (self.carving(progress) or self.config.regularisers.pixel_target > 0)
+
+    def carving(self, progress: float) -> bool:
+        """Whether the carving term applies at ``progress`` (0–1) through the stage."""
         r = self.config.regularisers
-        return r.carve > 0 and progress < r.carve_until and shading == "albedo"
+        return r.carve > 0 and progress < r.carve_until
 
     def render_regularisation(
         self, out: RenderOutput, progress: float, denoised: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """The weighted terms of the render's opacity and optical depth, whatever the scene: sparsity (early),
-        opacity entropy, and carving where ``denoised`` shows background."""
+        """The weighted terms of the render, whatever the scene: sparsity (early), opacity entropy, and, given
+        ``denoised`` (B×3×S×S), carving where it shows background and the pixel target's distance to it."""
         r = self.config.regularisers
         loss = torch.zeros((), device=out.rgb.device)
         if r.sparsity > 0 and progress < r.sparsity_until:
@@ -138,9 +143,12 @@ class FirstStage(Stage):
         if r.opaque > 0:
             o = out.opacity.clamp(1e-5, 1 - 1e-5)
             loss = loss + r.opaque * (-(o * o.log() + (1 - o) * (1 - o).log())).mean()
-        if denoised is not None:
+        if denoised is not None and self.carving(progress):
             mask = background_mask(denoised, out.optical_depth.shape[-2:], r.carve_tolerance)
             loss = loss + r.carve * (mask * out.optical_depth).mean()
+        if denoised is not None and r.pixel_target > 0:
+            target = F.interpolate(denoised, size=out.rgb.shape[-2:], mode="bilinear", align_corners=False)
+            loss = loss + r.pixel_target * (out.rgb - target).square().mean()
         return loss
 
 
