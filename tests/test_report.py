@@ -146,6 +146,20 @@ def test_a_folder_with_nothing_to_report_is_one_line_and_writes_nothing(tmp_path
     )
 
 
+def test_an_unfinished_runs_prompt_comes_from_its_config_else_its_folder_name(tmp_path):
+    from dreamlift.report.run_page import run_prompt
+
+    run = tmp_path / "a-run"
+    run.mkdir()
+    assert run_prompt(run) == "a-run"  # no config.yaml yet
+    (run / "config.yaml").write_text("seed: 0\nprompt: 'a red cube: side view'\n")
+    assert run_prompt(run) == "a red cube: side view"
+    (run / "config.yaml").write_text("prompt: [unclosed\n")
+    assert run_prompt(run) == "a-run"
+    (run / "config.yaml").write_text("seed: 0\n")
+    assert run_prompt(run) == "a-run"
+
+
 # --- in a real browser -----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def browser():

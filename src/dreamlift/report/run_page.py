@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dreamlift.config import read_preset
 from dreamlift.errors import UsageError
 from dreamlift.report.folders import FolderKind, folder_kind, read_metrics
 from dreamlift.report.html import VIEWER_SCRIPT, escape, glb_script, image, page, relative, table, video, viewer
@@ -37,11 +38,9 @@ def run_page(run: Path, page_dir: Path, write_dir: Path, assets: Path) -> str:
 
 def run_prompt(run: Path) -> str:
     """The prompt in a run's config.yaml, for a run that has no metrics yet (the folder's name if none)."""
-    import yaml
-
     try:
-        return str(yaml.safe_load((run / "config.yaml").read_text())["prompt"])
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return str(read_preset(str(run / "config.yaml"))["prompt"])
+    except (UsageError, KeyError):  # no config, not YAML, not a mapping, or no prompt
         return run.name
 
 
