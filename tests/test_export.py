@@ -18,9 +18,11 @@ from dreamlift.text3d.export import (
     extract_mesh,
     scene_mesh,
     silhouette_threshold,
+    surface_colour,
     write_meshes,
 )
 from dreamlift.text3d.scenes import GaussianScene, NeRFScene
+from dreamlift.text3d.surface_colours import RenderedColours, colour_cameras
 
 
 def red_sphere_scene() -> NeRFScene:
@@ -38,7 +40,7 @@ def red_sphere_scene() -> NeRFScene:
 
 def test_sphere_exports_watertight_coloured_meshes(tmp_path):
     scene = red_sphere_scene()
-    mesh, stats = scene_mesh(scene, ExportConfig(resolution=48))
+    mesh, stats = scene_mesh(scene, ExportConfig(resolution=48), surface_colour(scene))
     assert stats["threshold"] > 0 and stats["watertight"] and not stats["textured"]
     assert (stats["pieces"], stats["genus"]) == (1, 0)
     assert mesh.is_watertight
@@ -118,6 +120,42 @@ def test_gaussians_that_never_render_opaque_export_nothing():
     threshold = silhouette_threshold(scene, np.pad(density_grid(scene, 24), 1))
     assert threshold > scene.density(torch.zeros(1, 3)).item()
     assert len(extract_mesh(scene, ExportConfig(resolution=24))[0].faces) == 0
+
+
+def test_a_gaussian_surface_takes_the_colour_its_renders_show_not_the_hidden_gaussians():
+    # A red shell of nearly opaque Gaussians round a green core: the renders (and so the mesh) show only red.
+    scene = box_of_faint_gaussians(0.95)
+    means = scene.gaussians.means.detach()
+    shell = means.abs().amax(-1) > 0.25
+    red, green = torch.tensor([0.9, 0.1, 0.1]), torch.tensor([0.1, 0.9, 0.1])
+    with torch.no_grad():
+        scene.gaussians.colour_logits.copy_(torch.where(shell[:, None], red, green).logit())
+    mesh, stats = scene_mesh(scene, ExportConfig(resolution=32), surface_colour(scene))
+    assert (stats["pieces"], stats["genus"]) == (1, 0)
+    colours = np.asarray(mesh.visual.vertex_colors)[:, :3] / 255
+    assert colours[:, 0].min() > 0.8 and colours[:, 1].max() < 0.2, (colours.min(0), colours.max(0))
+
+
+def test_rendered_colours_come_from_the_side_the_point_is_on():
+    scene = box_of_faint_gaussians(0.95)
+    with torch.no_grad():  # red where x > 0, blue where x < 0, grey at x = 0
+        x = scene.gaussians.means[:, :1]
+        colour = torch.where(x > 0.05, torch.tensor([0.9, 0.1, 0.1]), torch.tensor([0.5, 0.5, 0.5]))
+        colour = torch.where(x < -0.05, torch.tensor([0.1, 0.1, 0.9]), colour)
+        scene.gaussians.colour_logits.copy_(colour.logit())
+    colours = RenderedColours(scene)
+    assert len(colour_cameras(8, (-30.0, 0.0, 30.0, 60.0))) == 34  # four rings of eight, one above, one below
+    # The covered pixels lie on the box's surface, where the renders turn opaque: within its Gaussians' 3σ skirt.
+    assert np.abs(colours.points).max() < 0.6 and np.abs(colours.points).max(-1).min() > 0.2
+    sides = torch.tensor([[0.38, 0.0, 0.0], [-0.38, 0.0, 0.0]])  # the middles of the +x and −x faces
+    torch.testing.assert_close(colours(sides), torch.tensor([[0.9, 0.1, 0.1], [0.1, 0.1, 0.9]]), atol=0.05, rtol=0)
+    top = colours(torch.tensor([[0.0, 0.0, 0.38]]))[0]  # where grey meets red and blue, as evenly
+    assert abs(top[0] - top[2]) < 0.05 and top[1] < top[0]
+
+
+def test_an_empty_gaussian_scene_is_grey_everywhere():
+    colours = RenderedColours(box_of_faint_gaussians(0.002))  # no pixel half covered
+    torch.testing.assert_close(colours(torch.zeros(4, 3)), torch.full((4, 3), 0.5))
 
 
 def test_mp4_without_imageio_ffmpeg_is_a_one_line_error_and_writes_nothing(tmp_path):

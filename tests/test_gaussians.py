@@ -63,28 +63,23 @@ def test_the_density_field_of_one_gaussian_is_its_opacity_times_the_gaussian():
     with torch.no_grad():
         gaussians.means.copy_(torch.tensor([[0.1, 0.2, -0.05]]))
         gaussians.log_scales.copy_(torch.tensor([[0.2, 0.1, 0.05]]).log())
-        gaussians.colour_logits.copy_(torch.tensor([[0.3, 0.6, 0.9]]).logit())
     rotation = quaternion_to_rotation(gaussians.quaternions)[0]
     along_x = torch.tensor([[0.1, 0.2, -0.05]]) + 0.2 * rotation[:, 0]  # one standard deviation along axis 0
     points = torch.cat([gaussians.means.detach(), along_x, torch.tensor([[0.9, 0.9, 0.9]])])
-    density, albedo = gaussians.fields(points)
     opacity = gaussians.opacities.item()
-    torch.testing.assert_close(density, torch.tensor([opacity, opacity * math.exp(-0.5), 0.0]))
-    torch.testing.assert_close(albedo[:2], torch.tensor([[0.3, 0.6, 0.9]] * 2))
-    torch.testing.assert_close(albedo[2], torch.tensor([0.5, 0.5, 0.5]))  # no Gaussian reaches: grey
+    torch.testing.assert_close(gaussians.density(points), torch.tensor([opacity, opacity * math.exp(-0.5), 0.0]))
 
 
-def test_the_fields_do_not_depend_on_the_blocks_they_are_computed_in():
+def test_the_density_does_not_depend_on_the_blocks_it_is_computed_in():
     gaussians = few_gaussians(300)
     generator = torch.Generator().manual_seed(1)
     with torch.no_grad():  # long thin ones too, turned every way, some reaching across several blocks
         gaussians.log_scales.add_(torch.randn(300, 3, generator=generator))
         gaussians.quaternions.copy_(torch.randn(300, 4, generator=generator))
     points = torch.rand(2000, 3, generator=generator) * 1.2 - 0.6
-    small, whole = gaussians.fields(points, block=0.25), gaussians.fields(points, block=4.0)
-    torch.testing.assert_close(small[0], whole[0])
-    torch.testing.assert_close(small[1], whole[1])
-    assert (small[0] > 0.05).sum() > 100  # the points do sample the Gaussians
+    small, whole = gaussians.density(points, block=0.25), gaussians.density(points, block=4.0)
+    torch.testing.assert_close(small, whole)
+    assert (small > 0.05).sum() > 100  # the points do sample the Gaussians
 
 
 def test_densification_clones_splits_and_prunes_with_the_optimiser_state_in_step():

@@ -5,7 +5,8 @@ The Gaussian scene's counterpart of the volume and mesh renderers, with the same
 fills what the Gaussians leave uncovered. Gaussians carry no surface normal, so the shaded modes take it from
 the rendered depth: each pixel's expected depth (depth over opacity) is lifted to a world point along its ray,
 and the normal is the cross product of the differences between its neighbours' points, turned to face the
-camera. Shading gradients thus reach the geometry through the depth.
+camera. Shading gradients thus reach the geometry through the depth. The same lifting gives the export the
+world points and colours the renders show (:func:`covered_pixels`), from which it colours a Gaussian mesh.
 """
 
 from __future__ import annotations
@@ -30,6 +31,34 @@ def depth_normals(points: torch.Tensor, directions: torch.Tensor) -> torch.Tenso
     normals = F.normalize(torch.cross(down, across, dim=-1), dim=-1)
     facing_away = (normals * directions).sum(-1, keepdim=True) > 0
     return torch.where(facing_away, -normals, normals)
+
+
+def lift_pixels(
+    cameras: Cameras, origins: torch.Tensor, directions: torch.Tensor, depth: torch.Tensor, opacity: torch.Tensor
+) -> torch.Tensor:
+    """The world point B×H×W×3 each pixel shows: its expected view depth (``depth``, B×H×W×1, the composited
+    Σ wᵢ zᵢ, over its ``opacity`` B×H×W×1) taken along its ray (``origins``, ``directions``: B×H×W×3)."""
+    forward = -cameras.c2w[:, None, None, :3, 2]  # B×1×1×3, the view axis
+    view_depth = depth / opacity.clamp(min=1e-6)
+    return origins + directions * view_depth / (directions * forward).sum(-1, keepdim=True)
+
+
+@torch.no_grad()
+def covered_pixels(
+    gaussians: Gaussians, cameras: Cameras, size: int, config: SplattingConfig, min_opacity: float = 0.5
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the Gaussians show from B cameras at size×size: the world points P×3 of the pixels they cover at
+    least ``min_opacity`` (:func:`lift_pixels`) and those pixels' albedo P×3, the composited colour over the
+    opacity (no background, no shading)."""
+    splats = splat(
+        gaussians.means, gaussians.scales, gaussians.quaternions, gaussians.opacities, gaussians.colours,
+        cameras, size, size, config,
+    )  # fmt: skip
+    opacity = splats.alpha[..., None]  # B×H×W×1
+    origins, directions = generate_rays(cameras, size, size)
+    points = lift_pixels(cameras, origins, directions, splats.depth[..., None], opacity)
+    covered = splats.alpha >= min_opacity
+    return points[covered], (splats.rgb / opacity.clamp(min=1e-6))[covered].clamp(0, 1)
 
 
 def render_gaussians(
@@ -57,9 +86,7 @@ def render_gaussians(
     if shading != "albedo":
         if light is None:
             raise ValueError(f"shading '{shading}' needs a light")
-        forward = -cameras.c2w[:, None, None, :3, 2]  # B×1×1×3, the view axis
-        view_depth = splats.depth[..., None] / opacity.clamp(min=1e-6)
-        points = origins + directions * view_depth / (directions * forward).sum(-1, keepdim=True)
+        points = lift_pixels(cameras, origins, directions, splats.depth[..., None], opacity)
         normals = depth_normals(points, directions)
         directions_to_light, ambient = light
         base = opacity.expand_as(colour) if shading == "textureless" else colour

@@ -1,5 +1,5 @@
 """3D Gaussians as an optimised scene (3D Gaussian splatting; DreamGaussian for text to 3D): their parameters
-and start, the density and colour fields they describe (for export), and densification.
+and start, the density field they describe (the export meshes it), and densification.
 
 Each Gaussian has a mean (world units), three log standard deviations along its axes, a rotation (a quaternion,
 w first, normalised when used), an opacity logit and an albedo logit (RGB). The parameters keep their identity
@@ -101,12 +101,11 @@ class Gaussians(nn.Module):
                 getattr(self, name).data = torch.empty_like(saved, device=self.means.device)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    # --- fields (export) --------------------------------------------------------------------------------------
+    # --- density field (export) -------------------------------------------------------------------------------
     @torch.no_grad()
-    def fields(self, points: torch.Tensor, block: float = 0.125) -> tuple[torch.Tensor, torch.Tensor]:
-        """Density Σᵢ oᵢ exp(−½ dᵢᵀ Σᵢ⁻¹ dᵢ) (N) and albedo (N×3, the density-weighted mean of the Gaussians'
-        colours; grey where no Gaussian reaches) at world points N×3, each Gaussian counted out to three
-        standard deviations. Points are taken a cubic block of ``block`` world units at a time, against only the
+    def density(self, points: torch.Tensor, block: float = 0.125) -> torch.Tensor:
+        """Density Σᵢ oᵢ exp(−½ dᵢᵀ Σᵢ⁻¹ dᵢ) (N) at world points N×3, each Gaussian counted out to three standard
+        deviations. Points are taken a cubic block of ``block`` world units at a time, against only the
         Gaussians that reach the block (:func:`gaussians_per_block`)."""
         inverse = torch.linalg.inv(covariances(self.scales, self.quaternions))  # G×3×3
         # dᵀAd = xᵀAx − 2xᵀAμ + μᵀAμ: the quadratic part as (x², y², z², 2xy, 2xz, 2yz) · A's six entries.
@@ -114,7 +113,7 @@ class Gaussians(nn.Module):
         linear = (inverse @ self.means[..., None])[..., 0]  # G×3
         constant = (linear * self.means).sum(-1)  # G
         reach = 3 * self.scales.amax(-1)  # G, world units: the 3σ ellipsoid lies within
-        opacities, colours = self.opacities, self.colours
+        opacities = self.opacities
         corners = torch.floor(points / block).long()  # P×3, each point's block
         lowest, extent = corners.amin(0), corners.amax(0) - corners.amin(0) + 1
         # Unique blocks by an integer code each (far faster than unique rows), their corners decoded from it.
@@ -123,7 +122,6 @@ class Gaussians(nn.Module):
         points_of = torch.argsort(owner, stable=True).split(torch.bincount(owner, minlength=len(blocks)).tolist())
         gaussians_of = gaussians_per_block(blocks, self.means, reach, block)
         density = points.new_zeros(len(points))
-        weighted = points.new_zeros(len(points), 3)
         for index, chosen in zip(points_of, gaussians_of, strict=True):
             if len(chosen) == 0:
                 continue
@@ -132,9 +130,7 @@ class Gaussians(nn.Module):
             distance = products @ quadratic[chosen].T - 2 * x @ linear[chosen].T + constant[chosen]  # P×G
             weights = torch.where(distance <= 9, opacities[chosen] * torch.exp(-0.5 * distance), 0.0)
             density[index] = weights.sum(-1)
-            weighted[index] = weights @ colours[chosen]
-        albedo = torch.where(density[:, None] > 1e-6, weighted / density.clamp(min=1e-6)[:, None], 0.5)
-        return density, albedo
+        return density
 
     # --- densification ----------------------------------------------------------------------------------------
     @torch.no_grad()

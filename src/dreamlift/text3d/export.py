@@ -1,7 +1,8 @@
 """Export of a scene: a mesh (GLB, OBJ, PLY) and a turntable video.
 
 A NeRF or 3D Gaussians are exported by marching cubes on their density with vertex colours, or with
-``textured`` by a baked UV texture (Gaussians also as themselves, gaussians.ply in the 3DGS layout); a DMTet
+``textured`` by a baked UV texture, coloured by the NeRF's albedo field or by what the Gaussians' renders show
+(text3d/surface_colours.py; Gaussians are also written as themselves, gaussians.ply in the 3DGS layout); a DMTet
 mesh (the refine stage) is exported as it is, always with a baked texture (text3d/texture.py). Textured
 meshes go to mesh.glb (texture embedded), mesh.obj + mesh.mtl + texture.png, and mesh.ply (vertex colours
 sampled from the texture, PLY having no texture standard).
@@ -32,13 +33,14 @@ from tqdm import tqdm
 
 from dreamlift.embedded.fidelity import topology
 from dreamlift.io import atomic_path, to_uint8, write_video
-from dreamlift.render.mesh import render_mesh
+from dreamlift.render.mesh import AlbedoFn, render_mesh
 from dreamlift.render.shading import fixed_light
 from dreamlift.render.volume import ray_aabb
 from dreamlift.scene.cameras import Z_UP_TO_Y_UP, generate_rays, turntable_cameras
 from dreamlift.scene.fields import cell_centres, evaluate_in_chunks
 from dreamlift.scene.gaussian_ply import write_gaussian_ply
 from dreamlift.text3d.scenes import GaussianScene, MeshScene, NeRFScene, Scene
+from dreamlift.text3d.surface_colours import RenderedColours
 from dreamlift.text3d.texture import textured_mesh
 
 
@@ -292,9 +294,16 @@ def drop_floaters(mesh: trimesh.Trimesh, min_fraction: float) -> trimesh.Trimesh
     return trimesh.util.concatenate([p for p in pieces if len(p.faces) >= min_fraction * largest])
 
 
+def surface_colour(scene: Scene) -> AlbedoFn:
+    """The colour of a scene's exported surface at world points: its albedo field, or for Gaussians, which have
+    none, what their renders show there (:class:`~dreamlift.text3d.surface_colours.RenderedColours`)."""
+    return RenderedColours(scene) if isinstance(scene, GaussianScene) else scene.albedo
+
+
 @torch.no_grad()
-def scene_mesh(scene: Scene, config: ExportConfig) -> tuple[trimesh.Trimesh, dict]:
-    """The mesh to export (world axes) with its colours — vertex colours, or a baked texture — and statistics."""
+def scene_mesh(scene: Scene, config: ExportConfig, colour: AlbedoFn) -> tuple[trimesh.Trimesh, dict]:
+    """The mesh to export (world axes) with its colours — vertex colours, or a baked texture, of ``colour``
+    (:func:`surface_colour`) — and statistics."""
     device = next(scene.parameters()).device
     if isinstance(scene, MeshScene):
         vertices, faces = scene.geometry()
@@ -315,10 +324,10 @@ def scene_mesh(scene: Scene, config: ExportConfig) -> tuple[trimesh.Trimesh, dic
     if len(mesh.faces) == 0:
         return mesh, stats
     if textured:
-        mesh = textured_mesh(mesh, scene.albedo, config.texture_resolution, config.texture_padding, device)
+        mesh = textured_mesh(mesh, colour, config.texture_resolution, config.texture_padding, device)
     else:
         points = torch.as_tensor(mesh.vertices, dtype=torch.float32, device=device)
-        colours = evaluate_in_chunks(scene.albedo, points)
+        colours = evaluate_in_chunks(colour, points)
         colours = (colours.clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
         mesh.visual.vertex_colors = np.concatenate([colours, np.full((len(colours), 1), 255, np.uint8)], axis=1)
     stats["textured"] = textured
@@ -362,9 +371,10 @@ def write_meshes(mesh: trimesh.Trimesh, out_dir, formats: tuple[str, ...]) -> li
 
 
 @torch.no_grad()
-def render_turntable(scene: Scene, mesh: trimesh.Trimesh, config: ExportConfig) -> np.ndarray:
+def render_turntable(scene: Scene, mesh: trimesh.Trimesh, config: ExportConfig, colour: AlbedoFn) -> np.ndarray:
     """Frames F×H×W×3 (uint8) on a 360° orbit, Lambertian-shaded under a light fixed in the world: of the exported
-    ``mesh`` (world axes) rasterized, or with ``turntable_source: scene`` of the scene itself."""
+    ``mesh`` (world axes) rasterized in its ``colour`` (:func:`surface_colour`), or with ``turntable_source: scene``
+    of the scene itself."""
     size = config.turntable_resolution + config.turntable_resolution % 2
     device = next(scene.parameters()).device
     cameras = turntable_cameras(
@@ -378,9 +388,7 @@ def render_turntable(scene: Scene, mesh: trimesh.Trimesh, config: ExportConfig) 
         if config.turntable_source == "scene":
             out = scene.render(cameras[i], size, size, shading="lambertian", light=light)
         else:
-            out = render_mesh(
-                vertices, faces, scene.albedo, scene.background, cameras[i], size, size, "lambertian", light
-            )
+            out = render_mesh(vertices, faces, colour, scene.background, cameras[i], size, size, "lambertian", light)
         frames.append(to_uint8(out.rgb[0]))
     return np.stack(frames)
 
@@ -394,14 +402,15 @@ def export_scene(scene: Scene, config: ExportConfig, out_dir: Path) -> dict:
     """Write the meshes and the turntable of ``scene`` into ``out_dir``; returns export statistics."""
     start = time.time()
     scene.eval()
-    mesh, stats = scene_mesh(scene, config)
+    colour = surface_colour(scene)
+    mesh, stats = scene_mesh(scene, config, colour)
     if len(mesh.faces) == 0:
         tqdm.write("warning: the exported mesh is empty (nothing in the scene is solid)")
     write_meshes(mesh, out_dir, config.formats)
     if isinstance(scene, GaussianScene):
         write_gaussian_ply(scene.gaussians, out_dir / "gaussians.ply")
     if config.turntable_frames > 0:
-        write_video(render_turntable(scene, mesh, config), out_dir / "turntable.mp4", config.turntable_fps)
+        write_video(render_turntable(scene, mesh, config, colour), out_dir / "turntable.mp4", config.turntable_fps)
     stats["seconds"] = round(time.time() - start, 2)
     return stats
 

@@ -114,13 +114,9 @@ class GaussianScene(nn.Module):
         self.background = Background(background_config)
         self.splatting_config, self.bound, self._surface_density = splatting_config, bound, surface_density
 
-    def albedo(self, points: torch.Tensor) -> torch.Tensor:
-        """Albedo N×3 of world points N×3: the density-weighted colour of the Gaussians there."""
-        return self.gaussians.fields(points)[1]
-
     def density(self, points: torch.Tensor) -> torch.Tensor:
         """Density N (Σ opacity · Gaussian, unitless) at world points N×3."""
-        return self.gaussians.fields(points)[0]
+        return self.gaussians.density(points)
 
     def surface_density(self) -> float | None:
         """The density of the exported surface, as configured (``gaussians.surface_density``); None: the export
