@@ -74,8 +74,8 @@ class ExportConfig:
     formats: tuple[str, ...] = ("glb", "obj", "ply")
     """Mesh files to write (mesh.<format>)."""
     textured: bool = False
-    """NeRF exports: bake the albedo into a UV texture (xatlas) instead of vertex colours. Mesh-stage exports
-    are always textured."""
+    """NeRF and Gaussian exports: bake the surface colour (:func:`surface_colour`) into a UV texture (xatlas)
+    instead of vertex colours. Mesh-stage exports are always textured."""
     texture_resolution: int = 1024
     """Texture image size in pixels (square)."""
     texture_padding: int = 8
