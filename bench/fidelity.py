@@ -163,7 +163,9 @@ def main() -> None:
                 )
                 if not (stages[-1][1] / "metrics.json").is_file():
                     prior = prior or load_prior_model(config.prior, device)
-                    run_stages(config, prior, run_dir, device, resume=(run_dir / "config.yaml").is_file())
+                    # An interrupted run resumes from its checkpoint; one stopped before its first starts over.
+                    resume = (run_dir / "checkpoints" / "last.pt").is_file()
+                    run_stages(config, prior, run_dir, device, resume=resume)
                 for name, folder in stages:
                     row = grade(folder, colour, shape, config, device, judge)
                     tables.setdefault(name, []).append((prompt, seed, row))
