@@ -17,7 +17,7 @@ from torch import nn
 
 from dreamlift.render.output import RenderOutput, Shading
 from dreamlift.render.shading import lambertian
-from dreamlift.render.splatting import SplattingConfig, splat
+from dreamlift.render.splatting import Splats, SplattingConfig, splat
 from dreamlift.scene.cameras import Cameras, generate_rays
 from dreamlift.scene.gaussians import Gaussians
 
@@ -31,6 +31,14 @@ def depth_normals(points: torch.Tensor, directions: torch.Tensor) -> torch.Tenso
     normals = F.normalize(torch.cross(down, across, dim=-1), dim=-1)
     facing_away = (normals * directions).sum(-1, keepdim=True) > 0
     return torch.where(facing_away, -normals, normals)
+
+
+def splat_gaussians(gaussians: Gaussians, cameras: Cameras, height: int, width: int, config: SplattingConfig) -> Splats:
+    """:func:`~dreamlift.render.splatting.splat` of every Gaussian, as it is now, from B cameras at H×W."""
+    return splat(
+        gaussians.means, gaussians.scales, gaussians.quaternions, gaussians.opacities, gaussians.colours,
+        cameras, height, width, config,
+    )  # fmt: skip
 
 
 def lift_pixels(
@@ -50,10 +58,7 @@ def covered_pixels(
     """What the Gaussians show from B cameras at size×size: the world points P×3 of the pixels they cover at
     least ``min_opacity`` (:func:`lift_pixels`) and those pixels' albedo P×3, the composited colour over the
     opacity (no background, no shading)."""
-    splats = splat(
-        gaussians.means, gaussians.scales, gaussians.quaternions, gaussians.opacities, gaussians.colours,
-        cameras, size, size, config,
-    )  # fmt: skip
+    splats = splat_gaussians(gaussians, cameras, size, size, config)
     opacity = splats.alpha[..., None]  # B×H×W×1
     origins, directions = generate_rays(cameras, size, size)
     points = lift_pixels(cameras, origins, directions, splats.depth[..., None], opacity)
@@ -75,10 +80,7 @@ def render_gaussians(
     modes. Differentiable in every Gaussian parameter; the output's ``screen_means`` carry the view-space
     gradient for densification after a backward pass."""
     config = config or SplattingConfig()
-    splats = splat(
-        gaussians.means, gaussians.scales, gaussians.quaternions, gaussians.opacities, gaussians.colours,
-        cameras, height, width, config,
-    )  # fmt: skip
+    splats = splat_gaussians(gaussians, cameras, height, width, config)
     opacity = splats.alpha[..., None]  # B×H×W×1
     colour = splats.rgb  # premultiplied by the opacity
     origins, directions = generate_rays(cameras, height, width)
