@@ -96,3 +96,29 @@ def test_token_embeddings_are_the_encoders_input_rows_of_each_word(tiny_prior):
     assert differs.nonzero().flatten().tolist() == [5]  # only the last word ("up" / "down") differs
     up = tiny_prior.tokenizer("up").input_ids[1]
     assert torch.equal(tokens[0, 5], tiny_prior.text_encoder.get_input_embeddings().weight[up])
+
+
+def test_redraw_runs_the_last_strength_share_of_the_schedule_and_returns_the_input_size(tiny_prior, monkeypatch):
+    from dreamlift.priors.sampling import redraw_images
+
+    images = torch.rand(2, 3, 24, 24, generator=torch.Generator().manual_seed(0))  # the prior draws at 32 px
+    prompts = PromptEmbeddings(tiny_prior, "a red cube")
+    cond, uncond = prompts.base.expand(2, -1, -1), prompts.negative.expand(2, -1, -1)
+    unet, calls = tiny_prior.unet, []
+
+    def counting_unet(sample, t, **kwargs):
+        calls.append(int(t))
+        return unet(sample, t, **kwargs)
+
+    monkeypatch.setattr(tiny_prior, "unet", counting_unet)
+    results = []
+    for strength in (0.6, 0.6, 1.0):
+        redrawn = redraw_images(tiny_prior, images, cond, uncond, strength, 20, 7.5, torch.Generator().manual_seed(1))
+        results.append((redrawn, calls.copy()))
+        calls.clear()
+    (first, first_calls), (again, _), (full, full_calls) = results
+    schedule = tiny_prior.scheduler.timesteps.tolist()  # the last set: 20 steps
+    assert first_calls == schedule[8:] and full_calls == schedule  # 12 of 20 steps, from the 9th on; all 20
+    assert first.shape == (2, 3, 24, 24) and 0 <= first.min() and first.max() <= 1
+    torch.testing.assert_close(first, again)  # the same noise redraws alike
+    assert (first - full).abs().max() > 1e-3

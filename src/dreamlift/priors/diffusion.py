@@ -107,10 +107,11 @@ class DiffusionPrior:
         return self.text_encoder.get_input_embeddings()(self._token_ids(prompts))
 
     # --- images and latents ---------------------------------------------------------------------------------
-    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+    def encode_images(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Images B×3×H×W in [0, 1] → what the U-Net denoises (latents B×4×h×w scaled, or images in [-1, 1]).
 
-        Images are resized to the model's resolution. The gradient flows back to ``images``.
+        Images are resized to the model's resolution. The gradient flows back to ``images``. The latents are
+        drawn from the VAE's posterior with ``generator`` (on the prior's device; None: the global one).
         """
         x = images.to(self.dtype) * 2 - 1
         if x.shape[-2:] != (self.image_size, self.image_size):
@@ -119,7 +120,7 @@ class DiffusionPrior:
             )
         if self.vae is None:
             return x
-        return self.vae.encode(x).latent_dist.sample() * self.vae.config.scaling_factor
+        return self.vae.encode(x).latent_dist.sample(generator) * self.vae.config.scaling_factor
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:

@@ -1,11 +1,12 @@
 """Sampling from a prior with its own scheduler and classifier-free guidance: one denoising loop for images
-and videos, and plain text-to-image sampling, to see what a prior believes."""
+and videos, plain text-to-image sampling, to see what a prior believes, and image-to-image redrawing (SDEdit)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from dreamlift.priors.diffusion import DiffusionPrior, classifier_free_guidance
@@ -64,3 +65,39 @@ def sample_images(
     latents = denoise_with_cfg(prior, model, latents, scheduler.timesteps, guidance_scale, lambda: progress.update(1))
     progress.close()
     return prior.decode(latents)
+
+
+@torch.no_grad()
+def redraw_images(
+    prior: DiffusionPrior,
+    images: torch.Tensor,
+    cond: torch.Tensor,
+    uncond: torch.Tensor,
+    strength: float,
+    steps: int = 20,
+    guidance_scale: float = 7.5,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Images B×3×H×W in [0, 1] redrawn by the prior (SDEdit; diffusers' image-to-image): encoded (at the
+    prior's size), noised to the timestep ``strength`` (0–1) of the way into a ``steps``-step schedule, denoised
+    from there with CFG between the text states ``cond`` and ``uncond`` (each B×L×D), and decoded to H×W again;
+    returns B×3×H×W in [0, 1]. Low strengths keep the images; high ones keep little more than their layout.
+
+    ``generator`` lives on the CPU and draws the latents (from the VAE's posterior) and the noise, so one seed
+    redraws alike each time and on any device.
+    """
+    scheduler = prior.scheduler
+    scheduler.set_timesteps(steps, device=prior.device)
+    timesteps = scheduler.timesteps[steps - max(1, round(steps * strength)) :]
+    latents = prior.encode_images(images, generator)
+    noise = torch.randn(latents.shape, generator=generator).to(prior.device)
+    latents = scheduler.add_noise(latents, noise, timesteps[:1].repeat(len(latents)))
+    text = torch.cat([cond, uncond]).to(prior.dtype)
+
+    def model(sample: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return prior.unet(sample, t, encoder_hidden_states=text).sample
+
+    redrawn = prior.decode(denoise_with_cfg(prior, model, latents, timesteps, guidance_scale))
+    if redrawn.shape[-2:] != images.shape[-2:]:
+        redrawn = F.interpolate(redrawn, size=images.shape[-2:], mode="bilinear", antialias=True, align_corners=False)
+    return redrawn
