@@ -137,7 +137,7 @@ def test_the_nerf_stage_weighs_its_regularisers_and_stops_the_sparsity_term_when
 
 
 def test_the_background_mask_marks_the_border_colour_and_a_hole_of_it_not_the_object():
-    from dreamlift.text3d.stages import background_mask
+    from dreamlift.scene.background import background_mask
 
     image = torch.full((1, 3, 16, 16), 0.9)
     image[:, :, 3:13, 3:13] = torch.tensor([0.8, 0.1, 0.1]).view(1, 3, 1, 1)  # a red ring …

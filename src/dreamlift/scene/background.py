@@ -1,4 +1,5 @@
-"""What the field leaves transparent: a plain colour, or a small MLP of the view direction."""
+"""What the field leaves transparent: a plain colour, or a small MLP of the view direction; and which pixels of
+an image show its background."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -48,3 +50,12 @@ class Background(nn.Module):
         angles = directions[..., None] * bands  # …×3×K
         encoded = torch.cat([directions, angles.sin().flatten(-2), angles.cos().flatten(-2)], dim=-1)
         return torch.sigmoid(self.mlp(encoded))
+
+
+def background_mask(images: torch.Tensor, size: tuple[int, int], tolerance: float) -> torch.Tensor:
+    """Background pixels B×1×H×W (1.0, else 0.0; ``size`` = (H, W)) of images B×3×S×S in [0, 1]: those within
+    ``tolerance`` in every channel of the image's background colour, the median colour of its one-pixel border."""
+    border = torch.cat([images[..., 0, :], images[..., -1, :], images[..., :, 0], images[..., :, -1]], dim=-1)
+    background = border.median(dim=-1).values[..., None, None]  # B×3×1×1
+    mask = ((images - background).abs().amax(dim=1, keepdim=True) < tolerance).float()
+    return F.interpolate(mask, size=size, mode="nearest")

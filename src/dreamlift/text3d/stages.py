@@ -22,20 +22,12 @@ import torch.nn.functional as F
 from dreamlift.errors import UsageError
 from dreamlift.guidance import GuidanceConfig
 from dreamlift.render.output import RenderOutput, Shading
+from dreamlift.scene.background import background_mask
 from dreamlift.scene.fields import RadianceField
 from dreamlift.scene.mesh_geometry import laplacian_smoothing, normal_consistency
 from dreamlift.text3d.config import OptimConfig, Text3DConfig
 from dreamlift.text3d.export import surface_volume
 from dreamlift.text3d.scenes import GaussianScene, MeshScene, NeRFScene, Scene
-
-
-def background_mask(images: torch.Tensor, size: tuple[int, int], tolerance: float) -> torch.Tensor:
-    """Background pixels B×1×H×W (1.0, else 0.0; ``size`` = (H, W)) of images B×3×S×S in [0, 1]: those within
-    ``tolerance`` in every channel of the image's background colour, the median colour of its one-pixel border."""
-    border = torch.cat([images[..., 0, :], images[..., -1, :], images[..., :, 0], images[..., :, -1]], dim=-1)
-    background = border.median(dim=-1).values[..., None, None]  # B×3×1×1
-    mask = ((images - background).abs().amax(dim=1, keepdim=True) < tolerance).float()
-    return F.interpolate(mask, size=size, mode="nearest")
 
 
 class Stage:
