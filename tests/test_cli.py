@@ -34,6 +34,8 @@ def error_line(capsys) -> str:
         (["a red cube", "--config", "dreamgaussian", "gaussians.model.count=-3"], "count must be >= 1"),
         (["a red cube", "--config", "dreamgaussian", "gaussians.model.densify_every=0"], "densify_every must be >= 1"),
         (["a red cube", "--config", "dreamgaussian", "gaussians.splatting.backend=gsplat"], "gsplat needs CUDA"),
+        (["a red cube", "--config", "dreamgaussian", "export.redraw.strength=1.5"], "strength must lie in [0, 1]"),
+        (["a red cube", "export.redraw.steps=0"], "redraw.steps must be >= 1"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, message, tmp_path, capsys, monkeypatch):

@@ -6,6 +6,7 @@ import pytest
 import torch
 import trimesh
 
+from dreamlift.render.gaussians import covered_pixels
 from dreamlift.render.splatting import SplattingConfig
 from dreamlift.render.volume import VolumeRendererConfig
 from dreamlift.scene.background import BackgroundConfig
@@ -22,7 +23,13 @@ from dreamlift.text3d.export import (
     write_meshes,
 )
 from dreamlift.text3d.scenes import GaussianScene, NeRFScene
-from dreamlift.text3d.surface_colours import RenderedColours, colour_cameras
+from dreamlift.text3d.surface_colours import (
+    PriorRedraw,
+    RedrawConfig,
+    RenderedColours,
+    colour_cameras,
+    with_brightness_of,
+)
 
 
 def red_sphere_scene() -> NeRFScene:
@@ -151,6 +158,50 @@ def test_rendered_colours_come_from_the_side_the_point_is_on():
     torch.testing.assert_close(colours(sides), torch.tensor([[0.9, 0.1, 0.1], [0.1, 0.1, 0.9]]), atol=0.05, rtol=0)
     top = colours(torch.tensor([[0.0, 0.0, 0.38]]))[0]  # where grey meets red and blue, as evenly
     assert abs(top[0] - top[2]) < 0.05 and top[1] < top[0]
+
+
+class PaintBlue(PriorRedraw):
+    """A stand-in prior that redraws every view dark blue right of column 40, background left of it (most of
+    the border, whose median colour the background is)."""
+
+    def __init__(self):
+        self.config, self.seen = RedrawConfig(strength=0.5), []
+
+    def __call__(self, images, cameras):
+        self.seen.append((images.clone(), len(cameras)))
+        redrawn = torch.tensor([0.1, 0.1, 0.3]).view(1, 3, 1, 1).repeat(len(images), 1, *images.shape[-2:])
+        redrawn[..., :40] = 0.94
+        return redrawn
+
+
+def test_redrawn_colours_take_the_redrawings_hue_and_saturation_where_it_shows_the_object():
+    scene = box_of_faint_gaussians(0.95)  # red
+    with torch.no_grad():
+        scene.gaussians.colour_logits.copy_(torch.tensor([0.9, 0.1, 0.1]).logit().expand(len(scene.gaussians.means), 3))
+    redraw = PaintBlue()
+    colours, plain = RenderedColours(scene, redraw=redraw), RenderedColours(scene)
+    ((images, views),) = redraw.seen
+    assert images.shape == (34, 3, 64, 64) and views == 34
+    # The redrawing is given the albedo renders on the background: red in the middle, the background at a corner.
+    torch.testing.assert_close(images[:, :, 32, 32], torch.tensor([0.9, 0.1, 0.1]).expand(34, 3), atol=0.02, rtol=0)
+    torch.testing.assert_close(images[:, :, 0, 0], torch.full((34, 3), 0.94), atol=1e-4, rtol=0)
+    # Only the covered pixels right of column 40 count: what the redrawing shows as background is left out.
+    cameras = colour_cameras(8, (-30.0, 0.0, 30.0, 60.0))
+    covered = torch.cat(
+        [covered_pixels(scene.gaussians, scene.background, cameras[i : i + 10], 64, scene.splatting_config).mask
+         for i in range(0, 34, 10)]
+    )  # fmt: skip
+    assert len(colours.points) == covered[..., 40:].sum() < covered.sum() == len(plain.points)
+    # Blue's hue and saturation (2/3, 2/3) at the red render's brightness 0.9, all round the box.
+    sides = torch.tensor([[0.38, 0.0, 0.0], [0.0, -0.38, 0.0], [0.0, 0.0, 0.38]])
+    torch.testing.assert_close(colours(sides), torch.tensor([0.3, 0.3, 0.9]).expand(3, 3), atol=0.02, rtol=0)
+
+
+def test_with_brightness_of_keeps_hue_and_saturation():
+    colours = torch.tensor([[0.5, 0.0, 0.0], [0.2, 0.4, 0.1], [0.0, 0.0, 0.0]])
+    reference = torch.tensor([[0.2, 0.8, 0.4], [0.1, 0.1, 0.2], [0.6, 0.6, 0.6]])
+    expected = torch.tensor([[0.8, 0.0, 0.0], [0.1, 0.2, 0.05], [0.0, 0.0, 0.0]])
+    torch.testing.assert_close(with_brightness_of(colours, reference), expected)
 
 
 def test_an_empty_gaussian_scene_is_grey_everywhere():

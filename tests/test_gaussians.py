@@ -3,11 +3,13 @@
 import math
 
 import imageio.v3 as iio
+import numpy as np
 import pytest
 import torch
 import trimesh
 from conftest import interrupt_at_step
 
+from dreamlift.cli import text3d_main
 from dreamlift.config import load_config
 from dreamlift.errors import UsageError
 from dreamlift.render.gaussians import render_gaussians
@@ -247,9 +249,10 @@ def test_the_gaussian_stage_weighs_the_render_regularisers_as_the_nerf_stage_doe
     assert stage.regularisation(scene, out, 0.4, generator).item() == 0.0
 
 
-def test_a_gaussian_run_writes_mesh_splats_and_turntable(tiny_prior, tmp_path):
+def test_a_gaussian_run_writes_mesh_splats_and_turntable(tiny_prior, tiny_prior_dir, tmp_path):
     run = TextTo3D(tiny_gaussian_config(4), tiny_prior, tmp_path, torch.device("cpu"))
     metrics = run.run()
+    run_colours = np.asarray(trimesh.load(tmp_path / "mesh.ply").visual.vertex_colors)[:, :3]
     assert len(run.scenes[0].gaussians) != 300  # densified (a tiny threshold: every drawn Gaussian grows)
     assert [update["step"] for update in metrics["scene_updates"]] == [2]  # every 2 steps, not after the last
     assert metrics["scene_updates"][0]["count"] == len(run.scenes[0].gaussians)
@@ -259,6 +262,15 @@ def test_a_gaussian_run_writes_mesh_splats_and_turntable(tiny_prior, tmp_path):
     assert len(splats) == len(run.scenes[0].gaussians)
     assert iio.imread(tmp_path / "turntable.mp4").shape == (4, 16, 16, 3)
     assert iio.imread(tmp_path / "validation" / "step_000003.png").shape == (32, 64, 3)
+
+    # `text3d export` redraws the colours as the run did (the preset's export.redraw), with the run's prior.
+    def exported_colours(*overrides: str) -> np.ndarray:
+        assert text3d_main(["export", str(tmp_path), f"prior.model={tiny_prior_dir}", *overrides]) == 0
+        return np.asarray(trimesh.load(tmp_path / "mesh.ply").visual.vertex_colors)[:, :3]
+
+    redrawn = exported_colours()
+    assert np.array_equal(redrawn, run_colours)
+    assert not np.array_equal(exported_colours("export.redraw.strength=0"), redrawn)
 
 
 def test_a_gaussian_run_resumes_as_if_never_stopped(tiny_prior, tmp_path, monkeypatch, one_thread):

@@ -109,10 +109,13 @@ def export_summary(folder: Path, config, metrics: dict) -> str:
 
 def run_export(argv: list[str]) -> int:
     from dreamlift.io import write_json
+    from dreamlift.loading import load_prior_model
+    from dreamlift.priors.prompts import PromptEmbeddings
     from dreamlift.runtime import resolve_device
     from dreamlift.text3d.config import read_run_config
     from dreamlift.text3d.export import export_particles
     from dreamlift.text3d.runs import load_scenes
+    from dreamlift.text3d.surface_colours import PriorRedraw
 
     parser = OneLineParser(prog="text3d export", description="Export the mesh and turntable of a run again.")
     parser.add_argument("run_dir", type=Path)
@@ -125,7 +128,14 @@ def run_export(argv: list[str]) -> int:
         raise UsageError(f"run folder not found: {args.run_dir}")
     config = read_run_config(args.run_dir, args.overrides)
     device = resolve_device(args.device)
-    exported = export_particles(load_scenes(args.run_dir, config, device), config.export, args.run_dir)
+    scenes = load_scenes(args.run_dir, config, device)
+    redraw = None
+    if config.export.redraw.strength > 0 and config.scene == "gaussians":
+        prior = load_prior_model(config.prior, device)
+        g = config.guidance
+        prompts = PromptEmbeddings(prior, config.prompt, g.negative_prompt, g.view_dependent)
+        redraw = PriorRedraw(prior, prompts, config.export.redraw, config.seed)
+    exported = export_particles(scenes, config.export, args.run_dir, redraw)
     metrics_path = args.run_dir / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     metrics.update(exported)

@@ -11,6 +11,8 @@ world points and colours the renders show (:func:`covered_pixels`), from which i
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -51,19 +53,46 @@ def lift_pixels(
     return origins + directions * view_depth / (directions * forward).sum(-1, keepdim=True)
 
 
+@dataclass
+class CoveredPixels:
+    """What Gaussians show from B cameras at S×S: ``mask`` B×S×S, the pixels they cover at least a given
+    opacity; of those P pixels (in ``mask``'s order), ``points`` P×3, the world points they show
+    (:func:`lift_pixels`), and ``albedo`` P×3, their composited colour over their opacity (no background, no
+    shading); and ``images`` B×3×S×S, the albedo renders on the background, as the guidance sees them."""
+
+    mask: torch.Tensor
+    points: torch.Tensor
+    albedo: torch.Tensor
+    images: torch.Tensor
+
+
 @torch.no_grad()
 def covered_pixels(
-    gaussians: Gaussians, cameras: Cameras, size: int, config: SplattingConfig, min_opacity: float = 0.5
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """What the Gaussians show from B cameras at size×size: the world points P×3 of the pixels they cover at
-    least ``min_opacity`` (:func:`lift_pixels`) and those pixels' albedo P×3, the composited colour over the
-    opacity (no background, no shading)."""
+    gaussians: Gaussians,
+    background: nn.Module,
+    cameras: Cameras,
+    size: int,
+    config: SplattingConfig,
+    min_opacity: float = 0.5,
+) -> CoveredPixels:
+    """The pixels the Gaussians cover at least ``min_opacity`` from B cameras at size×size, and what they show
+    there (:class:`CoveredPixels`)."""
     splats = splat_gaussians(gaussians, cameras, size, size, config)
     opacity = splats.alpha[..., None]  # B×H×W×1
     origins, directions = generate_rays(cameras, size, size)
     points = lift_pixels(cameras, origins, directions, splats.depth[..., None], opacity)
-    covered = splats.alpha >= min_opacity
-    return points[covered], (splats.rgb / opacity.clamp(min=1e-6))[covered].clamp(0, 1)
+    mask = splats.alpha >= min_opacity
+    albedo = (splats.rgb / opacity.clamp(min=1e-6))[mask].clamp(0, 1)
+    images = on_background(splats.rgb, opacity, background, directions)
+    return CoveredPixels(mask, points[mask], albedo, images.permute(0, 3, 1, 2))
+
+
+def on_background(
+    colour: torch.Tensor, opacity: torch.Tensor, background: nn.Module, directions: torch.Tensor
+) -> torch.Tensor:
+    """Composited colour B×H×W×3 (premultiplied by its ``opacity`` B×H×W×1) over the ``background`` its rays'
+    ``directions`` (B×H×W×3) see."""
+    return colour + (1 - opacity) * background(directions)
 
 
 def render_gaussians(
@@ -94,7 +123,7 @@ def render_gaussians(
         base = opacity.expand_as(colour) if shading == "textureless" else colour
         colour = lambertian(base, normals, directions_to_light[:, None, None], ambient[:, None, None])
         normal_image = (normals * opacity).permute(0, 3, 1, 2)
-    rgb = colour + (1 - opacity) * background(directions)
+    rgb = on_background(colour, opacity, background, directions)
     return RenderOutput(
         rgb.permute(0, 3, 1, 2),
         opacity.permute(0, 3, 1, 2),

@@ -2,10 +2,10 @@
 
 A NeRF or 3D Gaussians are exported by marching cubes on their density with vertex colours, or with
 ``textured`` by a baked UV texture, coloured by the NeRF's albedo field or by what the Gaussians' renders show
-(text3d/surface_colours.py; Gaussians are also written as themselves, gaussians.ply in the 3DGS layout); a DMTet
-mesh (the refine stage) is exported as it is, always with a baked texture (text3d/texture.py). Textured
-meshes go to mesh.glb (texture embedded), mesh.obj + mesh.mtl + texture.png, and mesh.ply (vertex colours
-sampled from the texture, PLY having no texture standard).
+(text3d/surface_colours.py; with ``redraw``, in the colours the prior redraws them in; Gaussians are also
+written as themselves, gaussians.ply in the 3DGS layout); a DMTet mesh (the refine stage) is exported as it is,
+always with a baked texture (text3d/texture.py). Textured meshes go to mesh.glb (texture embedded), mesh.obj +
+mesh.mtl + texture.png, and mesh.ply (vertex colours sampled from the texture, PLY having no texture standard).
 
 Axes: dreamlift's world is z-up; the files are written y-up (glTF's convention, which Blender's importers and
 most viewers expect): (x, y, z)_world → (x, z, −y)_file.
@@ -19,7 +19,7 @@ turn from see-through to solid, whatever the scale of the density.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -40,7 +40,7 @@ from dreamlift.scene.cameras import Z_UP_TO_Y_UP, generate_rays, turntable_camer
 from dreamlift.scene.fields import cell_centres, evaluate_in_chunks
 from dreamlift.scene.gaussian_ply import write_gaussian_ply
 from dreamlift.text3d.scenes import GaussianScene, MeshScene, NeRFScene, Scene
-from dreamlift.text3d.surface_colours import RenderedColours
+from dreamlift.text3d.surface_colours import PriorRedraw, RedrawConfig, RenderedColours
 from dreamlift.text3d.texture import textured_mesh
 
 
@@ -93,6 +93,8 @@ class ExportConfig:
     """Turntable camera elevation in degrees."""
     turntable_distance: float = 1.8
     turntable_fov: float = 47.5
+    redraw: RedrawConfig = field(default_factory=RedrawConfig)
+    """Gaussian exports: their colours redrawn by the prior (off by default; the dreamgaussian preset's 0.6)."""
 
     def __post_init__(self):
         if self.resolution < 8:
@@ -294,10 +296,11 @@ def drop_floaters(mesh: trimesh.Trimesh, min_fraction: float) -> trimesh.Trimesh
     return trimesh.util.concatenate([p for p in pieces if len(p.faces) >= min_fraction * largest])
 
 
-def surface_colour(scene: Scene) -> AlbedoFn:
+def surface_colour(scene: Scene, redraw: PriorRedraw | None = None) -> AlbedoFn:
     """The colour of a scene's exported surface at world points: its albedo field, or for Gaussians, which have
-    none, what their renders show there (:class:`~dreamlift.text3d.surface_colours.RenderedColours`)."""
-    return RenderedColours(scene) if isinstance(scene, GaussianScene) else scene.albedo
+    none, what their renders show there, with ``redraw`` in the prior's colours
+    (:class:`~dreamlift.text3d.surface_colours.RenderedColours`)."""
+    return RenderedColours(scene, redraw=redraw) if isinstance(scene, GaussianScene) else scene.albedo
 
 
 @torch.no_grad()
@@ -398,11 +401,12 @@ def particle_dir(run_dir: Path, particle: int) -> Path:
     return run_dir if particle == 0 else run_dir / f"particle-{particle}"
 
 
-def export_scene(scene: Scene, config: ExportConfig, out_dir: Path) -> dict:
-    """Write the meshes and the turntable of ``scene`` into ``out_dir``; returns export statistics."""
+def export_scene(scene: Scene, config: ExportConfig, out_dir: Path, redraw: PriorRedraw | None = None) -> dict:
+    """Write the meshes and the turntable of ``scene`` into ``out_dir``; returns export statistics. ``redraw``:
+    the prior's redrawing of a Gaussian scene's colours (:func:`surface_colour`)."""
     start = time.time()
     scene.eval()
-    colour = surface_colour(scene)
+    colour = surface_colour(scene, redraw)
     mesh, stats = scene_mesh(scene, config, colour)
     if len(mesh.faces) == 0:
         tqdm.write("warning: the exported mesh is empty (nothing in the scene is solid)")
@@ -415,8 +419,10 @@ def export_scene(scene: Scene, config: ExportConfig, out_dir: Path) -> dict:
     return stats
 
 
-def export_particles(scenes: list[Scene], config: ExportConfig, run_dir: Path) -> dict:
-    """Export each particle to its folder; returns the metrics entries: ``export`` (particle 0's statistics)
-    and, with several particles, ``particle_exports`` (all of them)."""
-    exports = [export_scene(scene, config, particle_dir(run_dir, i)) for i, scene in enumerate(scenes)]
+def export_particles(
+    scenes: list[Scene], config: ExportConfig, run_dir: Path, redraw: PriorRedraw | None = None
+) -> dict:
+    """Export each particle to its folder (``redraw``: see :func:`export_scene`); returns the metrics entries:
+    ``export`` (particle 0's statistics) and, with several particles, ``particle_exports`` (all of them)."""
+    exports = [export_scene(scene, config, particle_dir(run_dir, i), redraw) for i, scene in enumerate(scenes)]
     return {"export": exports[0], **({"particle_exports": exports} if len(exports) > 1 else {})}

@@ -28,6 +28,7 @@ from dreamlift.text3d.config import Text3DConfig
 from dreamlift.text3d.export import export_particles
 from dreamlift.text3d.scenes import NeRFScene
 from dreamlift.text3d.stages import Stage, first_stage
+from dreamlift.text3d.surface_colours import PriorRedraw
 from dreamlift.timing import PhaseTimer
 from dreamlift.training.checkpoints import read_checkpoint, restore_checkpoint, save_checkpoint
 
@@ -247,7 +248,8 @@ class TextTo3D:
         self.metrics["train_seconds"] = round(self.metrics["train_seconds"], 2)
         self.metrics["seconds_per_step"] = round(self.metrics["train_seconds"] / max(1, self.steps), 4)
         self.metrics["phase_seconds"] = {phase: round(s, 5) for phase, s in self.timer.means().items()}
-        self.metrics.update(export_particles(self.scenes, c.export, self.run_dir))
+        redraw = PriorRedraw(self.prior, self.prompts, c.export.redraw, c.seed) if c.export.redraw.strength else None
+        self.metrics.update(export_particles(self.scenes, c.export, self.run_dir, redraw))
         self.metrics.update(
             prompt=c.prompt, seed=c.seed, device=str(self.device), steps=self.steps, stage=self.stage.name
         )
