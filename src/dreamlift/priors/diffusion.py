@@ -111,7 +111,8 @@ class DiffusionPrior:
         """Images B×3×H×W in [0, 1] → what the U-Net denoises (latents B×4×h×w scaled, or images in [-1, 1]).
 
         Images are resized to the model's resolution. The gradient flows back to ``images``. The latents are
-        drawn from the VAE's posterior with ``generator`` (on the prior's device; None: the global one).
+        drawn from the VAE's posterior with ``generator`` (on the CPU or the prior's device; None: the global
+        one).
         """
         x = images.to(self.dtype) * 2 - 1
         if x.shape[-2:] != (self.image_size, self.image_size):

@@ -50,7 +50,7 @@ class RedrawConfig:
     prior's colours, on the bench.)"""
     steps: int = 20
     """Steps of the full schedule, of which the last ``strength`` share are run (the embedded prior at 0.6:
-    10 steps drew two of the five purples magenta, 20 none)."""
+    with 10, two of the five purples came out magenta and were judged red; with 20, none)."""
     guidance_scale: float = 7.5
     """Classifier-free guidance scale of the redrawing (the prior's sampling scale, not distillation's)."""
     background_tolerance: float = 0.08
