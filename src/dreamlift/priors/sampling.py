@@ -15,6 +15,16 @@ GuidedModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """(model input 2B×…, timestep) → model output 2B×…: the conditional half first, then the unconditional."""
 
 
+def text_guided_unet(prior: DiffusionPrior, cond: torch.Tensor, uncond: torch.Tensor) -> GuidedModel:
+    """The prior's U-Net as a :data:`GuidedModel` for the text states ``cond`` and ``uncond`` (each B×L×D)."""
+    text = torch.cat([cond, uncond]).to(prior.dtype)
+
+    def model(sample: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return prior.unet(sample, t, encoder_hidden_states=text).sample
+
+    return model
+
+
 def denoise_with_cfg(
     prior: DiffusionPrior,
     model: GuidedModel,
@@ -52,15 +62,11 @@ def sample_images(
     scheduler = prior.scheduler
     scheduler.set_timesteps(steps, device=prior.device)
     cond = prior.encode_text(prompts)
-    text = torch.cat([cond, prior.encode_text([negative_prompt]).expand_as(cond)]).to(prior.dtype)
+    model = text_guided_unet(prior, cond, prior.encode_text([negative_prompt]).expand_as(cond))
     channels = prior.unet.config.in_channels
     size = prior.unet.config.sample_size
     latents = torch.randn(len(prompts), channels, size, size, generator=generator).to(prior.device)
     latents = latents * scheduler.init_noise_sigma
-
-    def model(sample: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return prior.unet(sample, t, encoder_hidden_states=text).sample
-
     progress = tqdm(total=len(scheduler.timesteps), desc="sample", disable=not show_progress, leave=False)
     latents = denoise_with_cfg(prior, model, latents, scheduler.timesteps, guidance_scale, lambda: progress.update(1))
     progress.close()
@@ -92,12 +98,8 @@ def redraw_images(
     latents = prior.encode_images(images, generator)
     noise = torch.randn(latents.shape, generator=generator).to(prior.device)
     latents = scheduler.add_noise(latents, noise, timesteps[:1].repeat(len(latents)))
-    text = torch.cat([cond, uncond]).to(prior.dtype)
-
-    def model(sample: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return prior.unet(sample, t, encoder_hidden_states=text).sample
-
-    redrawn = prior.decode(denoise_with_cfg(prior, model, latents, timesteps, guidance_scale))
+    latents = denoise_with_cfg(prior, text_guided_unet(prior, cond, uncond), latents, timesteps, guidance_scale)
+    redrawn = prior.decode(latents)
     if redrawn.shape[-2:] != images.shape[-2:]:
         redrawn = F.interpolate(redrawn, size=images.shape[-2:], mode="bilinear", antialias=True, align_corners=False)
     return redrawn

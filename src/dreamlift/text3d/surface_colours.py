@@ -138,7 +138,7 @@ class RenderedColours:
         colours = torch.cat([view.albedo for view in views])
         points = torch.cat([view.points for view in views])
         if redraw is not None and len(colours):
-            redrawn = redraw(torch.cat([view.images for view in views]), cameras).to(colours.device)  # B×3×S×S
+            redrawn = redraw(torch.cat([view.images for view in views]), cameras)  # B×3×S×S
             covered = torch.cat([view.mask for view in views])  # B×S×S
             drawn = background_mask(redrawn, (size, size), redraw.config.background_tolerance)[:, 0] == 0
             keep = drawn[covered]  # P: the covered pixels where the redrawing shows the object
