@@ -107,3 +107,33 @@ def test_console_script_exit_code(tmp_path):
 def test_slugify():
     assert slugify("A red cube!") == "a-red-cube"
     assert slugify("???") == "run"
+
+
+def test_a_config_that_is_not_utf8_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.yaml").write_bytes(b"\xff\xfe seed: 1")
+    assert text3d_main(["a cube", "--config", "bad.yaml", "--out", str(tmp_path / "run")]) == 2
+    assert "config file bad.yaml is not UTF-8 text" in error_line(capsys)
+    assert not (tmp_path / "run").exists() and not (tmp_path / "outputs").exists()
+    run = tmp_path / "old-run"
+    run.mkdir()
+    (run / "config.yaml").write_bytes(b"\xff\xfe seed: 1")
+    for argv in (["export", str(run)], ["--resume", "--out", str(run)]):
+        assert text3d_main(argv) == 2
+        line = error_line(capsys)
+        assert line.startswith("text3d") and "config.yaml is not UTF-8 text" in line
+        assert sorted(p.name for p in run.iterdir()) == ["config.yaml"]
+
+
+@pytest.mark.parametrize("seed", ["99999999999999999999", "-1", str(2**32)])
+def test_a_seed_out_of_range_is_one_line_exit_2_and_writes_nothing(seed, tiny_prior_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["a cube", "--seed", seed, "--model", str(tiny_prior_dir), "--out", str(out), *FAST_TEXT3D]
+    assert text3d_main(argv) == 2
+    assert f"seed must be a whole number between 0 and {2**32 - 1} (got {seed})" in error_line(capsys)
+    assert not out.exists()
+    png = tmp_path / "samples.png"
+    argv = ["sample-prior", "a cube", "--seed", seed, "--model", str(tiny_prior_dir), "--steps", "1", "--out", str(png)]
+    assert text3d_main(argv) == 2
+    assert f"--seed must be a whole number between 0 and {2**32 - 1} (got {seed})" in error_line(capsys)
+    assert not png.exists()

@@ -90,3 +90,74 @@ def test_a_config_records_only_the_guidance_section_of_its_kind():
     assert load_config(Text3DConfig, "dreamfusion", ["guidance.kind=sjc"]).guidance.sjc.samples == 2
     with pytest.raises(UsageError, match="guidance.vsd applies to kind vsd or esd only, not sds"):
         load_config(Text3DConfig, "dreamfusion", ["guidance.vsd.lora_rank=8"])
+
+
+def test_a_config_file_that_is_not_utf8_or_cannot_be_read_is_a_usage_error(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from dreamlift.text3d.config import read_run_config
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(b"\xff\xfe seed: 1")
+    with pytest.raises(UsageError, match=f"config file {bad} is not UTF-8 text"):
+        load_config(Text3DConfig, str(bad))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_bytes(b"prompt: caf\xe9\n")  # Latin-1, not UTF-8
+    with pytest.raises(UsageError, match="config.yaml is not UTF-8 text"):
+        read_run_config(run)
+    (tmp_path / "good.yaml").write_text("seed: 1\n")
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "read_text", refuse)
+    with pytest.raises(UsageError, match="cannot read config file .*good.yaml: Permission denied"):
+        load_config(Text3DConfig, str(tmp_path / "good.yaml"))
+
+
+def test_a_relative_base_is_found_from_the_preset_s_own_folder(tmp_path, monkeypatch):
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "parent.yaml").write_text("base: dreamfusion\ntrain:\n  steps: 7\nguidance:\n  scale: 30\n")
+    (sub / "child.yaml").write_text("base: parent.yaml\nguidance:\n  scale: 40\n")
+    (tmp_path / "nested").mkdir()
+    (tmp_path / "nested" / "grandchild.yaml").write_text("base: ../sub/child.yaml\nseed: 5\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "parent.yaml").write_text("train:\n  steps: 99\n")  # the working folder's is not the one meant
+    (elsewhere / "dreamfusion").write_text("nonsense: 1\n")  # a bare base is a shipped preset's name, not a file
+    monkeypatch.chdir(elsewhere)
+    config = load_config(Text3DConfig, str(tmp_path / "nested" / "grandchild.yaml"))
+    assert config.seed == 5 and config.train.steps == 7 and config.guidance.scale == 40.0
+    assert config.guidance.t_max_final == 0.5  # from the shipped dreamfusion preset
+    (sub / "orphan.yaml").write_text("base: missing.yaml\n")
+    with pytest.raises(UsageError, match=f"config file not found: {sub / 'missing.yaml'}"):
+        load_config(Text3DConfig, str(sub / "orphan.yaml"))
+    (sub / "typo.yaml").write_text("base: dreamfusoin\n")
+    with pytest.raises(UsageError, match="unknown config preset 'dreamfusoin'"):
+        load_config(Text3DConfig, str(sub / "typo.yaml"))
+
+
+SEEDED_CONFIGS = [
+    "dreamlift.text3d.config:Text3DConfig",
+    "dreamlift.video.config:Text2VideoConfig",
+    "dreamlift.embedded.train:TrainPriorConfig",
+    "dreamlift.video.train:TrainMotionConfig",
+]
+
+
+@pytest.mark.parametrize("path", SEEDED_CONFIGS)
+def test_every_seed_is_bounded_so_derived_seeds_fit_torch(path):
+    import importlib
+
+    from dreamlift.runtime import SEED_LIMIT
+
+    module, name = path.split(":")
+    cls = getattr(importlib.import_module(module), name)
+    assert load_config(cls, None, [f"seed={SEED_LIMIT - 1}"]).seed == SEED_LIMIT - 1
+    for seed in ("99999999999999999999", str(SEED_LIMIT), "-1"):
+        with pytest.raises(UsageError, match="seed must be"):
+            load_config(cls, None, [f"seed={seed}"])
+    with pytest.raises(UsageError, match=f"seed must be a whole number between 0 and {SEED_LIMIT - 1}"):
+        cls(seed=2**63)

@@ -327,8 +327,8 @@ def test_clip_folder_reads_captioned_videos(tmp_path):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["a red cube", "--frames", "0"], "frames must be >= 1"),
-        (["a red cube", "--fps", "0"], "fps must be > 0"),
+        (["a red cube", "--frames", "0"], "frames must be between 1 and 256 (got 0)"),
+        (["a red cube", "--fps", "0"], "fps must be between 1 and 100 (got 0)"),
         (["a red cube", "--mode", "sideways"], "invalid choice"),
         (["  "], "prompt is empty"),
         (["a red cube", "--motion-adapter", "/no/such/adapter"], "motion adapter not found"),
@@ -453,3 +453,36 @@ def test_warmup_cosine_learning_rate():
     assert rates == pytest.approx([2.0 * 0.1 * 1.0, 2.0 * cosine_at_9, 2.0 * 0.55, 2.0 * 0.1])
     set_warmup_cosine_lr(optimizer, 2.0, 0, steps=10000)  # default warm-up: at most 100 steps
     assert optimizer.param_groups[0]["lr"] == pytest.approx(2.0 / 100)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--frames", "1000000"], "frames must be between 1 and 256 (got 1000000)"),
+        (["--videos", "100000"], "videos must be between 1 and 64 (got 100000)"),
+        (["--videos", "8", "--frames", "200"], "videos × frames must be at most 1024 (got 8 × 200)"),
+        (["--steps", "1001"], "steps must be between 1 and 1000 (got 1001)"),
+        (["--fps", "1000"], "fps must be between 1 and 100 (got 1000)"),
+        (["decode_chunk=100000"], "decode_chunk must be between 1 and 1024 (got 100000)"),
+        (["--mode", "zero-shot", "--steps", "1"], "zero-shot mode needs at least 2 steps"),
+        (["--seed", "99999999999999999999"], "seed must be a whole number between 0 and 4294967295"),
+        (["--seed", "-3"], "seed must be a whole number between 0 and 4294967295 (got -3)"),
+    ],
+)
+def test_cli_sizes_and_seeds_out_of_range_are_one_line_and_write_nothing(
+    tiny_prior_dir, tmp_path, capsys, argv, message
+):
+    out = tmp_path / "run"
+    code = text2video_main(["a ball", *argv, "--model", str(tiny_prior_dir), "--device", "cpu", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith("text2video: error:") and message in err
+    assert not out.exists()
+
+
+def test_the_largest_allowed_sizes_are_valid_and_the_defaults_unchanged():
+    from dreamlift.video.config import MAX_BATCH_FRAMES, MAX_FRAMES, MAX_STEPS
+
+    config = Text2VideoConfig(frames=MAX_FRAMES, videos=MAX_BATCH_FRAMES // MAX_FRAMES, steps=MAX_STEPS, fps=100)
+    assert config.videos * config.frames == MAX_BATCH_FRAMES
+    default = Text2VideoConfig()
+    assert (default.frames, default.fps, default.steps, default.videos, default.decode_chunk) == (8, 8, 25, 1, 16)

@@ -5,7 +5,8 @@ built in three layers, each checked against the dataclasses:
 
 1. the dataclass defaults,
 2. a preset (a name from ``dreamlift/configs`` or a path to a YAML file); a preset may start with
-   ``base: NAME`` (another preset's name or a path), and then holds only the keys that differ from it,
+   ``base: NAME`` (another preset's name, or a path, a relative one from the preset's own folder), and then
+   holds only the keys that differ from it,
 3. dotted overrides from the command line, e.g. ``guidance.scale=50`` or ``camera.fov_range=[40,60]``.
 
 Any key that is not a field is an error naming its dotted path; so is a value of the wrong type. Values in
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 import types
 import typing
@@ -47,21 +49,69 @@ SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 """yaml.safe_load's loader, in C where PyYAML was built with libyaml (8× faster on a run's config.yaml)."""
 
 
-def read_preset(name_or_path: str, _seen: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Read a preset by name (``dreamfusion``) or by path to a YAML file, merged onto the preset its ``base`` key
-    names (if any); returns the mapping."""
-    path = Path(name_or_path)
-    if not (path.suffix in (".yaml", ".yml") or path.exists()):
-        path = PRESET_DIR / f"{name_or_path}.yaml"
-        if not path.exists():
-            raise UsageError(
-                f"unknown config preset '{name_or_path}' (known: {', '.join(preset_names())}; "
-                "or give a path to a YAML file)"
-            )
-    if not path.is_file():
-        raise UsageError(f"config file not found: {path}")
+YAML_SUFFIXES = (".yaml", ".yml")
+"""File endings that make a ``base`` (or a batch manifest's ``config``) a path rather than a preset's name."""
+
+
+def names_a_file(name: str) -> bool:
+    """Whether ``name`` is a path to a YAML file rather than a shipped preset's name: it ends in .yaml or .yml, or
+    holds a path separator."""
+    separators = {"/", os.sep, os.altsep} - {None}
+    return Path(name).suffix in YAML_SUFFIXES or any(sep in name for sep in separators)
+
+
+def preset_path(name: str) -> Path:
+    """The file of the shipped preset ``name``; an unknown name is a UsageError that lists the known ones."""
+    if name not in preset_names():
+        raise UsageError(
+            f"unknown config preset '{name}' (known: {', '.join(preset_names())}; or give a path to a YAML file)"
+        )
+    return PRESET_DIR / f"{name}.yaml"
+
+
+def is_inside(path: Path, folder: Path) -> bool:
+    """Whether ``path``, symlinks resolved, lies inside ``folder`` (also resolved); a path that cannot be resolved
+    (a symlink loop) is not."""
     try:
-        data = yaml.load(path.read_text(), Loader=SAFE_LOADER) or {}
+        return path.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):
+        return False
+
+
+def read_preset(name_or_path: str, _seen: tuple[str, ...] = (), within: Path | None = None) -> dict[str, Any]:
+    """Read a preset by name (``dreamfusion``) or by path to a YAML file, merged onto the preset its ``base`` key
+    names (if any); returns the mapping.
+
+    A ``base`` that is a path (see :func:`names_a_file`) is found from the folder of the file that names it when
+    it is relative; any other ``base`` is a shipped preset's name. With ``within`` (a folder), a relative path is
+    taken from that folder, not the working one, and the YAML files of the whole chain must lie inside it,
+    symlinks resolved: a file that came with untrusted input (a batch manifest) may not pull in files from
+    elsewhere on the machine. A file that cannot be read or is not UTF-8 is a UsageError naming it.
+    """
+    path = Path(name_or_path) if within is None else Path(within, name_or_path)
+    try:
+        is_path = names_a_file(name_or_path) or (within is None and path.exists())
+    except OSError as err:  # e.g. a name too long for the file system
+        raise UsageError(f"cannot read config file {name_or_path}: {err.strerror or err}") from None
+    if not is_path:
+        path = preset_path(name_or_path)
+    elif within is not None and not is_inside(path, within):
+        raise UsageError(f"config '{name_or_path}' must be a preset name or a YAML file in {within}")
+    return _read_preset_file(path, _seen, within)
+
+
+def _read_preset_file(path: Path, seen: tuple[str, ...], within: Path | None) -> dict[str, Any]:
+    """The mapping of the preset file ``path`` merged onto its ``base`` chain (see :func:`read_preset`)."""
+    try:
+        if not path.is_file():
+            raise UsageError(f"config file not found: {path}")
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise UsageError(f"config file {path} is not UTF-8 text (byte {err.start}); save it as UTF-8") from None
+    except OSError as err:
+        raise UsageError(f"cannot read config file {path}: {err.strerror or err}") from None
+    try:
+        data = yaml.load(text, Loader=SAFE_LOADER) or {}
     except yaml.YAMLError as err:
         raise UsageError(f"config file {path} is not valid YAML: {first_line(err)}") from None
     if not isinstance(data, dict):
@@ -69,9 +119,17 @@ def read_preset(name_or_path: str, _seen: tuple[str, ...] = ()) -> dict[str, Any
     base = data.pop(BASE_KEY, None)
     if base is None:
         return data
-    if not isinstance(base, str) or str(path.resolve()) in _seen:
+    if not isinstance(base, str) or not base.strip() or str(path.resolve()) in seen:
         raise UsageError(f"config file {path}: '{BASE_KEY}' must name another preset, without a cycle")
-    return deep_merge(read_preset(base, (*_seen, str(path.resolve()))), data)
+    if not names_a_file(base):
+        base_path = preset_path(base)
+    else:
+        base_path = path.parent / base  # an absolute base stays as it is
+        if within is not None and not is_inside(base_path, within):
+            raise UsageError(
+                f"config file {path}: '{BASE_KEY}: {base}' must be a preset name or a YAML file in {within}"
+            )
+    return deep_merge(_read_preset_file(base_path, (*seen, str(path.resolve())), within), data)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -109,11 +167,16 @@ def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_config(
-    cls: type[ConfigT], preset: str | None = None, overrides: list[str] = (), values: dict[str, Any] | None = None
+    cls: type[ConfigT],
+    preset: str | None = None,
+    overrides: list[str] = (),
+    values: dict[str, Any] | None = None,
+    within: Path | None = None,
 ) -> ConfigT:
     """Build a ``cls`` config from its defaults, an optional preset, dotted overrides (``"a.b=1"``, parsed as
-    YAML) and then ``values`` (dotted key → Python value, e.g. from command-line flags); strictly checked."""
-    data: dict[str, Any] = read_preset(preset) if preset else {}
+    YAML) and then ``values`` (dotted key → Python value, e.g. from command-line flags); strictly checked.
+    ``within``: the folder the preset's files must lie in (see :func:`read_preset`)."""
+    data: dict[str, Any] = read_preset(preset, within=within) if preset else {}
     for text in overrides:
         keys, value = parse_override(text)
         merge_override(data, keys, value)

@@ -5,6 +5,11 @@ settings — ``config`` (a preset or YAML path), ``steps`` and ``seed`` (the com
 any dotted config key (``"train.resolution": 32``). Blank lines and lines starting with ``#`` are skipped. A line
 that cannot become a job is reported with its line number and the rest of the batch still runs.
 
+A manifest is untrusted input (it may come from elsewhere): a line's ``config`` is a shipped preset's name or a
+YAML file inside the manifest's folder (a relative path from it, symlinks resolved), and so is every ``base`` that
+file names; it cannot read, or echo a key of, any other file on the machine. The batch-wide ``--config`` of the
+command line is trusted (any path).
+
 A job's id is a hash of its command and its resolved config (prompt and seed included, the device left out), so
 the same manifest line always maps to the same output folder ``OUT/<id>/`` and a re-run finds finished work.
 """
@@ -18,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from dreamlift.batch.commands import batch_command
-from dreamlift.config import load_config, to_dict
+from dreamlift.config import is_inside, load_config, names_a_file, preset_names, to_dict
 from dreamlift.errors import UsageError
 
 
@@ -60,9 +65,15 @@ def read_manifest_lines(path: Path) -> list[tuple[int, Any]]:
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"manifest not found: {path}")
+    try:
+        content = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise UsageError(f"manifest {path} is not UTF-8 text (byte {err.start}); save it as UTF-8") from None
+    except OSError as err:
+        raise UsageError(f"cannot read manifest {path}: {err.strerror or err}") from None
     jsonl = path.suffix.lower() == ".jsonl"
     entries: list[tuple[int, Any]] = []
-    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+    for number, raw in enumerate(content.splitlines(), start=1):
         text = raw.strip()
         if not text or text.startswith("#"):
             continue
@@ -81,19 +92,40 @@ def read_manifest_lines(path: Path) -> list[tuple[int, Any]]:
     return entries
 
 
-def resolve_job(kind: str, number: int, entry: str | dict, preset: str | None, overrides: list[str]) -> BatchJob:
-    """The job of one manifest entry on top of the batch's preset and overrides; a UsageError if it is bad."""
+def line_preset(config: Any, folder: Path) -> str:
+    """A manifest line's ``config``: a shipped preset's name as it is, or the real path of a YAML file inside the
+    manifest's ``folder`` (relative to it); anything else — an absolute path, a '..' or a symlink leading out of
+    the folder, a name that is no preset — is a UsageError that echoes only the value itself."""
+    if isinstance(config, str) and config.strip():
+        if not names_a_file(config) and config in preset_names():
+            return config
+        if names_a_file(config) and not Path(config).is_absolute() and is_inside(folder / config, folder):
+            return str((folder / config).resolve())
+    known = ", ".join(preset_names())
+    raise UsageError(f"config {config!r} must be a preset name ({known}) or a YAML file in the manifest's folder")
+
+
+def resolve_job(
+    kind: str, number: int, entry: str | dict, preset: str | None, overrides: list[str], folder: Path
+) -> BatchJob:
+    """The job of one manifest entry on top of the batch's preset and overrides; a UsageError if it is bad.
+
+    ``folder`` is the manifest's: the only place (besides the shipped presets) a line's ``config`` may read.
+    """
     settings = {"prompt": entry} if isinstance(entry, str) else dict(entry)
     prompt = settings.pop("prompt", None)
     if not isinstance(prompt, str) or not prompt.strip():
         raise UsageError("the prompt is missing or empty")
     command = batch_command(kind)
-    job_preset = settings.pop("config", None) or preset or command.default_preset
+    line_config = settings.pop("config", None)
+    job_preset, within = preset or command.default_preset, None
+    if line_config is not None:
+        job_preset, within = line_preset(line_config, folder), folder
     values = {"prompt": prompt.strip()}
     if "steps" in settings:
         values[command.steps_key] = settings.pop("steps")
     values.update(settings)
-    config = to_dict(load_config(command.config_class, job_preset, overrides, values))
+    config = to_dict(load_config(command.config_class, job_preset, overrides, values, within=within))
     return BatchJob(kind, job_id(kind, config), number, config)
 
 
@@ -106,12 +138,13 @@ def parse_manifest(
     """
     jobs: dict[str, BatchJob] = {}
     errors: list[ManifestError] = []
+    folder = Path(path).parent.resolve()
     for number, entry in read_manifest_lines(path):
         if isinstance(entry, ManifestError):
             errors.append(entry)
             continue
         try:
-            job = resolve_job(kind, number, entry, preset, overrides)
+            job = resolve_job(kind, number, entry, preset, overrides, folder)
         except UsageError as err:
             errors.append(ManifestError(number, str(err)))
             continue

@@ -19,6 +19,7 @@ from dreamlift.priors.diffusion import PriorConfig
 from dreamlift.render.raster import RasterizerConfig
 from dreamlift.render.splatting import SplattingConfig
 from dreamlift.render.volume import VolumeRendererConfig
+from dreamlift.runtime import check_seed
 from dreamlift.scene.background import BackgroundConfig
 from dreamlift.scene.cameras import CameraConfig
 from dreamlift.scene.dmtet import DMTetConfig
@@ -263,7 +264,7 @@ class Text3DConfig:
     prompt: str = ""
     """What to make."""
     seed: int = 0
-    """Seed of everything random in the run."""
+    """Seed of everything random in the run, in [0, 2**32) (:data:`dreamlift.runtime.SEED_LIMIT`)."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """``auto`` picks CUDA when available."""
     prior: PriorConfig = dataclasses.field(default_factory=PriorConfig)
@@ -284,6 +285,7 @@ class Text3DConfig:
     gaussians: GaussianSceneConfig = dataclasses.field(default_factory=GaussianSceneConfig)
 
     def __post_init__(self):
+        check_seed(self.seed)
         if self.scene == "gaussians" and self.refine.enabled:
             raise ValueError("refine (the mesh stage) starts from a NeRF; it cannot follow scene: gaussians")
 

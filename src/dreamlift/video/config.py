@@ -6,6 +6,30 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from dreamlift.priors.diffusion import PriorConfig
+from dreamlift.runtime import check_seed
+
+MAX_FRAMES = 256
+"""Most frames per video, a length whose arrays a workstation holds even for a 512-pixel prior (Stable Diffusion
+1.5): the decoded video, float32 F×3×H×W and then uint8 F×H×W×3 on the CPU, is 0.8 GB and 0.2 GB at 256 frames,
+and its latents (2F×4×64×64 float32 with classifier-free guidance) 34 MB. The U-Net sees all frames of a run at
+once, so such a prior may run out of GPU memory sooner. (A million frames, unbounded, died allocating.)
+AnimateDiff clips are 16 to 32 frames; longer ones use temporal windows."""
+
+MAX_VIDEOS = 64
+"""Most videos of one run (one batch of noise)."""
+
+MAX_BATCH_FRAMES = 1024
+"""Most frames of one run, videos × frames: all of them are denoised and decoded together, so this, not either
+factor alone, bounds the memory (3.2 GB of float32 frames at 512 pixels, and copies of that size while they are
+converted to uint8)."""
+
+MAX_STEPS = 1000
+"""Most denoising steps: the number of training timesteps of the shipped and Stable Diffusion priors'
+schedulers, which refuse more."""
+
+MAX_FPS = 100
+"""Fastest frame rate: GIF stores frame delays in whole hundredths of a second, so 100 fps is the most it can
+encode (above 200 fps the delay would round to 0, which viewers replace with a default)."""
 
 
 @dataclass
@@ -42,36 +66,46 @@ class Text2VideoConfig:
     MotionAdapter), or an AnimateDiff checkpoint file. Unused in zero-shot mode."""
     mode: Literal["animate", "zero-shot"] = "animate"
     frames: int = 8
-    """Frames per video."""
+    """Frames per video, 1 to :data:`MAX_FRAMES` (256)."""
     fps: int = 8
-    """Frames per second of the written videos."""
+    """Frames per second of the written videos, 1 to :data:`MAX_FPS` (100)."""
     steps: int = 25
-    """Denoising steps of the prior's scheduler."""
+    """Denoising steps of the prior's scheduler, 1 to :data:`MAX_STEPS` (1000); zero-shot mode needs 2."""
     guidance: float = 4.0
     """Classifier-free guidance scale s in ε_u + s·(ε_c − ε_u). 4 suited the embedded motion model of the first
     embedded prior best (its bench passed 26/72 clips at 12, 35 at 7.5, 37 at 5.5, 41 at 4, 37 at 2.5); the
     current pair is flat around it (52, 53, 53 of 72 at 2.5, 4, 6). AnimateDiff with Stable Diffusion weights is
     usually sampled at 7.5."""
     videos: int = 1
-    """Videos of the prompt, sampled in one batch."""
+    """Videos of the prompt, sampled in one batch: 1 to :data:`MAX_VIDEOS` (64), and videos × frames at most
+    :data:`MAX_BATCH_FRAMES` (1024)."""
     negative_prompt: str = ""
     window: int = 0
-    """Frames per temporal window for long clips; 0 uses the length the temporal layers were trained on."""
+    """Frames per temporal window for long clips; 0 uses the length the temporal layers were trained on. At most
+    the layers' frame-position count (checked when they are loaded)."""
     window_stride: int = 0
     """Frames between temporal windows; 0 uses half a window."""
     decode_chunk: int = 16
-    """Frames decoded by the VAE at a time."""
+    """Frames decoded by the VAE at a time, 1 to :data:`MAX_BATCH_FRAMES` (more is the same as all of a run's)."""
     save_frames: bool = False
     """Also write every frame as a PNG."""
     zero_shot: ZeroShotConfig = field(default_factory=ZeroShotConfig)
 
     def __post_init__(self):
-        if self.frames < 1:
-            raise ValueError("frames must be >= 1")
-        if self.fps <= 0:
-            raise ValueError("fps must be > 0")
-        for name in ("steps", "videos", "decode_chunk"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1")
+        check_seed(self.seed)
+        limits = {
+            "frames": MAX_FRAMES, "fps": MAX_FPS, "steps": MAX_STEPS, "videos": MAX_VIDEOS,
+            "decode_chunk": MAX_BATCH_FRAMES,
+        }  # fmt: skip
+        for name, most in limits.items():
+            if not 1 <= getattr(self, name) <= most:
+                raise ValueError(f"{name} must be between 1 and {most} (got {getattr(self, name)})")
+        if self.videos * self.frames > MAX_BATCH_FRAMES:
+            raise ValueError(
+                f"videos × frames must be at most {MAX_BATCH_FRAMES} (got {self.videos} × {self.frames}); "
+                "sample fewer videos per run"
+            )
+        if self.mode == "zero-shot" and self.steps < 2:
+            raise ValueError("zero-shot mode needs at least 2 steps")
         if self.window < 0 or self.window_stride < 0:
             raise ValueError("window and window_stride must be >= 0")
