@@ -15,6 +15,7 @@ from conftest import FAST_REFINE, FAST_TEXT3D
 
 from dreamlift.batch.status import read_status
 from dreamlift.cli import text2video_main, text3d_main
+from dreamlift.locks import LOCK_FILE
 from dreamlift.report import write_report
 
 BROWSER_FLAGS = [
@@ -87,7 +88,7 @@ def test_a_refreshed_report_replaces_the_old_one_whole(run_dir, capsys):
     assert text3d_main(["report", str(run_dir), "--open"]) == 0
     assert capsys.readouterr().out.strip() == (run_dir / "report" / "index.html").resolve().as_uri()
     assert not (run_dir / "report" / "stale.txt").exists()
-    assert [p.name for p in run_dir.iterdir() if p.name.startswith(".")] == []  # no staging folder left
+    assert [p.name for p in run_dir.iterdir() if p.name.startswith(".")] == [LOCK_FILE]  # no staging folder left
 
 
 def test_batch_report_lists_every_job_with_its_state_and_pages_the_finished(batch_dir):
@@ -158,6 +159,183 @@ def test_an_unfinished_runs_prompt_comes_from_its_config_else_its_folder_name(tm
     assert run_prompt(run) == "a-run"
     (run / "config.yaml").write_text("seed: 0\n")
     assert run_prompt(run) == "a-run"
+
+
+# --- what a folder holds is data: a tampered status.jsonl or metrics.json is refused in one line, writing nothing ---
+def files_under(root: Path) -> set[Path]:
+    return set(root.rglob("*"))
+
+
+def refused(folder: Path, capsys, root: Path | None = None) -> str:
+    """``text3d report folder`` exits 2 with one line and leaves every file under ``root`` (the folder's parent by
+    default) as it was: no report, no staging folder, nothing outside; returns the line."""
+    root = root or folder.parent
+    before = files_under(root)
+    assert text3d_main(["report", str(folder)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("text3d report: error:") and "\n" not in error
+    assert files_under(root) == before
+    return error
+
+
+def fake_run(folder: Path, metrics: object, config: str = "prompt: a red cube\n") -> Path:
+    """A run folder that holds only a config.yaml and ``metrics`` as its metrics.json (a mesh.glb too)."""
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(config)
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    (folder / "mesh.glb").write_bytes(b"glTF")
+    return folder
+
+
+RECORD = {"id": "0123456789abcdef", "line": 1, "prompt": "a red cube", "outcome": "failed"}
+
+
+def fake_batch(out: Path, *records: object) -> Path:
+    out.mkdir(parents=True)
+    (out / "status.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
+    return out
+
+
+def test_a_job_id_that_climbs_out_of_the_batch_writes_nothing_outside(tmp_path, capsys):
+    out = tmp_path / "w1" / "w2" / "w3" / "out"
+    escape_id = "../../../../x"
+    fake_run((out / escape_id).resolve(), {"stage": "nerf"})  # a run where the id points, for the report to page
+    fake_batch(out, RECORD, {**RECORD, "id": escape_id, "line": 2})
+    error = refused(out, capsys, tmp_path)
+    assert f"status.jsonl line 2: job id '{escape_id}' is not a folder name" in error
+    assert not (tmp_path / "w1" / "w2" / "x").exists()
+
+
+@pytest.mark.parametrize(
+    "record, message",
+    [
+        ({k: v for k, v in RECORD.items() if k != "id"}, "has no field 'id'"),
+        ({**RECORD, "id": 7}, "field 'id' must be a string"),
+        ({**RECORD, "id": ""}, "job id '' is not a folder name"),
+        ({**RECORD, "id": ".."}, "job id '..' is not a folder name"),
+        ({**RECORD, "id": "."}, "job id '.' is not a folder name"),
+        ({**RECORD, "id": "a/b"}, "job id 'a/b' is not a folder name"),
+        ({**RECORD, "id": "a\\b"}, "job id 'a\\\\b' is not a folder name"),
+        ({**RECORD, "id": "a\0b"}, "job id 'a\\x00b' is not a folder name"),
+        ({**RECORD, "id": "/etc"}, "job id '/etc' is not a folder name"),
+        ({**RECORD, "line": "2"}, "field 'line' must be an integer"),
+        ({**RECORD, "line": True}, "field 'line' must be an integer"),
+        ({k: v for k, v in RECORD.items() if k != "line"}, "has no field 'line'"),
+        ({**RECORD, "prompt": 5}, "field 'prompt' must be a string"),
+        ({**RECORD, "outcome": None}, "field 'outcome' must be a string"),
+        ([RECORD], "not a JSON object"),
+        ("a red cube", "not a JSON object"),
+    ],
+)
+def test_a_status_record_of_the_wrong_shape_is_refused_with_its_line(tmp_path, capsys, record, message):
+    out = fake_batch(tmp_path / "out", RECORD, record)
+    error = refused(out, capsys)
+    assert f"{out / 'status.jsonl'} line 2: {message}" in error
+
+
+def test_undecodable_status_lines_are_skipped_and_odd_seconds_and_errors_shown_as_none(tmp_path):
+    out = fake_batch(tmp_path / "out", {**RECORD, "seconds": "fast", "error": ["RuntimeError: boom"]})
+    with open(out / "status.jsonl", "ab") as status:
+        status.write(b'{"id": "fedcba9876543210", "li\xff\n{"id": "fedcba98')  # torn lines, one not even UTF-8
+    assert text3d_main(["report", str(out)]) == 0
+    html = (out / "report" / "index.html").read_text()
+    assert "1 jobs: 1 failed" in html and "boom" not in html and " s</div>" not in html
+    for seconds in (True, 10**400):  # not a number; too large for a float
+        (out / "status.jsonl").write_text(json.dumps({**RECORD, "seconds": seconds}) + "\n")
+        assert text3d_main(["report", str(out)]) == 0
+        assert "attempts · " not in (out / "report" / "index.html").read_text()
+
+
+def test_a_job_folder_must_be_a_plain_folder_name():
+    from dreamlift.batch.status import RecordedJob, job_dir
+    from dreamlift.errors import UsageError
+
+    assert job_dir(Path("out"), RecordedJob("0123456789abcdef", 1, "p")) == Path("out/0123456789abcdef")
+    for bad in ("..", "../x", "", "a/b", "a\\b", "/abs", "a\0b"):
+        with pytest.raises(UsageError, match="is not a folder name"):
+            job_dir(Path("out"), RecordedJob(bad, 1, "p"))
+
+
+@pytest.fixture
+def stage_copy(run_dir, tmp_path):
+    """A copy of the run's NeRF stage's config.yaml and metrics.json, whose metrics a test may spoil."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for name in ("config.yaml", "metrics.json"):
+        shutil.copy(run_dir / name, folder / name)
+    return folder
+
+
+@pytest.mark.parametrize(
+    "field, value, kind",
+    [
+        ("export", "faces", "an object"),
+        ("export", [1], "an object"),
+        ("loss", {"a": 1}, "a list of [step, value] pairs"),
+        ("loss", [[1, "a"], [2, 0.5]], "a list of [step, value] pairs"),
+        ("loss", [[1]], "a list of [step, value] pairs"),
+        ("train_seconds", "fast", "a number"),
+        ("seconds_per_step", [0.1], "a number"),
+        ("phase_seconds", [1], "an object of numbers"),
+        ("phase_seconds", {"render": "slow"}, "an object of numbers"),
+        ("prompt", 5, "a string"),
+        ("stage", 5, "a string"),
+        ("stage", ["nerf"], "a string"),
+        ("steps", "x", "an integer"),
+        ("steps", 2.5, "an integer"),
+        ("steps", 10**400, "an integer"),  # too large for the plot's axis
+    ],
+)
+def test_a_metrics_field_of_the_wrong_type_is_refused_in_one_line(stage_copy, capsys, field, value, kind):
+    metrics = json.loads((stage_copy / "metrics.json").read_text())
+    (stage_copy / "metrics.json").write_text(json.dumps({**metrics, field: value}))
+    error = refused(stage_copy, capsys)
+    assert error.endswith(f"{stage_copy / 'metrics.json'}: field '{field}' must be {kind}")
+
+
+def test_a_mesh_stages_metrics_of_the_wrong_type_refuse_the_report_built_half(stage_copy, run_dir, capsys):
+    shutil.copytree(run_dir / "refine", stage_copy / "refine", ignore=shutil.ignore_patterns("report"))
+    metrics = json.loads((stage_copy / "refine" / "metrics.json").read_text())
+    (stage_copy / "refine" / "metrics.json").write_text(json.dumps({**metrics, "export": "faces"}))
+    error = refused(stage_copy, capsys)
+    assert error.endswith(f"{stage_copy / 'refine' / 'metrics.json'}: field 'export' must be an object")
+
+
+@pytest.mark.parametrize("metrics", [[1, 2], "mode stage", 5, None])
+def test_metrics_that_are_not_an_object_read_as_none_yet(tmp_path, capsys, metrics):
+    run = fake_run(tmp_path / "run", metrics)
+    refused(run, capsys)  # a config.yaml alone is not a run
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "last.pt").write_bytes(b"")
+    assert text3d_main(["report", str(run)]) == 0
+    assert "in progress (no metrics.json yet)" in (run / "report" / "index.html").read_text()
+
+
+def test_a_batch_job_with_metrics_of_the_wrong_type_refuses_the_batchs_report(tmp_path, capsys):
+    out = fake_batch(tmp_path / "out", RECORD)
+    fake_run(out / RECORD["id"], {"stage": "nerf", "loss": "low"})
+    error = refused(out, capsys)
+    assert error.endswith(f"{out / RECORD['id'] / 'metrics.json'}: field 'loss' must be a list of [step, value] pairs")
+
+
+@pytest.mark.parametrize(
+    "metrics, error",
+    [
+        ({"prompt": 5, "mode": "zero-shot"}, "field 'prompt' must be a string"),
+        ({"prompt": "a red cube", "mode": ["zero-shot"]}, "field 'mode' must be a string"),
+        ({"prompt": "a red cube", "mode": "zero-shot", "seeds": "<b>x</b>", "size": {"a": 1}, "frames": None}, None),
+    ],
+)
+def test_a_video_outputs_metrics_are_checked_and_the_rest_shown_as_text(tmp_path, capsys, metrics, error):
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    (clip / "metrics.json").write_text(json.dumps(metrics))
+    if error:
+        assert refused(clip, capsys).endswith(f"{clip / 'metrics.json'}: {error}")
+    else:
+        assert text3d_main(["report", str(clip)]) == 0
+        html = (clip / "report" / "index.html").read_text()
+        assert "&lt;b&gt;x&lt;/b&gt;" in html and "<b>x" not in html
 
 
 # --- in a real browser -----------------------------------------------------------------------------------------

@@ -5,6 +5,10 @@ Every attempt appends a ``running`` line when it starts and a line with its outc
 job already finished appends ``skipped``. Lines are appended with one ``write`` each in append mode, so workers
 on several hosts can share the file. The completion marker ``OUT/<id>/done.json`` is written atomically after
 every output of the job: it, not the log, says a job is done.
+
+What the file holds is read as untrusted data (a report may be made of a batch folder from anywhere): a record
+whose fields have the wrong types, or whose id is not a plain folder name (``../x``), is a :class:`UsageError`
+naming its line, and every path of a job goes through :func:`job_dir`, which refuses such an id too.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -19,6 +24,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from dreamlift.batch.manifest import BatchJob
+from dreamlift.errors import UsageError
 from dreamlift.io import write_text
 
 MARKER = "done.json"
@@ -33,7 +39,17 @@ class RecordedJob(NamedTuple):
     prompt: str
 
 
-def job_dir(out: Path, job: BatchJob | RecordedJob) -> Path:
+def is_folder_name(name: object) -> bool:
+    """Whether ``name`` is one plain path component, so that ``OUT/<name>`` is a folder right inside ``OUT``: a
+    non-empty string, not ``.`` or ``..``, without a slash, a backslash or a NUL. (Ids that
+    :func:`dreamlift.batch.manifest.job_id` makes are 16 hex digits; this is the rule a path needs.)"""
+    return isinstance(name, str) and name not in ("", ".", "..") and not any(c in name for c in "/\\\0")
+
+
+def job_dir(out: Path, job: BatchJob | RecordedJob | JobState) -> Path:
+    """``OUT/<id>``, the folder of ``job``; an id that is not a plain folder name is a :class:`UsageError`."""
+    if not is_folder_name(job.id):
+        raise UsageError(f"job id {job.id!r} is not a folder name")
     return Path(out) / job.id
 
 
@@ -66,17 +82,47 @@ def append_status(out: Path, job: BatchJob, outcome: str, **fields) -> dict:
     return record
 
 
+RECORD_FIELDS = {
+    "id": (lambda value: isinstance(value, str), "a string"),
+    "line": (lambda value: isinstance(value, int) and not isinstance(value, bool), "an integer"),
+    "prompt": (lambda value: isinstance(value, str), "a string"),
+    "outcome": (lambda value: isinstance(value, str), "a string"),
+}
+"""The fields every record has, each with a test of its type and how the test is said; the others are optional."""
+
+
+def checked_record(record: object, where: str) -> dict:
+    """``record``, decoded from the line of ``status.jsonl`` that ``where`` names, when it is an object with
+    :data:`RECORD_FIELDS` of their types and an id that is a plain folder name; else a one-line UsageError."""
+    if not isinstance(record, dict):
+        raise UsageError(f"{where}: not a JSON object")
+    for field, (valid, kind) in RECORD_FIELDS.items():
+        if field not in record:
+            raise UsageError(f"{where}: has no field {field!r}")
+        if not valid(record[field]):
+            raise UsageError(f"{where}: field {field!r} must be {kind}")
+    if not is_folder_name(record["id"]):
+        raise UsageError(f"{where}: job id {record['id']!r} is not a folder name")
+    return record
+
+
 def read_status(out: Path) -> list[dict]:
-    """Every record of ``OUT/status.jsonl`` in order (a torn last line, from a killed writer, is ignored)."""
+    """Every record of ``OUT/status.jsonl`` in order, each checked by :func:`checked_record` (a line that cannot be
+    decoded, such as a torn last line from a killed writer, is ignored)."""
     path = Path(out) / "status.jsonl"
     if not path.is_file():
         return []
+    try:
+        lines = path.read_bytes().splitlines()
+    except OSError as err:
+        raise UsageError(f"cannot read {path}: {err.strerror or err}") from None
     records = []
-    for line in path.read_text().splitlines():
+    for number, line in enumerate(lines, 1):
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
+            record = json.loads(line.decode())
+        except (ValueError, RecursionError):  # not UTF-8, not JSON, or nested too deep for the decoder
             continue
+        records.append(checked_record(record, f"{path} line {number}"))
     return records
 
 
@@ -92,6 +138,14 @@ def history(out: Path, job: BatchJob) -> Counter:
 def failures(counts: Counter) -> int:
     """Failures among a job's outcome ``counts`` (from :func:`history`)."""
     return sum(counts[outcome] for outcome in FAILURES)
+
+
+def is_number(value: object) -> bool:
+    """Whether a decoded JSON value is a number that can be used as a float (``true`` is not one, nor an integer
+    too large for a float)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return isinstance(value, float) or abs(value) <= sys.float_info.max
 
 
 @dataclass(frozen=True)
@@ -126,7 +180,10 @@ def job_states(out: Path, jobs: list[BatchJob] | None = None) -> list[JobState]:
     states = []
     for job in jobs:
         record = last.get(job.id, {})
-        error = str(record.get("error", "")).splitlines()
+        seconds, error = record.get("seconds"), record.get("error")
+        if not is_number(seconds):
+            seconds = None  # an optional field of another type counts as absent
+        error = error.splitlines() if isinstance(error, str) else []
         states.append(
             JobState(
                 job.id,
@@ -134,7 +191,7 @@ def job_states(out: Path, jobs: list[BatchJob] | None = None) -> list[JobState]:
                 job.prompt,
                 "done" if is_done(out, job) else record.get("outcome", "pending"),
                 attempts[job.id],
-                record.get("seconds"),
+                seconds,
                 error[0] if error else "",
             )
         )

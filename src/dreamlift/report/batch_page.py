@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from dreamlift.batch.status import JobState
+from dreamlift.batch.status import JobState, job_dir
 from dreamlift.report.folders import FolderKind, folder_kind
 from dreamlift.report.html import escape, page, relative
 
@@ -41,7 +41,7 @@ def batch_page(out: Path, jobs: list[JobState], job_pages: dict[str, Path], page
 
 def job_card(out: Path, job: JobState, job_page: Path | None, page_dir: Path) -> str:
     """One job's card; its thumbnail and prompt link to its page when it has one."""
-    folder = out / job.id
+    folder = job_dir(out, job)
     thumbnail = job_thumbnail(folder, page_dir)
     seconds = f" · {job.seconds:.0f} s" if job.seconds is not None else ""
     prompt = escape(job.prompt)

@@ -1,4 +1,8 @@
-"""What a folder holds, for the report: a text3d run (or its refine folder), a text2video output, or a batch."""
+"""What a folder holds, for the report: a text3d run (or its refine folder), a text2video output, or a batch.
+
+A folder's files are data from anywhere: a metrics.json is checked once, as it is read, for the types of the fields
+the pages use (:data:`METRICS_FIELDS`), so that the pages can take them as they are.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import json
 from enum import Enum
 from pathlib import Path
 
+from dreamlift.batch.status import is_number
 from dreamlift.errors import UsageError
 
 
@@ -15,12 +20,44 @@ class FolderKind(Enum):
     BATCH = "batch"
 
 
+METRICS_FIELDS = {
+    "prompt": (lambda value: isinstance(value, str), "a string"),
+    "mode": (lambda value: isinstance(value, str), "a string"),
+    "stage": (lambda value: isinstance(value, str), "a string"),
+    "steps": (lambda value: isinstance(value, int) and is_number(value), "an integer"),
+    "train_seconds": (is_number, "a number"),
+    "seconds_per_step": (is_number, "a number"),
+    "phase_seconds": (
+        lambda value: isinstance(value, dict) and all(is_number(seconds) for seconds in value.values()),
+        "an object of numbers",
+    ),
+    "export": (lambda value: isinstance(value, dict), "an object"),
+    "loss": (
+        lambda value: (
+            isinstance(value, list)
+            and all(isinstance(pair, list) and len(pair) == 2 and all(map(is_number, pair)) for pair in value)
+        ),
+        "a list of [step, value] pairs",
+    ),
+}
+"""The fields of a metrics.json that the report reads, each with a test of its type and how the test is said (the
+text2video page shows the other fields as text; the export's statistics are shown as text too)."""
+
+
 def read_metrics(folder: Path) -> dict:
-    """A run folder's metrics.json, or {} when it has none yet (a run in progress) or it cannot be read."""
+    """A run folder's metrics.json, or {} when it has none yet (a run in progress), it cannot be read or it is not
+    a JSON object; a :data:`METRICS_FIELDS` field of the wrong type is a :class:`UsageError` naming the file."""
+    path = folder / "metrics.json"
     try:
-        return json.loads((folder / "metrics.json").read_text())
-    except (OSError, ValueError):
+        metrics = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError):  # RecursionError: nested too deep for the decoder
         return {}
+    if not isinstance(metrics, dict):
+        return {}
+    for field, (valid, kind) in METRICS_FIELDS.items():
+        if field in metrics and not valid(metrics[field]):
+            raise UsageError(f"{path}: field {field!r} must be {kind}")
+    return metrics
 
 
 def folder_kind(folder: Path) -> FolderKind | None:

@@ -8,7 +8,7 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
-from dreamlift.batch.status import JobState, job_states
+from dreamlift.batch.status import JobState, job_dir, job_states
 from dreamlift.errors import UsageError
 from dreamlift.io import write_text
 from dreamlift.report.batch_page import batch_page, has_run
@@ -61,13 +61,15 @@ def write_report(folder: Path, jobs: list[JobState] | None = None) -> Path:
 
 
 def write_batch(out: Path, jobs: list[JobState], staging: Path, target: Path) -> None:
-    """The batch page and a page per job that has a run, under ``jobs/<id>/``."""
+    """The batch page and a page per job that has a run, under ``jobs/<id>/`` (:func:`job_dir` refuses an id that
+    is not a plain folder name, so no page is written outside)."""
     job_pages = {}
     for job in jobs:
-        if has_run(out / job.id):
+        folder = job_dir(out, job)
+        if has_run(folder):
             page_dir, write_dir = target / "jobs" / job.id, staging / "jobs" / job.id
             write_dir.mkdir(parents=True)
-            write_text(write_dir / "index.html", run_page(out / job.id, page_dir, write_dir, target / "assets"))
+            write_text(write_dir / "index.html", run_page(folder, page_dir, write_dir, target / "assets"))
             job_pages[job.id] = page_dir / "index.html"
     write_text(staging / "index.html", batch_page(out, jobs, job_pages, target, target / "assets"))
 
