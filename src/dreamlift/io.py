@@ -1,15 +1,23 @@
 """Atomic outputs: every file (text, JSON, checkpoints, PNG, GIF, MP4) is written under a temporary name in its
-own folder, then renamed into place.
+own folder, then renamed into place; a set of files that belong together (an export's meshes, turntable and
+metrics) is built in a staging folder and moved into place when whole (:func:`staged_writes`).
 
 A reader therefore sees either the old file or the complete new one, never a half-written one, even if the
-process is killed mid-write. Images here are float tensors 3×H×W in [0, 1]; frames are uint8 arrays F×H×W×3.
+process is killed mid-write; what a killed writer leaves behind (temporary files, staging folders) is removed by
+the next writer (:func:`remove_leftovers`). A full disk or an unwritable folder is a :class:`UsageError` naming
+the file. Checkpoints are read with torch's ``weights_only`` unpickler (:func:`load_torch`): tensors and plain
+data only, never code. Images here are float tensors 3×H×W in [0, 1]; frames are uint8 arrays F×H×W×3.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import json
 import os
+import pickle
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,26 +27,87 @@ import imageio.v3 as iio
 import numpy as np
 import torch
 
-from dreamlift.errors import UsageError
+from dreamlift.errors import UsageError, first_line
+
+TEMPORARY_MARK = ".tmp"
+"""What the names of :func:`atomic_path`'s temporary files hold before their suffix: ``.mesh.k3j2x9.tmp.glb``."""
+STAGING_PREFIX = ".staging."
+"""The name prefix of :func:`staged_writes`'s staging folders."""
+NEARLY_FULL_BYTES = 1 << 20
+"""Free bytes under which a failed write is blamed on a full disk (a writer such as ffmpeg reports ENOSPC as a
+broken pipe)."""
 
 
 @contextlib.contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it to ``path``, on error remove it.
 
-    The temporary name keeps the final suffix, so libraries that choose a format by extension still work.
+    The temporary name keeps the final suffix, so libraries that choose a format by extension still work. A
+    full disk or a folder that cannot be written is a :class:`UsageError` naming ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f"{TEMPORARY_MARK}{path.suffix}", dir=path.parent)
+    except OSError as err:
+        raise UsageError(f"cannot write {path}: {err.strerror or first_line(err)}") from None
     os.close(fd)
     tmp_path = Path(tmp)
     tmp_path.chmod(0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT) or _nearly_full(path.parent):
+            raise UsageError(f"no space left on the device to write {path}") from None
+        if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise UsageError(f"cannot write {path}: {err.strerror}") from None
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def _nearly_full(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < NEARLY_FULL_BYTES
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def staged_writes(folder: Path | str, last: tuple[str, ...] = ()) -> Iterator[Path]:
+    """Yield a staging folder inside ``folder``: what the block writes under it is moved to the same relative
+    paths in ``folder`` when the block ends without error (the relative paths in ``last`` after all others, in
+    that order), and removed with the staging folder otherwise.
+
+    Each file is replaced whole (``os.replace``), so readers see old or new files; a writer killed while moving
+    leaves a staging folder that :func:`remove_leftovers` removes, and rewriting the whole set repairs it.
+    """
+    folder = Path(folder)
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=folder))
+    except OSError as err:
+        raise UsageError(f"cannot write in {folder}: {err.strerror or first_line(err)}") from None
+    try:
+        yield staging
+        written = sorted(p.relative_to(staging) for p in staging.rglob("*") if p.is_file())
+        ordered = [p for p in written if str(p) not in last] + [Path(name) for name in last if Path(name) in written]
+        for relative in ordered:
+            (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / relative, folder / relative)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def remove_leftovers(folder: Path | str, subfolders: tuple[str, ...] = ()) -> None:
+    """Remove what killed writers left in ``folder`` and its ``subfolders``: :func:`atomic_path`'s temporary files
+    and :func:`staged_writes`'s staging folders. Call it only while holding the folder's writer lock."""
+    for where in [Path(folder), *(Path(folder) / name for name in subfolders)]:
+        for leftover in where.glob(f".*{TEMPORARY_MARK}*"):
+            if leftover.is_file():
+                leftover.unlink(missing_ok=True)
+        for staging in where.glob(f"{STAGING_PREFIX}*"):
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def _umask() -> int:
@@ -53,27 +122,46 @@ def write_text(path: Path | str, text: str) -> None:
         tmp.write_text(text)
 
 
+def read_json_object(path: Path | str) -> dict[str, Any]:
+    """The JSON object in ``path`` (a run's metrics.json); a file that cannot be read, is not JSON or holds
+    something else is a :class:`UsageError`."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UsageError(f"cannot read {path}: {first_line(err)}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path} holds a JSON {type(data).__name__}, not an object")
+    return data
+
+
 def write_json(path: Path | str, data: Any) -> None:
     """Write ``data`` as indented JSON to ``path`` atomically."""
     write_text(path, json.dumps(data, indent=2))
 
 
 def save_torch(path: Path | str, obj: Any) -> None:
-    """``torch.save`` to ``path`` atomically."""
+    """``torch.save`` to ``path`` atomically (serialised in memory first, so that a full disk is an OSError)."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        tmp.write_bytes(buffer.getbuffer())
 
 
-def ensure_writable_dir(path: Path | str) -> Path:
-    """Create ``path`` if needed and check we can write there; raise :class:`UsageError` if not."""
-    path = Path(path)
+def load_torch(path: Path | str) -> Any:
+    """What :func:`save_torch` wrote at ``path``, every tensor on the CPU, read with torch's ``weights_only``
+    unpickler: tensors, numbers, strings and containers of them, never objects that run code when loaded. A
+    file that is not such a checkpoint (cut short, foreign, malicious) is a :class:`UsageError`."""
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-check."):
-            pass
-    except OSError as err:
-        raise UsageError(f"cannot write to output folder {path}: {err.strerror or err}") from None
-    return path
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UsageError(f"checkpoint not found: {path}") from None
+    except pickle.UnpicklingError:
+        raise UsageError(
+            f"{path} is not a checkpoint dreamlift can read: it holds objects that would run code when loaded"
+        ) from None
+    except Exception as err:  # torch raises RuntimeError, KeyError, EOFError… for a file cut short or foreign
+        why = f"{type(err).__name__}: {first_line(err)}"[:100]
+        raise UsageError(f"{path} is not a checkpoint dreamlift can read: cut short or not one ({why})") from None
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:

@@ -31,7 +31,8 @@ from dreamlift.config import dump_yaml
 from dreamlift.embedded.judge import ShapeJudge, augment
 from dreamlift.embedded.shapes import sample_shapes
 from dreamlift.embedded.tokenizer import MAX_LENGTH, build_tokenizer
-from dreamlift.io import save_torch, write_text
+from dreamlift.io import load_torch, save_torch, write_text
+from dreamlift.runtime import check_seed
 from dreamlift.training.latents import draw_latents, encode_posteriors
 from dreamlift.training.schedules import min_snr_weights, set_warmup_cosine_lr
 from dreamlift.training.staged import StagedTrainer
@@ -42,7 +43,8 @@ class TrainPriorConfig:
     """Settings of the embedded prior's training run; the defaults are the shipped model's recipe."""
 
     seed: int = 0
-    """Seed of the dataset, the initialisation and the batches."""
+    """Seed of the dataset, the initialisation and the batches, in [0, 2**32)
+    (:data:`dreamlift.runtime.SEED_LIMIT`)."""
     num_images: int = 8000
     """Size of the procedural dataset."""
     resolution: int = 64
@@ -77,6 +79,7 @@ class TrainPriorConfig:
     """Steps between checkpoints inside a stage."""
 
     def __post_init__(self):
+        check_seed(self.seed)
         for name in ("num_images", "vae_steps", "unet_steps", "judge_steps", "judge_eval_images", "checkpoint_every"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
@@ -196,7 +199,7 @@ class PriorTrainer(StagedTrainer):
         return {"images": self.config.num_images}
 
     def _data(self) -> dict:
-        return torch.load(self.work / "data.pt")
+        return load_torch(self.work / "data.pt")
 
     def stage_vae(self) -> dict:
         torch.manual_seed(self.config.seed)
@@ -227,7 +230,7 @@ class PriorTrainer(StagedTrainer):
 
     def stage_unet(self) -> dict:
         torch.manual_seed(self.config.seed + 1)
-        data, latents = self._data(), torch.load(self.work / "latents.pt")
+        data, latents = self._data(), load_torch(self.work / "latents.pt")
         tokens = self.tokenizer(
             data["captions"] + [""], padding="max_length", max_length=MAX_LENGTH, truncation=True, return_tensors="pt"
         ).input_ids
@@ -298,7 +301,7 @@ class PriorTrainer(StagedTrainer):
         return {"final_loss": round(loss, 5), "held_out_accuracy": round(accuracy, 4)}
 
     def stage_export(self) -> dict:
-        latents = torch.load(self.work / "latents.pt")
+        latents = load_torch(self.work / "latents.pt")
         vae = AutoencoderKL.from_pretrained(self.work / "vae")
         vae.register_to_config(scaling_factor=latents["scaling_factor"])
         save_diffusers_folder(

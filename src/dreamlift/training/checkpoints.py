@@ -4,6 +4,10 @@ A checkpoint is a dict written atomically with ``torch.save``: the state dict of
 optimisers, guidance — anything with ``state_dict``/``load_state_dict``, or a list of such), the state of each
 named random generator, optionally torch's global random state, and any plain extras (the step, metrics, …).
 Reading returns the whole dict (extras included); restoring puts every state back into the same objects.
+
+Checkpoints hold tensors and plain data only and are read with torch's ``weights_only`` unpickler, so a checkpoint
+from elsewhere cannot run code; one that is not a dreamlift checkpoint, or does not fit the objects it is
+restored into, is a :class:`~dreamlift.errors.UsageError` naming the file, raised before any object changes.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from typing import Any, Protocol
 
 import torch
 
-from dreamlift.io import save_torch
+from dreamlift.errors import UsageError, first_line
+from dreamlift.io import load_torch, save_torch
 
 
 class Stateful(Protocol):
@@ -43,27 +48,42 @@ def save_checkpoint(
     save_torch(path, state)
 
 
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    """The dict :func:`save_checkpoint` wrote at ``path``, every tensor on the CPU."""
-    return torch.load(path, map_location="cpu", weights_only=False)
+def read_checkpoint(path: Path, required: dict[str, type | tuple[type, ...]] | None = None) -> dict[str, Any]:
+    """The dict :func:`save_checkpoint` wrote at ``path``, every tensor on the CPU; ``required`` maps the keys it
+    must hold to their types (e.g. ``{"step": int}``). Anything else is a :class:`UsageError`."""
+    state = load_torch(path)
+    if not isinstance(state, dict):
+        raise UsageError(f"{path} is not a dreamlift checkpoint (it holds a {type(state).__name__}, not a mapping)")
+    for key, kind in (required or {}).items():
+        if key not in state:
+            raise UsageError(f"{path} is not a dreamlift checkpoint of this kind (it has no '{key}')")
+        if not isinstance(state[key], kind) or isinstance(state[key], bool) and kind is int:
+            raise UsageError(f"{path} is not a dreamlift checkpoint: its '{key}' is a {type(state[key]).__name__}")
+    return state
 
 
 def restore_checkpoint(
+    path: Path,
     state: dict[str, Any],
     objects: dict[str, Stateful | list[Stateful]],
     generators: dict[str, torch.Generator],
     global_rng_device: torch.device | None = None,
 ) -> None:
-    """Put the states of a checkpoint (from :func:`read_checkpoint`) back into the objects it was saved from."""
-    for name, obj in objects.items():
-        if isinstance(obj, list):
-            for item, item_state in zip(obj, state[name], strict=True):
+    """Put the states of the checkpoint read from ``path`` (by :func:`read_checkpoint`) back into the objects it
+    was saved from. A state that does not fit its object is a :class:`UsageError` naming ``path`` (the objects
+    are then half restored: the caller abandons them, having written nothing yet)."""
+    try:
+        for name, obj in objects.items():
+            items, states = (obj, state[name]) if isinstance(obj, list) else ([obj], [state[name]])
+            if not isinstance(states, list) or len(states) != len(items):
+                raise ValueError(f"'{name}' does not hold one state for each of {len(items)} objects")
+            for item, item_state in zip(items, states):
                 item.load_state_dict(item_state)
-        else:
-            obj.load_state_dict(state[name])
-    for name, generator in generators.items():
-        generator.set_state(state[name])
-    if global_rng_device is not None:
-        torch.set_rng_state(state["torch_rng"])
-        if global_rng_device.type == "cuda" and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"], global_rng_device)
+        for name, generator in generators.items():
+            generator.set_state(state[name])
+        if global_rng_device is not None:
+            torch.set_rng_state(state["torch_rng"])
+            if global_rng_device.type == "cuda" and state.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(state["cuda_rng"], global_rng_device)
+    except (KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError) as err:
+        raise UsageError(f"{path} does not fit this run: {first_line(err)[:200]}") from None

@@ -85,8 +85,8 @@ class StagedTrainer:
         step, generator = 0, torch.Generator().manual_seed(self.seed + zlib.crc32(stage.encode()))
         objects, generators = {**modules, "optimizer": optimizer}, {"generator": generator}
         if ckpt_path.exists():
-            state = read_checkpoint(ckpt_path)
-            restore_checkpoint(state, objects, generators)
+            state = read_checkpoint(ckpt_path, {"step": int})
+            restore_checkpoint(ckpt_path, state, objects, generators)
             step = state["step"]
         losses: list[float] = []
         progress = tqdm(total=steps, initial=step, desc=stage, unit="step")

@@ -23,8 +23,9 @@ from tqdm import tqdm
 
 from dreamlift.config import dump_yaml
 from dreamlift.errors import UsageError
-from dreamlift.io import save_torch, write_text
+from dreamlift.io import load_torch, save_torch, write_text
 from dreamlift.priors.diffusion import DiffusionPrior
+from dreamlift.runtime import check_seed
 from dreamlift.training.clips import read_clip_folder, reversed_caption
 from dreamlift.training.latents import draw_latents, encode_posteriors
 from dreamlift.training.schedules import clean_sample_weights, min_snr_weights, set_warmup_cosine_lr
@@ -40,7 +41,8 @@ class TrainMotionConfig:
     data: str = "procedural"
     """'procedural' (motion clips of the embedded prior's objects) or a folder of videos with .txt captions."""
     seed: int = 0
-    """Seed of the procedural clips, the initialisation and the batches."""
+    """Seed of the procedural clips, the initialisation and the batches, in [0, 2**32)
+    (:data:`dreamlift.runtime.SEED_LIMIT`)."""
     num_clips: int = 1200
     """Number of procedural clips (ignored for a clip folder)."""
     num_frames: int = 8
@@ -89,6 +91,7 @@ class TrainMotionConfig:
     zero-initialised."""
 
     def __post_init__(self):
+        check_seed(self.seed)
         for name in ("num_clips", "num_frames", "steps", "batch", "checkpoint_every", "num_attention_heads"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
@@ -151,7 +154,7 @@ class MotionTrainer(StagedTrainer):
 
     @torch.no_grad()
     def stage_latents(self) -> dict:
-        data = torch.load(self.work / "data.pt")
+        data = load_torch(self.work / "data.pt")
         frames = data["frames"].flatten(0, 1)  # (N·F)×3×H×W uint8
         mean, std = encode_posteriors(self.prior.vae, frames, self.device, self.prior.dtype, desc="encode frames")
         shape = (len(data["captions"]), self.config.num_frames, *mean.shape[1:])
@@ -181,9 +184,9 @@ class MotionTrainer(StagedTrainer):
     def stage_temporal(self) -> dict:
         torch.manual_seed(self.config.seed + 1)
         config, prior = self.config, self.prior
-        captions = torch.load(self.work / "data.pt")["captions"]
+        captions = load_torch(self.work / "data.pt")["captions"]
         backwards = [reversed_caption(c) for c in captions]
-        latents = torch.load(self.work / "latents.pt")
+        latents = load_torch(self.work / "latents.pt")
         scaling = prior.vae.config.scaling_factor
         adapter = self.make_adapter().to(self.device).train()
         trained = list(adapter.parameters()) if config.trainable == "all" else adapter.prompt_route_parameters()
