@@ -385,3 +385,143 @@ def test_a_cancelled_slurm_task_fails_its_jobs_instead_of_hanging_the_batch(tiny
         and "left the queue without a result" in read_status(out)[-1]["error"]
     )
     assert not is_done(out, job)
+
+
+# --- a manifest is untrusted input: its configs come from its own folder ----------------------------------------
+def test_a_manifest_line_reads_configs_only_from_the_manifest_s_folder(tmp_path, monkeypatch):
+    batch, elsewhere = tmp_path / "batch", tmp_path / "elsewhere"
+    (batch / "sub").mkdir(parents=True)
+    elsewhere.mkdir()
+    secret = elsewhere / "secret.yaml"
+    secret.write_text("private_token_123: 1\n")
+    write(batch / "fast.yaml", "train:\n  steps: 3\n")
+    write(batch / "sub" / "deeper.yaml", "base: ../fast.yaml\nseed: 4\n")
+    write(batch / "escapes.yaml", "base: ../elsewhere/secret.yaml\n")
+    write(batch / "absolute.yaml", f"base: {secret}\n")
+    (batch / "link.yaml").symlink_to(secret)
+    lines = [
+        {"prompt": "a red cube", "config": "fast.yaml"},  # 1: beside the manifest
+        {"prompt": "a red cube", "config": "sub/deeper.yaml"},  # 2: below it, its base one folder up
+        {"prompt": "a red cube", "config": "prolificdreamer"},  # 3: a shipped preset
+        {"prompt": "a red cube", "config": str(secret)},  # 4: absolute
+        {"prompt": "a red cube", "config": "../elsewhere/secret.yaml"},  # 5: '..' out of the folder
+        {"prompt": "a red cube", "config": "link.yaml"},  # 6: a symlink out of it
+        {"prompt": "a red cube", "config": "escapes.yaml"},  # 7: a base out of it
+        {"prompt": "a red cube", "config": "absolute.yaml"},  # 8: an absolute base
+        {"prompt": "a red cube", "config": "secret.yaml"},  # 9: not in the manifest's folder (only in the working one)
+        {"prompt": "a red cube", "config": "nope"},  # 10: no such preset
+        {"prompt": "a red cube", "config": 5},  # 11: not a name
+    ]
+    manifest = write(batch / "m.jsonl", "".join(json.dumps(line) + "\n" for line in lines))
+    monkeypatch.chdir(elsewhere)
+    jobs, errors = parse_manifest("text3d", manifest)
+    assert [job.line for job in jobs] == [1, 2, 3]
+    assert jobs[0].config["train"]["steps"] == 3 and (jobs[1].config["seed"], jobs[1].config["train"]["steps"]) == (
+        4,
+        3,
+    )
+    assert jobs[2].config["guidance"]["kind"] == "vsd"
+    assert [error.line for error in errors] == [4, 5, 6, 7, 8, 9, 10, 11]
+    assert all("private_token_123" not in str(error) for error in errors)
+    assert str(errors[0]).startswith(f"manifest line 4: config '{secret}' must be a preset name (")
+    assert all(
+        error.message.endswith("must be a preset name or a YAML file in " + str(batch.resolve()))
+        for error in errors[3:5]
+    )
+    assert errors[5].message == f"config file not found: {batch.resolve() / 'secret.yaml'}"
+    assert "config 'nope' must be a preset name" in errors[6].message
+    assert "config 5 must be a preset name" in errors[7].message
+
+
+def test_the_batch_wide_config_may_be_any_path_and_a_refused_line_prints_no_file(tmp_path, capsys):
+    trusted, secret = write(tmp_path / "trusted.yaml", "train:\n  steps: 6\n"), tmp_path / "secret.yaml"
+    secret.write_text("private_token_123: 1\n")
+    (tmp_path / "batch").mkdir()
+    manifest = write(tmp_path / "batch" / "m.jsonl", '{"prompt": "a red cube"}\n')
+    jobs, errors = parse_manifest("text3d", manifest, preset=str(trusted))
+    assert not errors and jobs[0].config["train"]["steps"] == 6
+    write(manifest, json.dumps({"prompt": "a red cube", "config": str(secret)}) + "\n")
+    out = tmp_path / "out"
+    assert text3d_main(["batch", str(manifest), "--out", str(out), "--config", str(trusted)]) == 2
+    err = capsys.readouterr().err
+    assert f"manifest line 1: config '{secret}' must be a preset name" in err and "private_token_123" not in err
+    assert not out.exists()
+
+
+def test_a_manifest_that_is_not_utf8_is_one_line_exit_2(tmp_path, capsys):
+    manifest = tmp_path / "m.txt"
+    manifest.write_bytes(b"a red cube\n\xff\xfe a blue sphere\n")
+    out = tmp_path / "out"
+    assert text3d_main(["batch", str(manifest), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"text3d batch: error: manifest {manifest} is not UTF-8 text (byte 11); save it as UTF-8"]
+    assert not out.exists()
+
+
+def process_gone(pid: int) -> bool:
+    """Whether ``pid`` has ended (a zombie that nothing reaps counts as ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+def test_a_killed_batch_takes_its_worker_with_it_and_the_rerun_runs_each_job_once(tiny_prior_dir, tmp_path):
+    manifest = write(tmp_path / "m.txt", "a red cube\na blue sphere\na green cone\n")
+    out = tmp_path / "out"
+    settings = fast(tiny_prior_dir, steps=8, checkpoint_every=2)
+    jobs = parse_manifest("text3d", manifest, overrides=settings)[0]
+    main = "import sys; from dreamlift.cli import text3d_main; sys.exit(text3d_main(sys.argv[1:]))"
+    batch = subprocess.Popen(
+        [sys.executable, "-c", main, "batch", str(manifest), "--out", str(out), *settings],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    second = out / jobs[1].id / "checkpoints" / "last.pt"
+    deadline = time.time() + 120
+    while not second.is_file() and time.time() < deadline:
+        time.sleep(0.05)
+    batch.send_signal(signal.SIGKILL)  # the batch alone: its worker is not told
+    batch.wait()
+    killed_at = time.time()
+    worker = next(r["pid"] for r in read_status(out) if r["outcome"] == "running")
+    while not process_gone(worker) and time.time() < killed_at + 5:
+        time.sleep(0.05)
+    assert process_gone(worker)
+    assert not [r for r in read_status(out) if r["pid"] == worker and r["time"] > killed_at + 1]
+
+    assert text3d_main(["batch", str(manifest), "--out", str(out), *settings]) == 0
+    assert done_records(out) == {job.id: 1 for job in jobs}
+
+
+def test_a_second_batch_on_the_same_folder_is_refused_while_the_first_lives(tiny_prior_dir, tmp_path, capsys):
+    from dreamlift.locks import writer_lock
+
+    manifest = write(tmp_path / "m.txt", "a red cube\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    with writer_lock(out):  # as a running batch holds it
+        assert text3d_main(["batch", str(manifest), "--out", str(out), *fast(tiny_prior_dir)]) == 2
+    assert f"{out} is being written by pid {os.getpid()}" in capsys.readouterr().err
+    assert not (out / "status.jsonl").exists()
+
+
+def test_a_job_whose_checkpoint_would_run_code_is_refused_and_runs_none(tiny_prior_dir, tmp_path):
+    manifest = write(tmp_path / "m.txt", "a red cube\n")
+    out = tmp_path / "out"
+    settings = fast(tiny_prior_dir)
+    job = parse_manifest("text3d", manifest, overrides=settings)[0][0]
+    (out / job.id / "checkpoints").mkdir(parents=True)
+    marker = tmp_path / "code-ran"
+
+    class RunsCode:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    torch.save({"step": 2, "stage": "nerf", "metrics": {"loss": [], "train_seconds": 0.0, "x": RunsCode()}},
+               out / job.id / "checkpoints" / "last.pt")  # fmt: skip
+    assert text3d_main(["batch", str(manifest), "--out", str(out), *settings]) == 1
+    record = read_status(out)[-1]
+    assert record["outcome"] == "refused" and "would run code when loaded" in record["error"]
+    assert not marker.exists() and not is_done(out, job)

@@ -19,7 +19,7 @@ LAYERS = [
     {"scene"},
     {"priors"},
     {"training"},
-    {"config", "io", "runtime", "timing"},
+    {"config", "io", "locks", "runtime", "timing"},
     {"errors"},
 ]
 """Top-level modules and packages of dreamlift, from the entry points down. A module may import its own package

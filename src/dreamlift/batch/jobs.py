@@ -22,6 +22,7 @@ from dreamlift.batch.status import append_status, failures, history, is_done, jo
 from dreamlift.config import from_dict
 from dreamlift.errors import UsageError, describe
 from dreamlift.loading import ModelCache
+from dreamlift.locks import claimed_folder
 
 
 def shrink_for_memory(kind: str, config: dict, times: int) -> dict:
@@ -102,13 +103,20 @@ class JobRunner:
 
     def run(self, job: BatchJob, out: Path, retries: int) -> dict:
         """``job`` until it is done or has failed ``retries`` + 1 times in all, counting the failures of earlier
-        attempts in ``OUT/status.jsonl`` (preemptions are not failures); a finished job is skipped."""
+        attempts in ``OUT/status.jsonl`` (preemptions are not failures); a finished job is skipped.
+
+        The job's folder is this worker's alone meanwhile (its writer lock, :mod:`dreamlift.locks`): a worker of
+        an earlier batch that still runs the job (killed batch, ending) is waited for, and the job is then
+        skipped if that worker finished it, so no job is ever run by two workers at once, or twice."""
         out = Path(out)
         if is_done(out, job):
             return append_status(out, job, "skipped", backend=self.backend)
-        past = history(out, job)  # read once; this loop then counts its own attempts
-        while True:
-            record = self.attempt(job, out, past["running"] + 1, past["out_of_memory"])
-            past.update(["running", record["outcome"]])
-            if record["outcome"] in ("done", "refused") or failures(past) > retries:
-                return record
+        with claimed_folder(job_dir(out, job), wait=True):
+            if is_done(out, job):
+                return append_status(out, job, "skipped", backend=self.backend)
+            past = history(out, job)  # read once; this loop then counts its own attempts
+            while True:
+                record = self.attempt(job, out, past["running"] + 1, past["out_of_memory"])
+                past.update(["running", record["outcome"]])
+                if record["outcome"] in ("done", "refused") or failures(past) > retries:
+                    return record

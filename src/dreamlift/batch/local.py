@@ -3,13 +3,17 @@
 Each worker is a spawned process pinned to its GPU with ``CUDA_VISIBLE_DEVICES`` that keeps one
 :class:`JobRunner` (and so its loaded models) for all its jobs. A job that raises is retried inside its worker;
 a worker that dies (killed, out of host memory, a crash in native code) loses only its current job, which goes
-back in the queue for a new worker and resumes from its checkpoint.
+back in the queue for a new worker and resumes from its checkpoint. Workers die with their batch: each watches
+the batch process and ends itself within :data:`PARENT_POLL_S` of its death (kill -9 included), so a killed
+batch leaves no worker behind to run its jobs beside the rerun's.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -21,6 +25,8 @@ from dreamlift.batch.status import append_status, failures, history
 
 _runner: JobRunner | None = None
 """The worker process's runner (set by :func:`_start_worker`)."""
+PARENT_POLL_S = 0.5
+"""Seconds between a worker's looks at whether its batch process is still its parent."""
 
 
 def default_workers() -> int:
@@ -30,8 +36,17 @@ def default_workers() -> int:
     return max(1, torch.cuda.device_count())
 
 
-def _start_worker(gpu_slots, gpus: int, workers: int) -> None:
+def _exit_with(parent: int) -> None:
+    """End this worker process at once when ``parent`` (the batch process) is no longer its parent: the batch
+    was killed, and the job lock this worker holds must go with it (a rerun's worker waits for it)."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)
+
+
+def _start_worker(parent: int, gpu_slots, gpus: int, workers: int) -> None:
     global _runner
+    threading.Thread(target=_exit_with, args=(parent,), name="exit-with-batch", daemon=True).start()
     if gpus:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_slots.get())
     import torch
@@ -58,7 +73,7 @@ def run_local(jobs: list[BatchJob], out: Path, retries: int, workers: int, on_fi
         lost: list[BatchJob] = []
         finished_any = False
         with ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_start_worker, initargs=(slots, gpus, workers)
+            workers, mp_context=context, initializer=_start_worker, initargs=(os.getpid(), slots, gpus, workers)
         ) as pool:
             pending = {pool.submit(_run_in_worker, job, out, retries): job for job in queue}
             queue = []

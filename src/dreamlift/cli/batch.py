@@ -7,13 +7,18 @@ write (or refresh) the batch's HTML report, ``OUT/report/index.html``.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dreamlift.cli.common import OneLineParser
 from dreamlift.errors import UsageError
+
+if TYPE_CHECKING:
+    from dreamlift.batch.manifest import BatchJob
 
 BACKENDS = ("local", "slurm", "ray")
 
@@ -52,14 +57,12 @@ def run_batch_command(kind: str) -> Callable[[list[str]], int]:
 
 def run_batch(kind: str, argv: list[str]) -> int:
     """Parse the batch command line, run what is left, print the summary; 0 when every job is done."""
-    from tqdm import tqdm
 
     from dreamlift.batch.commands import batch_command
     from dreamlift.batch.manifest import parse_manifest
-    from dreamlift.batch.slurm import SlurmOptions
     from dreamlift.batch.status import is_done, job_states, summary_table
     from dreamlift.config import load_config
-    from dreamlift.io import ensure_writable_dir
+    from dreamlift.locks import claimed_folder
 
     command = batch_command(kind)
     args = batch_parser(kind).parse_intermixed_args(argv)
@@ -94,15 +97,22 @@ def run_batch(kind: str, argv: list[str]) -> int:
         if (args.out / "status.jsonl").is_file():
             report()
         return exit_code()
-    ensure_writable_dir(args.out)
-    todo = [job for job in jobs if not is_done(args.out, job)]
-    print(
-        f"{kind} batch: {len(jobs)} jobs, {len(jobs) - len(todo)} already done, {len(todo)} to run on {args.backend}",
-        file=sys.stderr,
-    )
-    progress = tqdm(
-        total=len(jobs), initial=len(jobs) - len(todo), desc=f"{kind} batch", unit="job", dynamic_ncols=True
-    )
+    with claimed_folder(args.out):  # one batch at a time writes a batch folder
+        run_jobs(kind, args, [job for job in jobs if not is_done(args.out, job)], len(jobs))
+        print(summary_table(args.out, jobs))
+        report()
+    return exit_code()
+
+
+def run_jobs(kind: str, args: argparse.Namespace, todo: list[BatchJob], total: int) -> None:
+    """The jobs left to do (``todo`` of ``total``) on the backend the command line names, with a progress bar."""
+    from tqdm import tqdm
+
+    from dreamlift.batch.slurm import SlurmOptions
+
+    done = total - len(todo)
+    print(f"{kind} batch: {total} jobs, {done} already done, {len(todo)} to run on {args.backend}", file=sys.stderr)
+    progress = tqdm(total=total, initial=done, desc=f"{kind} batch", unit="job", dynamic_ncols=True)
 
     def on_finished(record: dict) -> None:
         progress.update(1)
@@ -130,6 +140,3 @@ def run_batch(kind: str, argv: list[str]) -> int:
             run_ray(todo, args.out, args.retries, args.workers, args.ray_address, on_finished)
     finally:
         progress.close()
-    print(summary_table(args.out, jobs))
-    report()
-    return exit_code()

@@ -49,10 +49,20 @@ def training_parser(prog: str, description: str, out_help: str, config_class: st
 
 
 def work_folder(args: argparse.Namespace) -> Path:
-    """A training command's work folder (``--work``, or ``OUT.work`` beside ``--out``), made and checked writable."""
-    from dreamlift.io import ensure_writable_dir
+    """A training command's work folder: ``--work``, or ``OUT.work`` beside ``--out``."""
+    return args.work or args.out.with_name(args.out.name + ".work")
 
-    return ensure_writable_dir(args.work or args.out.with_name(args.out.name + ".work"))
+
+OVERRIDE = re.compile(r"[A-Za-z_][\w.]*=.*", re.DOTALL)
+"""A dotted config override on the command line: ``train.steps=1200``."""
+
+
+def split_prompt(prompt: str | None, overrides: list[str]) -> tuple[str | None, list[str]]:
+    """The prompt and the overrides of a command line whose first positional argument may be either: in
+    ``text3d --resume --out D train.steps=3`` the first positional is an override, and there is no prompt."""
+    if prompt is not None and OVERRIDE.fullmatch(prompt):
+        return None, [prompt, *overrides]
+    return prompt, overrides
 
 
 def slugify(prompt: str) -> str:

@@ -38,8 +38,8 @@ def text2video_parser() -> OneLineParser:
 
 def run_text2video(argv: list[str]) -> int:
     from dreamlift.config import load_config
-    from dreamlift.io import ensure_writable_dir
     from dreamlift.loading import load_motion_adapter, load_prior_model
+    from dreamlift.locks import claimed_folder
     from dreamlift.runtime import resolve_device
     from dreamlift.video.config import Text2VideoConfig
     from dreamlift.video.pipeline import TextToVideo, video_names
@@ -55,15 +55,16 @@ def run_text2video(argv: list[str]) -> int:
     values = {**given(flags), "prompt": args.prompt.strip()}
     config = load_config(Text2VideoConfig, args.config, args.overrides, values)
     run_dir = args.out if args.out is not None else fresh_run_dir(config.prompt, Path("outputs") / "video")
-    if (run_dir / "config.yaml").exists():
-        raise UsageError(f"{run_dir} already holds a run; choose another --out")
     device = resolve_device(config.device)
     prior = load_prior_model(config.prior, device)
     adapter = load_motion_adapter(config.motion_adapter, prior.unet) if config.mode == "animate" else None
     pipeline = TextToVideo(config, prior, adapter, run_dir)
-    ensure_writable_dir(run_dir)
-    print(f'text2video: "{config.prompt}" ({config.mode}) on {device}, seed {config.seed} → {run_dir}', file=sys.stderr)
-    metrics = pipeline.run()
+    with claimed_folder(run_dir):  # one writer; a run that fails before writing leaves no folder
+        if (run_dir / "config.yaml").exists():
+            raise UsageError(f"{run_dir} already holds a run; choose another --out")
+        print(f'text2video: "{config.prompt}" ({config.mode}) on {device}, seed {config.seed} → {run_dir}',
+              file=sys.stderr)  # fmt: skip
+        metrics = pipeline.run()
     names = video_names(config.videos)
     listed = names[0] if len(names) == 1 else f"{names[0]} … {names[-1]}"
     print(f"text2video: wrote {run_dir}/{listed}.{{mp4,gif}} in {metrics['total_seconds']:.0f} s", file=sys.stderr)
@@ -73,6 +74,7 @@ def run_text2video(argv: list[str]) -> int:
 def run_train_motion(argv: list[str]) -> int:
     from dreamlift.config import load_config
     from dreamlift.loading import load_prior_model
+    from dreamlift.locks import claimed_folder
     from dreamlift.priors.diffusion import PriorConfig
     from dreamlift.runtime import resolve_device
     from dreamlift.video.train import MotionTrainer, TrainMotionConfig
@@ -92,6 +94,7 @@ def run_train_motion(argv: list[str]) -> int:
     device = resolve_device(args.device)
     # Temporal layers train in float32 (the prior too, so hidden states and layers agree on a GPU).
     prior = load_prior_model(PriorConfig(model=args.model, dtype="float32"), device)
-    MotionTrainer(config, prior, work_folder(args), args.out, str(device)).run()
+    with claimed_folder(work_folder(args)) as work:  # one trainer at a time in a work folder
+        MotionTrainer(config, prior, work, args.out, str(device)).run()
     print(f"text2video train: temporal layers → {args.out}", file=sys.stderr)
     return 0

@@ -6,7 +6,6 @@ modules are imported inside the commands so that ``--help`` and argument errors 
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from dreamlift.cli.common import (
     given,
     latest_run_dir,
     slugify,
+    split_prompt,
     training_parser,
     work_folder,
 )
@@ -46,38 +46,40 @@ def text3d_parser() -> OneLineParser:
 
 def run_text3d(argv: list[str]) -> int:
     from dreamlift.config import load_config
-    from dreamlift.io import ensure_writable_dir
     from dreamlift.loading import load_prior_model
+    from dreamlift.locks import claimed_folder
     from dreamlift.runtime import resolve_device
     from dreamlift.text3d.config import Text3DConfig, read_run_config
-    from dreamlift.text3d.runs import check_device, refine_dir, run_stages
+    from dreamlift.text3d.runs import check_device, has_progress, refine_dir, run_stages
 
     args = text3d_parser().parse_intermixed_args(argv)
+    prompt, overrides = split_prompt(args.prompt, args.overrides)
     values = given({"train.steps": args.steps, "seed": args.seed, "prior.model": args.model, "device": args.device})
     if args.resume:
-        if args.prompt is None and args.out is None:
+        if args.config is not None:
+            raise UsageError("--config does not apply to --resume, which reads the run's config.yaml; change it with "
+                             "key=value overrides")  # fmt: skip
+        if prompt is None and args.out is None:
             raise UsageError("--resume needs the run folder (--out) or the prompt of the run")
-        run_dir = args.out if args.out is not None else latest_run_dir(args.prompt)
-        config = read_run_config(run_dir, args.overrides, values)
-        if args.prompt is not None and args.prompt.strip() != config.prompt:
-            raise UsageError(f'{run_dir} is a run of "{config.prompt}", not "{args.prompt}"')
+        run_dir = args.out if args.out is not None else latest_run_dir(prompt)
+        config = read_run_config(run_dir, overrides, values)
+        if prompt is not None and prompt.strip() != config.prompt:
+            raise UsageError(f'{run_dir} is a run of "{config.prompt}", not "{prompt}"')
     else:
-        if args.prompt is None or not args.prompt.strip():
+        if prompt is None or not prompt.strip():
             raise UsageError('the prompt is empty; say what to make, e.g. text3d "a red cube"')
-        values["prompt"] = args.prompt.strip()
-        config = load_config(Text3DConfig, args.config or DEFAULT_PRESET, args.overrides, values)
+        values["prompt"] = prompt.strip()
+        config = load_config(Text3DConfig, args.config or DEFAULT_PRESET, overrides, values)
         run_dir = args.out if args.out is not None else fresh_run_dir(config.prompt)
-        if (run_dir / "config.yaml").exists():
-            raise UsageError(f"{run_dir} already holds a run; pass --resume to continue it, or choose another --out")
     device = resolve_device(config.device)
     check_device(config, device)
     prior = load_prior_model(config.prior, device)
-    ensure_writable_dir(run_dir)
-    print(
-        f'text3d: "{config.prompt}" on {device}, seed {config.seed}, {config.train.steps} steps → {run_dir}',
-        file=sys.stderr,
-    )
-    metrics = run_stages(config, prior, run_dir, device, resume=args.resume)
+    with claimed_folder(run_dir):  # a second text3d writing the same folder is refused while this one lives
+        if not args.resume and has_progress(run_dir):
+            raise UsageError(f"{run_dir} already holds a run; pass --resume to continue it, or choose another --out")
+        if not args.resume and (run_dir / "config.yaml").is_file():
+            print(f"text3d: {run_dir} holds a run stopped before its first checkpoint; starting over", file=sys.stderr)
+        metrics = run_stages(config, prior, run_dir, device, resume=args.resume)
     final_dir = refine_dir(run_dir) if config.refine.enabled else run_dir
     print(f"text3d: wrote {export_summary(final_dir, config, metrics)}", file=sys.stderr)
     return 0
@@ -108,12 +110,13 @@ def export_summary(folder: Path, config, metrics: dict) -> str:
 
 
 def run_export(argv: list[str]) -> int:
-    from dreamlift.io import write_json
+    from dreamlift.io import read_json_object, remove_leftovers
     from dreamlift.loading import load_prior_model
+    from dreamlift.locks import claimed_folder
     from dreamlift.priors.prompts import PromptEmbeddings
     from dreamlift.runtime import resolve_device
     from dreamlift.text3d.config import read_run_config
-    from dreamlift.text3d.export import export_particles
+    from dreamlift.text3d.export import METRICS_FILE, export_particles
     from dreamlift.text3d.runs import load_scenes
     from dreamlift.text3d.surface_colours import PriorRedraw
 
@@ -128,28 +131,28 @@ def run_export(argv: list[str]) -> int:
         raise UsageError(f"run folder not found: {args.run_dir}")
     config = read_run_config(args.run_dir, args.overrides)
     device = resolve_device(args.device)
-    scenes = load_scenes(args.run_dir, config, device)
-    redraw = None
-    if config.export.redraw.strength > 0 and config.scene == "gaussians":
-        prior = load_prior_model(config.prior, device)
-        g = config.guidance
-        prompts = PromptEmbeddings(prior, config.prompt, g.negative_prompt, g.view_dependent)
-        redraw = PriorRedraw(prior, prompts, config.export.redraw, config.seed)
-    exported = export_particles(scenes, config.export, args.run_dir, redraw)
-    metrics_path = args.run_dir / "metrics.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-    metrics.update(exported)
-    write_json(metrics_path, metrics)
-    print(f"text3d export: {export_details(exported['export'])} → {args.run_dir}", file=sys.stderr)
+    with claimed_folder(args.run_dir):  # not while the run (or another export) writes it
+        metrics_path = args.run_dir / METRICS_FILE
+        metrics = read_json_object(metrics_path) if metrics_path.is_file() else {}
+        scenes = load_scenes(args.run_dir, config, device)
+        redraw = None
+        if config.export.redraw.strength > 0 and config.scene == "gaussians":
+            prior = load_prior_model(config.prior, device)
+            g = config.guidance
+            prompts = PromptEmbeddings(prior, config.prompt, g.negative_prompt, g.view_dependent)
+            redraw = PriorRedraw(prior, prompts, config.export.redraw, config.seed)
+        remove_leftovers(args.run_dir)
+        metrics = export_particles(scenes, config.export, args.run_dir, metrics, redraw)
+    print(f"text3d export: {export_details(metrics['export'])} → {args.run_dir}", file=sys.stderr)
     return 0
 
 
 def run_refine(argv: list[str]) -> int:
-    from dreamlift.io import ensure_writable_dir
     from dreamlift.loading import load_prior_model
+    from dreamlift.locks import claimed_folder
     from dreamlift.runtime import resolve_device
     from dreamlift.text3d.config import read_run_config
-    from dreamlift.text3d.runs import refine_dir, refine_run
+    from dreamlift.text3d.runs import has_progress, refine_dir, refine_run
 
     parser = OneLineParser(
         prog="text3d refine",
@@ -165,18 +168,17 @@ def run_refine(argv: list[str]) -> int:
     if not args.run_dir.is_dir():
         raise UsageError(f"run folder not found: {args.run_dir}")
     out = args.out if args.out is not None else refine_dir(args.run_dir)
+    if out.resolve() == args.run_dir.resolve():
+        raise UsageError("the mesh stage is written beside its NeRF run: --out must name another folder")
     values = given({"refine.steps": args.steps, "device": args.device})
-    if args.resume:
-        config = read_run_config(out, args.overrides, values)
-    else:
-        config = read_run_config(args.run_dir, args.overrides, values)
-        if (out / "config.yaml").exists():
-            raise UsageError(f"{out} already holds a mesh stage; pass --resume to continue it, or choose another --out")
+    config = read_run_config(out if args.resume else args.run_dir, args.overrides, values)
     device = resolve_device(config.device)
     prior = load_prior_model(config.prior, device)
-    ensure_writable_dir(out)
-    print(f'text3d refine: "{config.prompt}" on {device}, {config.refine.steps} mesh steps → {out}', file=sys.stderr)
-    metrics = refine_run(config, prior, args.run_dir, out, device, resume=args.resume)
+    # The NeRF run is read while nothing writes it; the mesh stage's folder has one writer.
+    with claimed_folder(args.run_dir), claimed_folder(out):
+        if not args.resume and has_progress(out):
+            raise UsageError(f"{out} already holds a mesh stage; pass --resume to continue it, or choose another --out")
+        metrics = refine_run(config, prior, args.run_dir, out, device, resume=args.resume)
     print(f"text3d refine: wrote {export_summary(out, config, metrics)}", file=sys.stderr)
     return 0
 
@@ -188,7 +190,7 @@ def run_sample_prior(argv: list[str]) -> int:
     from dreamlift.loading import load_prior_model
     from dreamlift.priors.diffusion import PriorConfig
     from dreamlift.priors.sampling import sample_images
-    from dreamlift.runtime import resolve_device
+    from dreamlift.runtime import check_seed, resolve_device
 
     parser = OneLineParser(prog="text3d sample-prior", description="Write a grid of 2D samples of the prior.")
     parser.add_argument("prompt")
@@ -204,6 +206,7 @@ def run_sample_prior(argv: list[str]) -> int:
         raise UsageError("the prompt is empty")
     if args.num < 1 or args.steps < 1:
         raise UsageError("--num and --steps must be >= 1")
+    check_seed(args.seed, "--seed")
     device = resolve_device(args.device)
     prior = load_prior_model(PriorConfig(model=args.model), device)
     out = args.out or Path("outputs") / f"{slugify(args.prompt)}-samples.png"
@@ -219,6 +222,7 @@ def run_sample_prior(argv: list[str]) -> int:
 def run_train_prior(argv: list[str]) -> int:
     from dreamlift.config import load_config
     from dreamlift.embedded.train import PriorTrainer, TrainPriorConfig
+    from dreamlift.locks import claimed_folder
     from dreamlift.runtime import resolve_device
 
     parser = training_parser(
@@ -228,6 +232,7 @@ def run_train_prior(argv: list[str]) -> int:
     args = parser.parse_intermixed_args(argv)
     config = load_config(TrainPriorConfig, args.config, args.overrides)
     device = resolve_device(args.device)
-    PriorTrainer(config, work_folder(args), args.out, str(device)).run()
+    with claimed_folder(work_folder(args)) as work:  # one trainer at a time in a work folder
+        PriorTrainer(config, work, args.out, str(device)).run()
     print(f"text3d train-prior: prior → {args.out}", file=sys.stderr)
     return 0

@@ -32,7 +32,7 @@ from skimage import measure
 from tqdm import tqdm
 
 from dreamlift.embedded.fidelity import topology
-from dreamlift.io import atomic_path, to_uint8, write_video
+from dreamlift.io import atomic_path, staged_writes, to_uint8, write_json, write_video
 from dreamlift.render.mesh import AlbedoFn, render_mesh
 from dreamlift.render.shading import fixed_light
 from dreamlift.render.volume import ray_aabb
@@ -42,6 +42,9 @@ from dreamlift.scene.gaussian_ply import write_gaussian_ply
 from dreamlift.text3d.scenes import GaussianScene, MeshScene, NeRFScene, Scene
 from dreamlift.text3d.surface_colours import PriorRedraw, RedrawConfig, RenderedColours
 from dreamlift.text3d.texture import textured_mesh
+
+METRICS_FILE = "metrics.json"
+"""A run folder's loss curve, timings and export statistics."""
 
 
 @dataclass
@@ -420,9 +423,14 @@ def export_scene(scene: Scene, config: ExportConfig, out_dir: Path, redraw: Prio
 
 
 def export_particles(
-    scenes: list[Scene], config: ExportConfig, run_dir: Path, redraw: PriorRedraw | None = None
+    scenes: list[Scene], config: ExportConfig, run_dir: Path, metrics: dict, redraw: PriorRedraw | None = None
 ) -> dict:
-    """Export each particle to its folder (``redraw``: see :func:`export_scene`); returns the metrics entries:
-    ``export`` (particle 0's statistics) and, with several particles, ``particle_exports`` (all of them)."""
-    exports = [export_scene(scene, config, particle_dir(run_dir, i), redraw) for i, scene in enumerate(scenes)]
-    return {"export": exports[0], **({"particle_exports": exports} if len(exports) > 1 else {})}
+    """Export each particle to its folder (``redraw``: see :func:`export_scene`) and write ``metrics`` with the
+    exports' statistics — ``export`` (particle 0's) and, with several particles, ``particle_exports`` (all) — as
+    ``run_dir/metrics.json``. Everything is built in a staging folder and moved in when whole, metrics.json last,
+    so the meshes, turntables and metrics of a run always belong together. Returns the updated metrics."""
+    with staged_writes(run_dir, last=(METRICS_FILE,)) as staging:
+        exports = [export_scene(scene, config, particle_dir(staging, i), redraw) for i, scene in enumerate(scenes)]
+        metrics.update(export=exports[0], **({"particle_exports": exports} if len(exports) > 1 else {}))
+        write_json(staging / METRICS_FILE, metrics)
+    return metrics

@@ -1,6 +1,7 @@
 """Run folders of text3d and the order of their stages.
 
-Run folder layout (everything written atomically):
+Run folder layout (everything written atomically; the export's files and metrics.json moved in together):
+    .writer.lock         held by the one process that writes the folder (dreamlift.locks)
     config.yaml          the resolved config, prompt and seed included (a run is reproducible from it)
     checkpoints/last.pt  scene, optimiser, random states and metrics so far (every N steps and at the end)
     validation/*.png     four views (front, side, back, side) of each particle every N steps
@@ -20,14 +21,16 @@ from pathlib import Path
 import torch
 
 from dreamlift.errors import UsageError
+from dreamlift.locks import claimed_folder
 from dreamlift.priors.diffusion import DiffusionPrior
 from dreamlift.render.raster import use_nvdiffrast
 from dreamlift.render.splatting import use_gsplat
 from dreamlift.text3d.config import Text3DConfig
+from dreamlift.text3d.export import METRICS_FILE
 from dreamlift.text3d.scenes import NeRFScene
 from dreamlift.text3d.stages import STAGES, MeshStage, Scene
 from dreamlift.text3d.trainer import TextTo3D
-from dreamlift.training.checkpoints import read_checkpoint
+from dreamlift.training.checkpoints import read_checkpoint, restore_checkpoint
 
 
 def refine_dir(run_dir: Path) -> Path:
@@ -35,18 +38,23 @@ def refine_dir(run_dir: Path) -> Path:
     return run_dir / "refine"
 
 
+def has_progress(run_dir: Path) -> bool:
+    """Whether a run folder holds work to keep: a checkpoint or an export. A folder with only its config.yaml
+    holds a run stopped before its first checkpoint, which starts over."""
+    return (run_dir / "checkpoints" / "last.pt").is_file() or (run_dir / METRICS_FILE).is_file()
+
+
 def load_scenes(run_dir: Path, config: Text3DConfig, device: torch.device) -> list[Scene]:
     """The scenes (one per particle) of a run folder's last checkpoint, of the stage that wrote it."""
     checkpoint = run_dir / "checkpoints" / "last.pt"
     if not checkpoint.is_file():
         raise UsageError(f"{run_dir} has no checkpoint to export from (checkpoints/last.pt)")
-    state = read_checkpoint(checkpoint)
-    stage = STAGES[state.get("stage", "nerf")](config)
-    scenes = []
-    for scene_state in state["scenes"]:
-        scene = stage.make_scene(device)
-        scene.load_state_dict(scene_state)
-        scenes.append(scene)
+    state = read_checkpoint(checkpoint, {"stage": str, "scenes": list})
+    if state["stage"] not in STAGES:
+        raise UsageError(f"{checkpoint} is not a dreamlift checkpoint: it names no stage of text3d")
+    stage = STAGES[state["stage"]](config)
+    scenes = [stage.make_scene(device) for _ in state["scenes"]]
+    restore_checkpoint(checkpoint, state, {"scenes": scenes}, {})
     return scenes
 
 
@@ -61,13 +69,15 @@ def check_device(config: Text3DConfig, device: torch.device) -> None:
 
 def run_stages(config: Text3DConfig, prior: DiffusionPrior, run_dir: Path, device: torch.device, resume: bool) -> dict:
     """Stage 1 (a NeRF or Gaussians) into ``run_dir`` and, with ``refine.enabled``, the mesh stage into
-    ``run_dir/refine``; each resumes from its own checkpoint when ``resume`` is set. Returns the last stage's
-    metrics."""
+    ``run_dir/refine``; each resumes from its own checkpoint when ``resume`` is set (and starts over where it has
+    none). Returns the last stage's metrics. The caller holds ``run_dir``'s writer lock
+    (:func:`~dreamlift.locks.claimed_folder`); this takes the mesh stage's."""
     check_device(config, device)
     metrics = TextTo3D(config, prior, run_dir, device).run(resume=resume)
     if not config.refine.enabled:
         return metrics
-    return refine_run(config, prior, run_dir, refine_dir(run_dir), device, resume)
+    with claimed_folder(refine_dir(run_dir)):
+        return refine_run(config, prior, run_dir, refine_dir(run_dir), device, resume)
 
 
 def refine_run(

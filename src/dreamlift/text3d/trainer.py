@@ -8,7 +8,7 @@ stage resumes where it stopped; at the end the stage exports its scenes (:mod:`d
 
 from __future__ import annotations
 
-import json
+import sys
 import time
 from pathlib import Path
 
@@ -18,14 +18,14 @@ from tqdm import tqdm
 from dreamlift.config import dump_yaml
 from dreamlift.errors import UsageError
 from dreamlift.guidance import make_guidance
-from dreamlift.io import write_json, write_png, write_text
+from dreamlift.io import read_json_object, remove_leftovers, write_png, write_text
 from dreamlift.priors.diffusion import DiffusionPrior
 from dreamlift.priors.prompts import PromptEmbeddings
 from dreamlift.render.shading import fixed_light, sample_lights
 from dreamlift.runtime import seed_everything
 from dreamlift.scene.cameras import sample_cameras, turntable_cameras
 from dreamlift.text3d.config import Text3DConfig
-from dreamlift.text3d.export import export_particles
+from dreamlift.text3d.export import METRICS_FILE, export_particles
 from dreamlift.text3d.scenes import NeRFScene
 from dreamlift.text3d.stages import Stage, first_stage
 from dreamlift.text3d.surface_colours import PriorRedraw
@@ -93,17 +93,17 @@ class TextTo3D:
         )
 
     def load_checkpoint(self) -> None:
-        if not self.checkpoint_path.is_file():
-            raise UsageError(f"nothing to resume in {self.run_dir} (no checkpoints/last.pt)")
-        state = read_checkpoint(self.checkpoint_path)
-        saved_stage = state.get("stage", "nerf")
-        if saved_stage != self.stage.name:
+        state = read_checkpoint(self.checkpoint_path, {"step": int, "metrics": dict, "stage": str})
+        if state["stage"] != self.stage.name:
             raise UsageError(
-                f"{self.checkpoint_path} is a {saved_stage}-stage checkpoint, not a {self.stage.name}-stage one"
+                f"{self.checkpoint_path} is a {state['stage']}-stage checkpoint, not a {self.stage.name}-stage one"
             )
+        metrics = state["metrics"]
+        if not isinstance(metrics.get("loss"), list) or not isinstance(metrics.get("train_seconds"), (int, float)):
+            raise UsageError(f"{self.checkpoint_path} is not a dreamlift checkpoint: its metrics are not a run's")
         objects, generators = self._checkpointed()
-        restore_checkpoint(state, objects, generators, self.device)
-        self.step, self.metrics = state["step"], state["metrics"]
+        restore_checkpoint(self.checkpoint_path, state, objects, generators, self.device)
+        self.step, self.metrics = state["step"], metrics
 
     # --- one step ---------------------------------------------------------------------------------------------
     def shading_for_step(self) -> str:
@@ -197,27 +197,36 @@ class TextTo3D:
     # --- the run ----------------------------------------------------------------------------------------------
     def run(self, resume: bool = False) -> dict:
         """Optimise (from the last checkpoint when resuming), export, and write metrics.json; returns the metrics.
-        Resuming a stage that has finished and exported does nothing and returns its metrics.
+        Resuming a stage that has finished and exported does nothing and returns its metrics; resuming one that
+        stopped before its first checkpoint starts it over from step 0. What a killed writer left in the folder
+        (temporary files, a half-moved export) is removed first.
 
         The guidance is attached to the prior (VSD's LoRA) for this call alone: whatever ends it, a refusal before
         the first step included, the prior is left as it was."""
-        metrics_path = self.run_dir / "metrics.json"
+        metrics_path = self.run_dir / METRICS_FILE
+        remove_leftovers(self.run_dir, ("checkpoints", "validation"))
         with self.guidance:
-            if resume:
+            if resume and self.checkpoint_path.is_file():
                 self.load_checkpoint()
                 if self.step >= self.steps and metrics_path.is_file():
-                    return json.loads(metrics_path.read_text())
+                    return read_json_object(metrics_path)
             else:
                 records = self.stage.start(self.scenes, self.start_from)
                 if records:
                     self.metrics["initial_sdf"] = records
             write_text(self.run_dir / "config.yaml", dump_yaml(self.config))
             self.optimise()
-        return self.finish(metrics_path)
+        return self.finish()
 
     def optimise(self) -> None:
         """Steps up to the stage's count, with logging, validation and checkpoints (one on Ctrl-C too)."""
-        train = self.config.train
+        c, train = self.config, self.config.train
+        where = f" from step {self.step}" if self.step else ""
+        tqdm.write(
+            f'{self.stage.progress_label}: "{c.prompt}" on {self.device}, seed {c.seed}, {self.steps} steps{where} '
+            f"→ {self.run_dir}",
+            file=sys.stderr,
+        )
         progress = tqdm(
             total=self.steps, initial=self.step, desc=self.stage.progress_label, unit="step", dynamic_ncols=True
         )
@@ -242,16 +251,14 @@ class TextTo3D:
         finally:
             progress.close()
 
-    def finish(self, metrics_path: Path) -> dict:
-        """Export every particle and write metrics.json; returns the metrics."""
+    def finish(self) -> dict:
+        """Export every particle and write metrics.json (:func:`export_particles`); returns the metrics."""
         c = self.config
         self.metrics["train_seconds"] = round(self.metrics["train_seconds"], 2)
         self.metrics["seconds_per_step"] = round(self.metrics["train_seconds"] / max(1, self.steps), 4)
         self.metrics["phase_seconds"] = {phase: round(s, 5) for phase, s in self.timer.means().items()}
         redraw = PriorRedraw(self.prior, self.prompts, c.export.redraw, c.seed) if c.export.redraw.strength else None
-        self.metrics.update(export_particles(self.scenes, c.export, self.run_dir, redraw))
         self.metrics.update(
             prompt=c.prompt, seed=c.seed, device=str(self.device), steps=self.steps, stage=self.stage.name
         )
-        write_json(metrics_path, self.metrics)
-        return self.metrics
+        return export_particles(self.scenes, c.export, self.run_dir, self.metrics, redraw)
