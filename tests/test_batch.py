@@ -525,3 +525,29 @@ def test_a_job_whose_checkpoint_would_run_code_is_refused_and_runs_none(tiny_pri
     record = read_status(out)[-1]
     assert record["outcome"] == "refused" and "would run code when loaded" in record["error"]
     assert not marker.exists() and not is_done(out, job)
+
+
+@pytest.mark.skipif(
+    shutil.which("sbatch") is None, reason="no Slurm here (.ci/run starts ../shared/slurm-localhost.sh)"
+)
+def test_a_slurm_batch_stopped_with_ctrl_c_cancels_its_array(tiny_prior_dir, tmp_path):
+    pytest.importorskip("submitit")
+    manifest = write(tmp_path / "m.txt", "a red cube\n")
+    out = tmp_path / "out"
+    settings = fast(tiny_prior_dir, steps=5000, checkpoint_every=2)  # runs far longer than the test
+    job = parse_manifest("text3d", manifest, overrides=settings)[0][0]
+    slurm = ["--backend", "slurm", "--gpus-per-task", "0", "--cpus-per-task", "1", "--time-min", "10"]
+    main = "import sys; from dreamlift.cli import text3d_main; sys.exit(text3d_main(sys.argv[1:]))"
+    argv = ["batch", str(manifest), "--out", str(out), *slurm, *settings]
+    batch = subprocess.Popen([sys.executable, "-c", main, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    task = _wait_for(lambda: _running_record(out, job), 180, "the Slurm task to checkpoint")["slurm_job"]
+    state = ["squeue", "-h", "-j", task, "-o", "%t"]
+    try:
+        assert subprocess.run(state, capture_output=True, text=True).stdout.strip() == "R"
+        batch.send_signal(signal.SIGINT)
+        assert batch.wait(timeout=60) == 130
+        # Cancelled: completing (CG) while Slurm ends its processes, then gone; never running on by itself.
+        _wait_for(lambda: subprocess.run(state, capture_output=True, text=True).stdout.strip() in ("CG", ""), 10, "it")
+        assert (out / "slurm" / "array").read_text() == task
+    finally:
+        subprocess.run(["scancel", "--signal=KILL", task], capture_output=True)

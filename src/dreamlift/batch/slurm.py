@@ -4,6 +4,11 @@ A task runs its jobs one after another with a :class:`JobRunner` (so a chunk of 
 When Slurm preempts a task or its time runs out, Slurm signals it (USR2, ``signal_delay_s`` before the end);
 submitit then calls :meth:`SlurmTask.checkpoint`, which records the preemption and requeues the same task. The
 requeued task skips the jobs already done and resumes the interrupted text3d job from its last checkpoint.
+
+The array is the batch's workers: it is cancelled when the batch process stops (Ctrl-C, an error), and an array
+that a killed batch left running is cancelled by the batch's rerun before it submits its own (the array's id is
+kept in ``OUT/slurm/array``), so two arrays never run one batch; a job's lock (:mod:`dreamlift.locks`) keeps
+them from running one job at once in the seconds Slurm takes to end the old tasks.
 """
 
 from __future__ import annotations
@@ -20,6 +25,12 @@ from dreamlift.batch.jobs import JobRunner
 from dreamlift.batch.manifest import BatchJob
 from dreamlift.batch.status import append_status, is_done
 from dreamlift.errors import UsageError, first_line
+from dreamlift.io import write_text
+
+ARRAY_FILE = "array"
+"""The file in ``OUT/slurm/`` that holds the id of the array the batch submitted last."""
+JOB_NAME = "dreamlift-batch"
+"""The Slurm job name of a batch's arrays."""
 
 
 @dataclass
@@ -81,7 +92,7 @@ def run_slurm(
     logging.getLogger("submitit").setLevel(logging.ERROR)
     executor = submitit.AutoExecutor(folder=Path(out) / "slurm" / "%j", cluster="slurm")
     parameters = {
-        "name": "dreamlift-batch",
+        "name": JOB_NAME,
         "timeout_min": options.time_min,
         "cpus_per_task": options.cpus_per_task,
         "slurm_array_parallelism": options.parallel,
@@ -94,13 +105,34 @@ def run_slurm(
         parameters["slurm_account"] = options.account
     executor.update_parameters(**parameters)
     chunks = [jobs[i : i + options.chunk] for i in range(0, len(jobs), options.chunk)]
+    array_file = Path(out) / "slurm" / ARRAY_FILE
+    earlier = array_file.read_text().strip() if array_file.is_file() else ""
+    if earlier.isdigit():  # the array of an earlier batch of OUT that was killed: its tasks stop first
+        _cancel(earlier)
     try:
         tasks = executor.map_array(SlurmTask(out, retries), chunks)
     except Exception as err:  # sbatch missing or refusing the request
         raise UsageError(f"could not submit to Slurm: {first_line(err)}") from None
     array_id = tasks[0].job_id.split("_")[0]
+    write_text(array_file, array_id)
     print(f"batch: submitted Slurm array {array_id} ({len(tasks)} tasks)")
-    remaining = dict(zip(tasks, chunks))
+    try:
+        _wait_for_tasks(out, dict(zip(tasks, chunks)), array_id, on_finished)
+    except BaseException:  # Ctrl-C or an error here: the batch's workers stop with it
+        _cancel(array_id)
+        raise
+
+
+def _cancel(array_id: str) -> None:
+    """Cancel the tasks of the batch array ``array_id`` that Slurm still runs or holds (jobs of another name are
+    left): pending ones are removed, running ones end (submitit lets a task carry on through the SIGTERM until
+    Slurm's KillWait; meanwhile it holds its job's lock, and the rerun's task waits for it)."""
+    subprocess.run(["scancel", f"--name={JOB_NAME}", array_id], capture_output=True)
+
+
+def _wait_for_tasks(out: Path, remaining: dict, array_id: str, on_finished: Callable[[dict], None]) -> None:
+    """Wait for every task of ``remaining`` (task → its chunk of jobs) to end, handing each job's last record to
+    ``on_finished``."""
     gone_since: dict = {}
     while remaining:
         queued = _queued_tasks(array_id)
