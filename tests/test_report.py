@@ -434,3 +434,11 @@ def test_the_batch_page_lists_every_job_and_the_filter_hides_the_refused(browser
     browser.find_element(By.ID, "search").send_keys("blue")
     assert [card.get_attribute("data-prompt") for card in cards if card.is_displayed()] == ["a blue sphere"]
     assert errors_logged(browser) == []
+
+
+def test_a_config_yaml_that_is_not_utf8_is_shown_with_replacement_characters(tmp_path, capsys):
+    run = fake_run(tmp_path / "run", {"stage": "nerf", "prompt": "a red cube"})
+    (run / "config.yaml").write_bytes(b"prompt: a red cube\nnote: caf\xe9\n")
+    assert text3d_main(["report", str(run)]) == 0
+    page = (run / "report" / "index.html").read_text()
+    assert "note: caf\ufffd" in page

@@ -159,9 +159,8 @@ def load_torch(path: Path | str) -> Any:
         raise UsageError(
             f"{path} is not a checkpoint dreamlift can read: it holds objects that would run code when loaded"
         ) from None
-    except Exception as err:  # torch raises RuntimeError, KeyError, EOFError… for a file cut short or foreign
-        why = f"{type(err).__name__}: {first_line(err)}"[:100]
-        raise UsageError(f"{path} is not a checkpoint dreamlift can read: cut short or not one ({why})") from None
+    except Exception:  # torch raises RuntimeError, KeyError, EOFError… for a file cut short or foreign
+        raise UsageError(f"{path} is not a checkpoint dreamlift can read: it is cut short, or no checkpoint") from None
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:

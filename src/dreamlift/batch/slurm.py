@@ -106,7 +106,7 @@ def run_slurm(
     executor.update_parameters(**parameters)
     chunks = [jobs[i : i + options.chunk] for i in range(0, len(jobs), options.chunk)]
     array_file = Path(out) / "slurm" / ARRAY_FILE
-    earlier = array_file.read_text().strip() if array_file.is_file() else ""
+    earlier = array_file.read_text(errors="replace").strip() if array_file.is_file() else ""
     if earlier.isdigit():  # the array of an earlier batch of OUT that was killed: its tasks stop first
         _cancel(earlier)
     try:

@@ -29,7 +29,9 @@ def run_page(run: Path, page_dir: Path, write_dir: Path, assets: Path) -> str:
         f'<div class="subtitle">{escape(kind.value if kind else "run")} · {escape(run.resolve())}</div>'
     )
     config = run / "config.yaml"
-    settings = f'<h2>Settings</h2><pre class="config">{escape(config.read_text())}</pre>' if config.is_file() else ""
+    settings = ""
+    if config.is_file():  # shown as it is, a byte that is not UTF-8 as �
+        settings = f'<h2>Settings</h2><pre class="config">{escape(config.read_text(errors="replace"))}</pre>'
     asset_path = relative(assets, page_dir)
     if scripts:  # meshes to show: the viewer, the meshes, then what hands them to it
         scripts = [f"{asset_path}/{VIEWER_SCRIPT}", *scripts, f"{asset_path}/viewer.js"]

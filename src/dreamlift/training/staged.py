@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from dreamlift.io import write_text
+from dreamlift.io import read_json_object, write_text
 from dreamlift.training.checkpoints import read_checkpoint, restore_checkpoint, save_checkpoint
 
 
@@ -37,7 +37,7 @@ class StagedTrainer:
         )
         self.work.mkdir(parents=True, exist_ok=True)
         path = self.work / "log.json"
-        self.log: dict = json.loads(path.read_text()) if path.exists() else {"stages": {}}
+        self.log: dict = read_json_object(path) if path.exists() else {"stages": {}}
 
     def train_longer(self, stage: str, steps: int, dependents: tuple[str, ...]) -> None:
         """Reopen the finished training ``stage`` when ``steps`` exceeds the steps it recorded.
