@@ -274,3 +274,16 @@ def test_a_full_disk_is_one_line_naming_the_file(tmp_path, monkeypatch):
     with pytest.raises(UsageError, match="no space left"), atomic_path(tmp_path / "clip.mp4"):
         raise BrokenPipeError(errno.EPIPE, "Broken pipe")
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_training_stage_checkpoint_that_would_run_code_is_refused(tmp_path):
+    """The prior's and the motion model's training resume from ``<stage>.ckpt`` in their work folder the same way."""
+    from dreamlift.training.staged import StagedTrainer
+
+    marker = tmp_path / MARKER_NAME
+    torch.save({"step": 1, "model": RunsCode(marker)}, tmp_path / "fit.ckpt")
+    model = torch.nn.Linear(2, 1)
+    trainer = StagedTrainer(tmp_path, seed=0, checkpoint_every=1)
+    with pytest.raises(UsageError, match="would run code when loaded"):
+        trainer.train_loop("fit", {"model": model}, torch.optim.SGD(model.parameters(), lr=0.1), 2, None)
+    assert not marker.exists()
