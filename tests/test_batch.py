@@ -32,6 +32,17 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+def text3d_process(argv: list[str]) -> subprocess.Popen:
+    """``text3d ARGV`` in a process of its own session, which a test may kill (alone, or with its group)."""
+    main = "import sys; from dreamlift.cli import text3d_main; sys.exit(text3d_main(sys.argv[1:]))"
+    return subprocess.Popen(
+        [sys.executable, "-c", main, *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
 def done_records(out: Path) -> dict[str, int]:
     counts: dict[str, int] = {}
     for record in read_status(out):
@@ -119,13 +130,7 @@ def test_a_job_killed_mid_run_has_no_marker_and_is_redone_from_its_checkpoint(ti
     out = tmp_path / "out"
     settings = fast(tiny_prior_dir, steps=400, checkpoint_every=2)
     job = parse_manifest("text3d", manifest, overrides=settings)[0][0]
-    main = "import sys; from dreamlift.cli import text3d_main; sys.exit(text3d_main(sys.argv[1:]))"
-    batch = subprocess.Popen(
-        [sys.executable, "-c", main, "batch", str(manifest), "--out", str(out), *settings],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    batch = text3d_process(["batch", str(manifest), "--out", str(out), *settings])
     checkpoint = out / job.id / "checkpoints" / "last.pt"
     deadline = time.time() + 120
     while not checkpoint.is_file() and time.time() < deadline:
@@ -306,17 +311,21 @@ def _assert_every_job_done_once_and_one_resumed(out: Path, jobs, victim):
     assert all(is_done(out, job) for job in jobs)
 
 
-@pytest.mark.skipif(
+needs_slurm = pytest.mark.skipif(
     shutil.which("sbatch") is None, reason="no Slurm here (.ci/run starts ../shared/slurm-localhost.sh)"
 )
+SLURM = ["--backend", "slurm", "--gpus-per-task", "0", "--cpus-per-task", "1", "--time-min", "10"]
+"""A batch's Slurm options on the one-node test cluster: CPU tasks of one core."""
+
+
+@needs_slurm
 def test_slurm_array_runs_every_job_once_and_a_preempted_task_requeues_and_resumes(tiny_prior_dir, tmp_path):
     pytest.importorskip("submitit")
     manifest = write(tmp_path / "m.txt", "a red cube\na blue sphere\n")
     out = tmp_path / "out"
     settings = fast(tiny_prior_dir, steps=60, checkpoint_every=2)
     jobs, _ = parse_manifest("text3d", manifest, overrides=settings)
-    slurm = ["--backend", "slurm", "--gpus-per-task", "0", "--cpus-per-task", "1", "--time-min", "10"]
-    argv = ["batch", str(manifest), "--out", str(out), *slurm, *settings]
+    argv = ["batch", str(manifest), "--out", str(out), *SLURM, *settings]
     thread, codes = _run_batch_in_thread(argv)
     victim = jobs[1]
     record = _wait_for(lambda: _running_record(out, victim), 180, "the Slurm task to checkpoint")
@@ -360,9 +369,7 @@ def test_ray_actors_run_every_job_once_and_a_killed_actor_is_replaced_and_the_jo
     assert "lost" in {r["outcome"] for r in read_status(out) if r["id"] == victim.id}
 
 
-@pytest.mark.skipif(
-    shutil.which("sbatch") is None, reason="no Slurm here (.ci/run starts ../shared/slurm-localhost.sh)"
-)
+@needs_slurm
 def test_a_cancelled_slurm_task_fails_its_jobs_instead_of_hanging_the_batch(tiny_prior_dir, tmp_path, monkeypatch):
     pytest.importorskip("submitit")
     import dreamlift.batch.slurm
@@ -471,13 +478,7 @@ def test_a_killed_batch_takes_its_worker_with_it_and_the_rerun_runs_each_job_onc
     out = tmp_path / "out"
     settings = fast(tiny_prior_dir, steps=8, checkpoint_every=2)
     jobs = parse_manifest("text3d", manifest, overrides=settings)[0]
-    main = "import sys; from dreamlift.cli import text3d_main; sys.exit(text3d_main(sys.argv[1:]))"
-    batch = subprocess.Popen(
-        [sys.executable, "-c", main, "batch", str(manifest), "--out", str(out), *settings],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    batch = text3d_process(["batch", str(manifest), "--out", str(out), *settings])
     second = out / jobs[1].id / "checkpoints" / "last.pt"
     deadline = time.time() + 120
     while not second.is_file() and time.time() < deadline:
@@ -527,19 +528,14 @@ def test_a_job_whose_checkpoint_would_run_code_is_refused_and_runs_none(tiny_pri
     assert not marker.exists() and not is_done(out, job)
 
 
-@pytest.mark.skipif(
-    shutil.which("sbatch") is None, reason="no Slurm here (.ci/run starts ../shared/slurm-localhost.sh)"
-)
+@needs_slurm
 def test_a_slurm_batch_stopped_with_ctrl_c_cancels_its_array(tiny_prior_dir, tmp_path):
     pytest.importorskip("submitit")
     manifest = write(tmp_path / "m.txt", "a red cube\n")
     out = tmp_path / "out"
     settings = fast(tiny_prior_dir, steps=5000, checkpoint_every=2)  # runs far longer than the test
     job = parse_manifest("text3d", manifest, overrides=settings)[0][0]
-    slurm = ["--backend", "slurm", "--gpus-per-task", "0", "--cpus-per-task", "1", "--time-min", "10"]
-    main = "import sys; from dreamlift.cli import text3d_main; sys.exit(text3d_main(sys.argv[1:]))"
-    argv = ["batch", str(manifest), "--out", str(out), *slurm, *settings]
-    batch = subprocess.Popen([sys.executable, "-c", main, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    batch = text3d_process(["batch", str(manifest), "--out", str(out), *SLURM, *settings])
     task = _wait_for(lambda: _running_record(out, job), 180, "the Slurm task to checkpoint")["slurm_job"]
     state = ["squeue", "-h", "-j", task, "-o", "%t"]
     try:
