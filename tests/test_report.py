@@ -442,3 +442,30 @@ def test_a_config_yaml_that_is_not_utf8_is_shown_with_replacement_characters(tmp
     assert text3d_main(["report", str(run)]) == 0
     page = (run / "report" / "index.html").read_text()
     assert "note: caf\ufffd" in page
+
+
+@pytest.mark.parametrize("moment", ["before it renames the old report away", "before it renames its own in"])
+def test_a_report_swapped_in_while_another_writer_swaps_its_own_stays_whole(tmp_path, monkeypatch, moment):
+    """Two reports of one folder written at once (a batch's own and a ``text3d report`` of it): the other writer's
+    rename lands at either moment of this one's swap, and one whole report stays."""
+    from dreamlift.report.writer import swap_in
+
+    target, staging, theirs = tmp_path / "report", tmp_path / ".report.ours", tmp_path / ".report.theirs"
+    for folder, text in ((target, "old"), (staging, "ours"), (theirs, "theirs")):
+        folder.mkdir()
+        (folder / "index.html").write_text(text)
+    real_rename = Path.rename
+    interfered = []
+
+    def rename(self, destination):
+        if moment == "before it renames the old report away" and self == target and not interfered:
+            interfered.append(True)  # the other writer has just renamed the old report away itself
+            real_rename(target, tmp_path / ".report.old.theirs")
+        if moment == "before it renames its own in" and self == staging and not interfered:
+            interfered.append(True)  # the other writer's report has just gone in
+            real_rename(theirs, target)
+        return real_rename(self, destination)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    swap_in(staging, target)
+    assert interfered and (target / "index.html").read_text() in ("ours", "theirs")

@@ -62,8 +62,8 @@ def run_text2video(argv: list[str]) -> int:
     with claimed_folder(run_dir):  # one writer; a run that fails before writing leaves no folder
         if (run_dir / "config.yaml").exists():
             raise UsageError(f"{run_dir} already holds a run; choose another --out")
-        print(f'text2video: "{config.prompt}" ({config.mode}) on {device}, seed {config.seed} → {run_dir}',
-              file=sys.stderr)  # fmt: skip
+        where = f"on {device}, seed {config.seed} → {run_dir}"
+        print(f'text2video: "{config.prompt}" ({config.mode}) {where}', file=sys.stderr)
         metrics = pipeline.run()
     names = video_names(config.videos)
     listed = names[0] if len(names) == 1 else f"{names[0]} … {names[-1]}"

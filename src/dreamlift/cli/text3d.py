@@ -57,8 +57,10 @@ def run_text3d(argv: list[str]) -> int:
     values = given({"train.steps": args.steps, "seed": args.seed, "prior.model": args.model, "device": args.device})
     if args.resume:
         if args.config is not None:
-            raise UsageError("--config does not apply to --resume, which reads the run's config.yaml; change it with "
-                             "key=value overrides")  # fmt: skip
+            raise UsageError(
+                "--config does not apply to --resume, which reads the run's config.yaml; "
+                "change it with key=value overrides"
+            )
         if prompt is None and args.out is None:
             raise UsageError("--resume needs the run folder (--out) or the prompt of the run")
         run_dir = args.out if args.out is not None else latest_run_dir(prompt)

@@ -3,6 +3,7 @@ reader sees the old report or the new one, never half of one."""
 
 from __future__ import annotations
 
+import errno
 import shutil
 import tempfile
 from importlib import resources
@@ -82,11 +83,17 @@ def copy_assets(assets: Path) -> None:
 
 
 def swap_in(staging: Path, target: Path) -> None:
-    """Replace ``target`` by ``staging`` (the old report is renamed away first, then deleted)."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old.{staging.name.rsplit('.', 1)[-1]}")
+    """Replace ``target`` by ``staging`` (the old report is renamed away first, then deleted). Two reports of one
+    folder written at once (a batch's own and a ``text3d report`` of it) race here without harm: whichever is
+    renamed into place last stays, and the other is dropped whole."""
+    old = target.with_name(f".{target.name}.old.{staging.name.rsplit('.', 1)[-1]}")
+    try:
         target.rename(old)
-    staging.rename(target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    except FileNotFoundError:  # no report yet, or another writer has just renamed it away
+        pass
+    try:
+        staging.rename(target)
+    except OSError as err:  # another writer's report went in between: it is as new as this one
+        if err.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+            raise
+    shutil.rmtree(old, ignore_errors=True)
