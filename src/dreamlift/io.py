@@ -127,7 +127,7 @@ def read_json_object(path: Path | str) -> dict[str, Any]:
     something else is a :class:`UsageError`."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (OSError, ValueError, RecursionError) as err:  # ValueError: not UTF-8 or not JSON; too deeply nested
         raise UsageError(f"cannot read {path}: {first_line(err)}") from None
     if not isinstance(data, dict):
         raise UsageError(f"{path} holds a JSON {type(data).__name__}, not an object")

@@ -66,8 +66,6 @@ def claimed_folder(folder: Path, wait: bool = False) -> Iterator[Path]:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UsageError(f"cannot write to output folder {folder}: {err.strerror or first_line(err)}") from None
-    if not folder.is_dir():
-        raise UsageError(f"{folder} is not a folder")
     try:
         with writer_lock(folder, wait):
             yield folder

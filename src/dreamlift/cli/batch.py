@@ -57,7 +57,6 @@ def run_batch_command(kind: str) -> Callable[[list[str]], int]:
 
 def run_batch(kind: str, argv: list[str]) -> int:
     """Parse the batch command line, run what is left, print the summary; 0 when every job is done."""
-
     from dreamlift.batch.commands import batch_command
     from dreamlift.batch.manifest import parse_manifest
     from dreamlift.batch.status import is_done, job_states, summary_table

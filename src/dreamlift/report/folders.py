@@ -6,12 +6,12 @@ the pages use (:data:`METRICS_FIELDS`), so that the pages can take them as they 
 
 from __future__ import annotations
 
-import json
 from enum import Enum
 from pathlib import Path
 
 from dreamlift.batch.status import is_number
 from dreamlift.errors import UsageError
+from dreamlift.io import read_json_object
 
 
 class FolderKind(Enum):
@@ -49,10 +49,8 @@ def read_metrics(folder: Path) -> dict:
     a JSON object; a :data:`METRICS_FIELDS` field of the wrong type is a :class:`UsageError` naming the file."""
     path = folder / "metrics.json"
     try:
-        metrics = json.loads(path.read_text())
-    except (OSError, ValueError, RecursionError):  # RecursionError: nested too deep for the decoder
-        return {}
-    if not isinstance(metrics, dict):
+        metrics = read_json_object(path)
+    except UsageError:
         return {}
     for field, (valid, kind) in METRICS_FIELDS.items():
         if field in metrics and not valid(metrics[field]):

@@ -7,7 +7,7 @@ Reading returns the whole dict (extras included); restoring puts every state bac
 
 Checkpoints hold tensors and plain data only and are read with torch's ``weights_only`` unpickler, so a checkpoint
 from elsewhere cannot run code; one that is not a dreamlift checkpoint, or does not fit the objects it is
-restored into, is a :class:`~dreamlift.errors.UsageError` naming the file, raised before any object changes.
+restored into, is a :class:`~dreamlift.errors.UsageError` naming the file, raised before anything is written.
 """
 
 from __future__ import annotations
