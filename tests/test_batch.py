@@ -547,3 +547,15 @@ def test_a_slurm_batch_stopped_with_ctrl_c_cancels_its_array(tiny_prior_dir, tmp
         assert (out / "slurm" / "array").read_text() == task
     finally:
         subprocess.run(["scancel", "--signal=KILL", task], capture_output=True)
+
+
+def test_a_status_file_that_links_elsewhere_is_refused_and_its_target_untouched(tiny_prior_dir, tmp_path, capsys):
+    manifest = write(tmp_path / "m.txt", "a red cube\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    yours = tmp_path / "yours.txt"
+    yours.write_text("keep me\n")
+    (out / "status.jsonl").symlink_to(yours)
+    assert text3d_main(["batch", str(manifest), "--out", str(out), *fast(tiny_prior_dir)]) == 2
+    assert f"cannot write {out / 'status.jsonl'}" in capsys.readouterr().err
+    assert yours.read_text() == "keep me\n"

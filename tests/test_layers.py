@@ -19,7 +19,8 @@ LAYERS = [
     {"scene"},
     {"priors"},
     {"training"},
-    {"config", "io", "locks", "runtime", "timing"},
+    {"locks"},
+    {"config", "io", "runtime", "timing"},
     {"errors"},
 ]
 """Top-level modules and packages of dreamlift, from the entry points down. A module may import its own package

@@ -287,3 +287,15 @@ def test_a_training_stage_checkpoint_that_would_run_code_is_refused(tmp_path):
     with pytest.raises(UsageError, match="would run code when loaded"):
         trainer.train_loop("fit", {"model": model}, torch.optim.SGD(model.parameters(), lr=0.1), 2, None)
     assert not marker.exists()
+
+
+def test_a_lock_file_that_links_elsewhere_is_refused_and_its_target_untouched(run, tmp_path, capsys):
+    """A run folder from elsewhere whose lock file points at a file of yours: it is never opened, let alone
+    truncated and written."""
+    yours = tmp_path / "yours.txt"
+    yours.write_text("keep me")
+    (run / LOCK_FILE).unlink()
+    (run / LOCK_FILE).symlink_to(yours)
+    assert text3d_main(["export", str(run)]) == 2
+    assert f"cannot write {run / LOCK_FILE}" in error_line(capsys)
+    assert yours.read_text() == "keep me"

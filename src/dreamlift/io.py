@@ -116,6 +116,16 @@ def _umask() -> int:
     return mask
 
 
+def open_in_place(path: Path | str, flags: int) -> int:
+    """``os.open`` of a file that is written in place (appended to, or a lock) rather than replaced, refusing a
+    symbolic link at ``path``: a folder from elsewhere could otherwise point one at any file of yours and have it
+    written. Usable as ``open()``'s opener; a link or a file that cannot be opened is a :class:`UsageError`."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW, 0o666)
+    except OSError as err:
+        raise UsageError(f"cannot write {path}: {err.strerror or first_line(err)}") from None
+
+
 def write_text(path: Path | str, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:

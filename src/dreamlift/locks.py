@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from dreamlift.errors import UsageError, first_line
+from dreamlift.io import open_in_place
 
 LOCK_FILE = ".writer.lock"
 """The lock file's name in the folder it guards."""
@@ -31,11 +32,7 @@ class FolderInUse(UsageError):
 def writer_lock(folder: Path, wait: bool = False) -> Iterator[None]:
     """Hold the writer lock of ``folder`` (which must exist) while the block runs; a lock that another living
     process holds is a :class:`FolderInUse` error, or, with ``wait``, is waited for."""
-    path = Path(folder) / LOCK_FILE
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError as err:
-        raise UsageError(f"cannot write to {folder}: {err.strerror or first_line(err)}") from None
+    fd = open_in_place(Path(folder) / LOCK_FILE, os.O_RDWR | os.O_CREAT)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))

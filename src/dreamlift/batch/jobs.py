@@ -21,6 +21,7 @@ from dreamlift.batch.manifest import BatchJob
 from dreamlift.batch.status import append_status, failures, history, is_done, job_dir, mark_done
 from dreamlift.config import from_dict
 from dreamlift.errors import UsageError, describe
+from dreamlift.io import open_in_place
 from dreamlift.loading import ModelCache
 from dreamlift.locks import claimed_folder
 
@@ -81,7 +82,7 @@ class JobRunner:
         start = time.time()
         append_status(out, job, "running", attempt=attempt, resumed=resumed, memory_shrinks=memory_shrinks, **where)
         folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / "log.txt", "a") as log:
+        with open(folder / "log.txt", "a", opener=open_in_place) as log:
             try:
                 with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
                     print(f"--- attempt {attempt} on {where['device']}, {time.ctime(start)}", flush=True)
