@@ -13,13 +13,17 @@ magic3d: stage 1 and the mesh stage in refine/ as separate rows):
 - judge: colour and shape of the mesh file rendered from eight views, by the independent judge network;
 - pieces, genus of the largest piece (true: 0, torus 1), area over convex-hull area, best-fit IoU against the
   prompted primitive (size, proportions, yaw and position fitted);
+- outline: the horizontal cross-sections at 25/50/75 % of the height, each square (□), round (○), other (?) or
+  empty (-), and their mean rectangle fill (a square 1, a circle 0.785; embedded/cross_sections.py);
+- smoothness: the surface area over the fitted primitive's (lumps and waves add area);
 - fog: share of object pixels with opacity in (0.1, 0.9) in 256-px renders of the NeRF (or the Gaussians) from
   four views;
 - hue distance (turns) and saturation ratio of the mean vertex colour against the palette albedo;
 - seconds per step and in all (training + export).
 
-A run passes when the judge's colour and shape are right, the genus is right and area ≤ 1.3× hull. One table
-per preset with means and the pass count. ``--quick`` takes one prompt per shape (five colours).
+A run passes when the judge's colour and shape are right, the genus is right, area ≤ 1.3× hull, the best-fit IoU
+≥ 0.85 and every cross-section has the primitive's outline (square for a cube, round for the rest). One table per
+preset with means and the pass count. ``--quick`` takes one prompt per shape (five colours).
 """
 
 from __future__ import annotations
@@ -34,8 +38,10 @@ import torch
 from dreamlift.cli.common import slugify
 from dreamlift.config import load_config
 from dreamlift.embedded import EMBEDDED_PRIOR_DIR
+from dreamlift.embedded.cross_sections import cross_sections, outline_matches
 from dreamlift.embedded.evaluation import ALL_PROMPTS
 from dreamlift.embedded.fidelity import (
+    MIN_FIT_IOU,
     SHAPE_GENUS,
     best_fit_iou,
     colour_error,
@@ -43,6 +49,7 @@ from dreamlift.embedded.fidelity import (
     hull_area_ratio,
     is_solid,
     read_exported_mesh,
+    surface_over_primitive,
     topology,
 )
 from dreamlift.embedded.judge import ShapeJudge
@@ -57,6 +64,7 @@ from dreamlift.text3d.scenes import MeshScene
 
 QUICK = ["a red cube", "a blue sphere", "a yellow cone", "a green cylinder", "a purple torus"]
 """One prompt per shape, five colours."""
+OUTLINE_MARKS = {"square": "□", "round": "○", "other": "?", "empty": "-"}
 FOG_VIEWS, FOG_SIZE = 4, 256
 
 
@@ -82,6 +90,8 @@ def grade(run_dir: Path, colour: str, shape: str, config: Text3DConfig, device, 
     verdict = judge_mesh(mesh, judge)
     shape_topology = topology(mesh)
     area = hull_area_ratio(mesh)
+    fit = best_fit_iou(mesh, shape)
+    sections = cross_sections(mesh)
     hue, saturation = colour_error(mesh, colour) if len(mesh.faces) else (math.nan, math.nan)
     row = {
         "colour_ok": verdict["colour"] == colour,
@@ -91,7 +101,11 @@ def grade(run_dir: Path, colour: str, shape: str, config: Text3DConfig, device, 
         "genus": shape_topology.genus,
         "genus_ok": shape_topology.genus == SHAPE_GENUS[shape],
         "area": area,
-        "iou": best_fit_iou(mesh, shape).iou,
+        "iou": fit.iou,
+        "outline": "".join(OUTLINE_MARKS[section.outline] for section in sections),
+        "outline_ok": outline_matches(shape, sections),
+        "fill": sum(section.rectangle_fill for section in sections) / len(sections),
+        "smooth": surface_over_primitive(mesh, shape, fit),
         "fog": scene_fog(run_dir, config, device),
         "hue": hue,
         "saturation": saturation,
@@ -99,22 +113,29 @@ def grade(run_dir: Path, colour: str, shape: str, config: Text3DConfig, device, 
         "export_s": metrics["export"]["seconds"],
         "seconds": metrics["train_seconds"] + metrics["export"]["seconds"],
     }
-    row["pass"] = row["colour_ok"] and row["shape_ok"] and is_solid(shape, shape_topology, area)
+    row["pass"] = (
+        row["colour_ok"]
+        and row["shape_ok"]
+        and is_solid(shape, shape_topology, area)
+        and fit.iou >= MIN_FIT_IOU
+        and row["outline_ok"]
+    )
     return row
 
 
 def print_table(title: str, rows: list[tuple[str, int, dict]]) -> None:
     print(f"\n{title}")
     header = f"{'prompt':<20}{'seed':>5}  {'judge sees':<18}{'pieces':>7}{'genus':>6}{'area/hull':>10}{'IoU':>6}"
-    print(header + f"{'fog':>7}{'hue':>6}{'sat':>6}{'s/step':>7}{'export':>7}{'total':>7}  pass")
+    header += f"{'outline':>8}{'fill':>6}{'smooth':>7}{'fog':>7}{'hue':>6}{'sat':>6}{'s/step':>7}{'export':>7}"
+    print(header + f"{'total':>7}  pass")
     for prompt, seed, r in rows:
         judged = ("✓ " if r["colour_ok"] and r["shape_ok"] else "✗ ") + r["seen"]
         genus = "-" if r["genus"] is None else str(r["genus"])
         fog = "-" if math.isnan(r["fog"]) else f"{r['fog']:.1%}"  # a mesh stage is opaque: no fog to measure
         print(
             f"{prompt:<20}{seed:>5}  {judged:<18}{r['pieces']:>7}{genus:>6}{r['area']:>10.2f}{r['iou']:>6.2f}"
-            f"{fog:>7}{r['hue']:>6.2f}{r['saturation']:>6.2f}{r['s_step']:>7.2f}{r['export_s']:>7.0f}"
-            f"{r['seconds']:>7.0f}  {'yes' if r['pass'] else 'no'}"
+            f"{r['outline']:>8}{r['fill']:>6.2f}{r['smooth']:>7.2f}{fog:>7}{r['hue']:>6.2f}{r['saturation']:>6.2f}"
+            f"{r['s_step']:>7.2f}{r['export_s']:>7.0f}{r['seconds']:>7.0f}  {'yes' if r['pass'] else 'no'}"
         )
 
     def mean(key: str) -> float:
@@ -124,11 +145,16 @@ def print_table(title: str, rows: list[tuple[str, int, dict]]) -> None:
     judged = sum(r["colour_ok"] and r["shape_ok"] for _, _, r in rows)
     fog_mean = "-" if math.isnan(mean("fog")) else f"{mean('fog'):.1%}"
     genus = sum(r["genus_ok"] for _, _, r in rows)
+    outlines = sum(r["outline_ok"] for _, _, r in rows)
+    cubes = [r for prompt, _, r in rows if prompt.endswith("cube")]
+    passed = sum(r["pass"] for _, _, r in rows)
+    square_cubes = f"  cubes square {sum(r['outline_ok'] for r in cubes)}/{len(cubes)}" if cubes else ""
     print(
         f"{'mean / count':<25}{judged:>3}/{len(rows)} judged right  genus right {genus}/{len(rows)}  "
-        f"area/hull {mean('area'):.2f}  IoU {mean('iou'):.3f}  fog {fog_mean}  hue {mean('hue'):.3f}  "
-        f"sat {mean('saturation'):.2f}  s/step {mean('s_step'):.2f}  export {mean('export_s'):.0f} s  "
-        f"total {mean('seconds'):.0f} s  passed {sum(r['pass'] for _, _, r in rows)}/{len(rows)}"
+        f"outline right {outlines}/{len(rows)}{square_cubes}  area/hull {mean('area'):.2f}  IoU {mean('iou'):.3f} "
+        f"(least {min(r['iou'] for _, _, r in rows):.2f})  smooth {mean('smooth'):.3f}  fog {fog_mean}  "
+        f"hue {mean('hue'):.3f}  sat {mean('saturation'):.2f}  s/step {mean('s_step'):.2f}  "
+        f"export {mean('export_s'):.0f} s  total {mean('seconds'):.0f} s  passed {passed}/{len(rows)}"
     )
 
 

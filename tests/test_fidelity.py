@@ -6,16 +6,19 @@ import torch
 import trimesh
 from skimage import measure
 
+from dreamlift.embedded.cross_sections import ROUND_FILL, SQUARE_FILL, cross_sections, outline_matches
 from dreamlift.embedded.fidelity import (
+    MIN_FIT_IOU,
     best_fit_iou,
     colour_error,
     fog_fraction,
     hull_area_ratio,
     is_solid,
     read_exported_mesh,
+    surface_over_primitive,
     topology,
 )
-from dreamlift.embedded.shapes import COLOURS
+from dreamlift.embedded.shapes import COLOURS, SHAPES, signed_distance
 from dreamlift.text3d.export import write_meshes
 
 
@@ -33,6 +36,26 @@ def solidified_mesh(occupied: np.ndarray) -> trimesh.Trimesh:
     smooth = solid_grid(np.pad(occupied, 1), ExportConfig())
     vertices, faces, _, _ = measure.marching_cubes(smooth, level=0.5)
     return trimesh.Trimesh((vertices - 1.5) * 2 / 64 - 1, faces[:, ::-1], process=True)
+
+
+def primitive_mesh(shape: str, params: tuple, yaw: float = 0.0, resolution: int = 96) -> trimesh.Trimesh:
+    """A dataset primitive (sizes a, b, c as :func:`signed_distance` reads them) meshed by marching cubes, as an
+    export meshes a scene: a grid over [−1, 1]³, offset so that no face lies on its points."""
+    axis = (torch.arange(resolution) + 0.37) / resolution * 2 - 1
+    points = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+    sdf = signed_distance(points, shape, torch.tensor(params), torch.tensor(yaw)).reshape((resolution,) * 3)
+    vertices, faces, _, _ = measure.marching_cubes(sdf.numpy(), level=0.0, spacing=(2 / resolution,) * 3)
+    return trimesh.Trimesh(vertices + axis[0].item(), faces[:, ::-1], process=True)
+
+
+PRIMITIVES = {
+    "cube": ((0.32, 0.26, 0.22), 0.7),
+    "sphere": ((0.3, 0.3, 0.3), 0.0),
+    "cone": ((0.42, 0.42, 0.38), 0.0),
+    "cylinder": ((0.3, 0.3, 0.22), 0.0),
+    "torus": ((0.32, 0.11, 0.11), 0.0),
+}
+"""Sizes (a, b, c) and yaw of one primitive per shape, on the small side of what the prior draws."""
 
 
 def perforated_box() -> trimesh.Trimesh:
@@ -70,6 +93,51 @@ def test_a_box_fits_a_cube_a_torus_a_torus_and_a_tall_cone_a_cone():
     fit = best_fit_iou(tall_cone, "cone")  # its centroid is 0.3 above the base: a start there ran off to 0.48
     assert fit.iou > 0.9 and fit.params[2] == pytest.approx(0.6, abs=0.03)
     assert np.allclose(fit.centre, [0.05, 0.0, -0.1], atol=0.03)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_an_exact_primitive_fits_with_iou_of_at_least_095_and_the_area_of_its_fit(shape):
+    params, yaw = PRIMITIVES[shape]
+    mesh = primitive_mesh(shape, params, yaw)
+    fit = best_fit_iou(mesh, shape)
+    assert fit.iou >= 0.95
+    assert surface_over_primitive(mesh, shape, fit) == pytest.approx(1.0, abs=0.03)
+
+
+def test_a_drum_is_no_cube_and_a_lumpy_sphere_has_more_area_than_its_fit():
+    drum = primitive_mesh("cylinder", (0.45, 0.45, 0.38))  # the README's red cube in session 13: a squat cylinder
+    assert best_fit_iou(drum, "cube").iou < MIN_FIT_IOU
+    lumpy = trimesh.creation.icosphere(subdivisions=5, radius=0.4)
+    direction = lumpy.vertices / np.linalg.norm(lumpy.vertices, axis=1, keepdims=True)
+    bumps = 0.04 * np.sin(12 * direction[:, 0]) * np.sin(12 * direction[:, 1]) * np.sin(12 * direction[:, 2])
+    lumpy.vertices += direction * bumps[:, None]
+    smooth = trimesh.creation.icosphere(subdivisions=5, radius=0.4)
+    assert surface_over_primitive(smooth, "sphere", best_fit_iou(smooth, "sphere")) == pytest.approx(1.0, abs=0.02)
+    assert surface_over_primitive(lumpy, "sphere", best_fit_iou(lumpy, "sphere")) > 1.08
+
+
+@pytest.mark.parametrize("yaw", [0.0, 0.3, np.pi / 4, 1.2])
+def test_a_box_in_any_yaw_has_square_sections_and_passes_as_a_cube(yaw):
+    box = trimesh.creation.box((0.7, 0.5, 0.6))
+    box.apply_transform(trimesh.transformations.rotation_matrix(yaw, [0, 0, 1]))
+    sections = cross_sections(box.apply_translation([0.2, -0.1, 0.05]))
+    assert [section.outline for section in sections] == ["square"] * 3
+    assert all(section.rectangle_fill > 0.97 for section in sections)
+    assert all(section.area == pytest.approx(0.35, rel=0.03) for section in sections)
+    assert outline_matches("cube", sections) and not outline_matches("cylinder", sections)
+
+
+def test_round_primitives_have_round_sections_and_a_cylinder_fails_as_a_cube():
+    for shape in ("sphere", "cone", "cylinder", "torus"):
+        sections = cross_sections(primitive_mesh(shape, *PRIMITIVES[shape]))
+        assert [section.outline for section in sections] == ["round"] * 3, shape
+        assert all(section.rectangle_fill == pytest.approx(np.pi / 4, abs=0.03) for section in sections), shape
+        assert outline_matches(shape, sections) and not outline_matches("cube", sections), shape
+    octagon = trimesh.creation.cylinder(radius=0.4, height=0.5, sections=8)
+    assert all(SQUARE_FILL > s.rectangle_fill and s.circle_fill > ROUND_FILL for s in cross_sections(octagon))
+    oval = trimesh.creation.cylinder(radius=0.4, height=0.5, sections=64).apply_scale([1.5, 1.0, 1.0])
+    assert [section.outline for section in cross_sections(oval)] == ["other"] * 3
+    assert [section.outline for section in cross_sections(trimesh.Trimesh())] == ["empty"] * 3
 
 
 def test_solids_pass_and_a_perforated_box_fails():

@@ -7,11 +7,15 @@ its prompts can be judged on ground truth:
   a sponge has a genus in the hundreds;
 - **area over hull**: the surface area over its convex hull's; 1 for a convex solid, 0.8–1.05 for the dataset's
   tori, far above for a sponge or a shredded surface;
-- **best-fit IoU**: the mesh's solid (voxelised, cavities filled) against the prompted primitive whose size,
-  proportions, yaw and position are fitted to it;
+- **best-fit IoU**: the mesh's solid (voxelised; enclosed cavities count as empty) against the prompted primitive
+  whose size, proportions, yaw and position are fitted to it;
+- **smoothness**: the surface area over that fitted primitive's; lumps and waves add area;
 - **fog**: the share of object pixels that are neither clear nor opaque in renders of the scene (see
   :func:`fog_fraction`);
 - **colour**: the hue distance and the saturation of the mean vertex colour against the palette albedo.
+
+The outline of the horizontal cross-sections (a cube's square, the others' round) is measured in
+:mod:`dreamlift.embedded.cross_sections`.
 
 Meshes are in dreamlift's world frame (z up), as ``scene_mesh`` returns them; read an exported file with
 :func:`read_exported_mesh`.
@@ -28,6 +32,7 @@ import torch
 import torch.nn.functional as F
 import trimesh
 
+from dreamlift.embedded.occupancy import inside_mesh
 from dreamlift.embedded.shapes import COLOURS, signed_distance
 from dreamlift.scene.cameras import Z_UP_TO_Y_UP
 from dreamlift.scene.fields import cell_centres
@@ -35,9 +40,16 @@ from dreamlift.scene.fields import cell_centres
 SHAPE_GENUS = {"cube": 0, "sphere": 0, "cone": 0, "cylinder": 0, "torus": 1}
 """The genus of each primitive's surface."""
 FIT_GRID = 64
-"""Cells per side of the voxel grid over the scene cube on which IoUs are measured."""
-COLUMN_NUDGE = 1.234e-4
-"""Shift (in cells) of a mesh against the voxel columns of :func:`solid_occupancy`, off every grid-aligned vertex."""
+"""Cells per side of the grid around a mesh (:func:`mesh_grid`) on which a primitive is fitted to it."""
+IOU_GRID = 128
+"""Cells per side of the grid around a mesh on which the fitted primitive's IoU is measured: fine enough that a
+marching-cubes mesh of an exact primitive of the sizes the prior draws scores at least 0.95
+(tests/test_fidelity.py)."""
+FIT_MARGIN = 0.3
+"""Space around a mesh in the grids of the fit, as a share of its largest extent on each side: room for a fitted
+primitive larger than the mesh."""
+MIN_FIT_IOU = 0.85
+"""The least best-fit IoU of a mesh that has the prompted shape (a cylinder inscribed in a cube scores 0.79)."""
 MAX_AREA_OVER_HULL = 1.3
 """The most surface area over convex-hull area a solid of a prompted shape may have: 1 for the convex primitives,
 0.8–1.05 for the dataset's tori; a sponge or a shredded surface has far more."""
@@ -85,45 +97,34 @@ def hull_area_ratio(mesh: trimesh.Trimesh) -> float:
     return float(mesh.area / hull) if hull > 0 else math.inf
 
 
-def solid_occupancy(mesh: trimesh.Trimesh, bound: float = 1.0, resolution: int = FIT_GRID) -> torch.Tensor:
-    """Which cells of a resolution³ grid over [−bound, bound]³ (in :func:`cell_centres`'s order) lie inside the
-    mesh (resolution³ bools), by the parity of the surface's crossings along each vertical line through the cell
-    centres: a cell is inside when an odd number of triangles cross its column below its centre. Exact for a
-    closed mesh up to the grid's sampling; enclosed cavities count as empty, as they are."""
-    inside = torch.zeros(resolution, resolution, resolution, dtype=torch.bool)
-    if len(mesh.faces) == 0:
-        return inside.reshape(-1)
-    pitch = 2 * bound / resolution
-    # F×3×3 in cell-centre index units, nudged off the columns: marching-cubes vertices sit exactly on them, and a
-    # column through a vertex or an edge would count its crossing twice or not at all.
-    triangles = (mesh.triangles + bound) / pitch - 0.5 + np.array([COLUMN_NUDGE, 2 * COLUMN_NUDGE, 0.0])
-    lo = np.ceil(triangles[:, :, :2].min(axis=1)).astype(np.int64).clip(0, resolution - 1)
-    hi = np.floor(triangles[:, :, :2].max(axis=1)).astype(np.int64).clip(0, resolution - 1)
-    spans = (hi - lo + 1).clip(min=0)
-    counts = spans[:, 0] * spans[:, 1]
-    owner = np.repeat(np.arange(len(triangles)), counts)  # one row per (triangle, column under its xy box)
-    offset = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    column = lo[owner] + np.stack([offset // spans[owner, 1], offset % spans[owner, 1]], axis=1)
-    a, b, c = (triangles[owner, k] for k in range(3))
-    area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (c[:, 0] - a[:, 0]) * (b[:, 1] - a[:, 1])
-    w_a = (b[:, 0] - column[:, 0]) * (c[:, 1] - column[:, 1]) - (c[:, 0] - column[:, 0]) * (b[:, 1] - column[:, 1])
-    w_b = (c[:, 0] - column[:, 0]) * (a[:, 1] - column[:, 1]) - (a[:, 0] - column[:, 0]) * (c[:, 1] - column[:, 1])
-    with np.errstate(divide="ignore", invalid="ignore"):  # flat triangles (area 0) are dropped by ``hit``
-        w_a, w_b = w_a / area, w_b / area
-        w_c = 1 - w_a - w_b
-        hit = (area != 0) & (w_a >= 0) & (w_b >= 0) & (w_c > 0)
-        z = (w_a * a[:, 2] + w_b * b[:, 2] + w_c * c[:, 2])[hit]
-    first_above = np.clip(np.floor(z).astype(np.int64) + 1, 0, resolution)  # first cell whose centre is above z
-    crossings = np.zeros((resolution, resolution, resolution + 1), dtype=np.int64)
-    np.add.at(crossings, (column[hit, 0], column[hit, 1], first_above), 1)
-    inside = torch.as_tensor(np.cumsum(crossings, axis=2)[:, :, :resolution] % 2 == 1)
-    return inside.reshape(-1)
+@dataclass
+class MeshGrid:
+    """A cubic grid of cells around a mesh, and which of their centres lie inside it."""
+
+    points: torch.Tensor
+    """Cell centres, R³×3 (world units, in :func:`cell_centres`'s order)."""
+    inside: torch.Tensor
+    """R³ bools (:func:`~dreamlift.embedded.occupancy.inside_mesh`)."""
+    cell: float
+    """A cell's side (world units)."""
+
+
+def mesh_grid(mesh: trimesh.Trimesh, resolution: int) -> MeshGrid:
+    """A resolution³ grid over a cube around the mesh's bounding box: its largest extent and
+    :data:`FIT_MARGIN` of that on each side, so that the grid is as fine for a small object as for a large one."""
+    low, high = mesh.bounds
+    half_side = float((high - low).max()) * (0.5 + FIT_MARGIN)
+    axis = (np.arange(resolution) + 0.5) / resolution * 2 * half_side - half_side
+    centre = (low + high) / 2
+    inside = inside_mesh(mesh, centre[0] + axis, centre[1] + axis, centre[2] + axis).reshape(-1)
+    points = cell_centres(resolution, half_side) + torch.tensor(centre, dtype=torch.float32)
+    return MeshGrid(points, inside, 2 * half_side / resolution)
 
 
 @dataclass
 class PrimitiveFit:
     iou: float
-    """Intersection over union of the mesh's solid and the fitted primitive, on the fit grid."""
+    """Intersection over union of the mesh's solid and the fitted primitive, on the :data:`IOU_GRID`."""
     params: tuple[float, float, float]
     """The primitive's fitted size parameters (a, b, c as in the dataset, world units)."""
     yaw: float
@@ -144,20 +145,22 @@ def _initial_params(shape: str, extent: torch.Tensor) -> torch.Tensor:
     return torch.stack([radius, radius, half_height])  # cone, cylinder: a radius, c half height
 
 
-def best_fit_iou(mesh: trimesh.Trimesh, shape: str, bound: float = 1.0, steps: int = 150) -> PrimitiveFit:
-    """Fit ``shape``'s size, proportions, yaw and position to the mesh's solid (soft IoU by Adam, several yaw
-    starts for the cube), then measure the hard IoU on the fit grid."""
-    target = solid_occupancy(mesh, bound).float()
+def best_fit_iou(mesh: trimesh.Trimesh, shape: str, steps: int = 150) -> PrimitiveFit:
+    """Fit ``shape``'s size, proportions, yaw and position to the mesh's solid on a :data:`FIT_GRID` grid around
+    it (soft IoU by Adam, several yaw starts for the cube), then measure the hard IoU of the best fit on an
+    :data:`IOU_GRID` grid."""
+    if len(mesh.faces) == 0:
+        return PrimitiveFit(0.0, (0.0, 0.0, 0.0), 0.0, (0.0, 0.0, 0.0))
+    grid = mesh_grid(mesh, FIT_GRID)
+    target = grid.inside.float()
     if target.sum() == 0:
         return PrimitiveFit(0.0, (0.0, 0.0, 0.0), 0.0, (0.0, 0.0, 0.0))
-    points = cell_centres(FIT_GRID, bound)
-    inside = points[target.bool()]
+    inside = grid.points[grid.inside]
     # Start from the bounding box of the solid: its centre is the primitive's (a cone's centroid lies a quarter of
     # the way up, and a start there drifts to a cone twice too tall).
     low, high = inside.min(0).values, inside.max(0).values
     centre0 = (low + high) / 2
-    extent0 = ((high - low) / 2 + bound / FIT_GRID).clamp(min=1e-3)
-    temperature = 2 * bound / FIT_GRID
+    extent0 = ((high - low) / 2 + grid.cell / 2).clamp(min=1e-3)
     best: PrimitiveFit | None = None
     for yaw0 in (0.0, math.pi / 8, math.pi / 4, 3 * math.pi / 8) if shape == "cube" else (0.0,):
         log_params = _initial_params(shape, extent0).log().requires_grad_(True)
@@ -165,19 +168,47 @@ def best_fit_iou(mesh: trimesh.Trimesh, shape: str, bound: float = 1.0, steps: i
         centre = centre0.clone().requires_grad_(True)
         optimizer = torch.optim.Adam([log_params, yaw, centre], lr=0.02)
         for _ in range(steps):
-            soft = torch.sigmoid(-signed_distance(points - centre, shape, log_params.exp(), yaw) / temperature)
+            distance = signed_distance(grid.points - centre, shape, log_params.exp(), yaw)
+            soft = torch.sigmoid(-distance / grid.cell)
             intersection = (soft * target).sum()
             loss = -intersection / (soft.sum() + target.sum() - intersection)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
         with torch.no_grad():
-            hard = signed_distance(points - centre, shape, log_params.exp(), yaw) < 0
-            iou = float((hard & target.bool()).sum() / (hard | target.bool()).sum())
+            hard = signed_distance(grid.points - centre, shape, log_params.exp(), yaw) < 0
+            iou = float((hard & grid.inside).sum() / (hard | grid.inside).sum())
         if best is None or iou > best.iou:
             params = tuple(log_params.exp().tolist())
             best = PrimitiveFit(iou, params, yaw.item(), tuple(centre.tolist()))
+    fine = mesh_grid(mesh, IOU_GRID)
+    with torch.no_grad():
+        points = fine.points - torch.tensor(best.centre)
+        hard = signed_distance(points, shape, torch.tensor(best.params), torch.tensor(best.yaw)) < 0
+    best.iou = float((hard & fine.inside).sum() / (hard | fine.inside).sum())
     return best
+
+
+def primitive_area(shape: str, params: tuple[float, float, float]) -> float:
+    """Surface area (world units²) of the primitive ``shape`` with size parameters (a, b, c) as the dataset draws
+    them (:func:`~dreamlift.embedded.shapes.signed_distance`)."""
+    a, b, c = params
+    if shape == "cube":  # half extents a, b, c
+        return 8 * (a * b + b * c + c * a)
+    if shape == "sphere":  # radius a
+        return 4 * math.pi * a * a
+    if shape == "cylinder":  # radius a, half height c
+        return 2 * math.pi * a * a + 4 * math.pi * a * c
+    if shape == "cone":  # base radius a, height 2c
+        return math.pi * a * a + math.pi * a * math.hypot(a, 2 * c)
+    return 4 * math.pi**2 * a * b  # torus: radii a (to the tube's centre) and b (of the tube)
+
+
+def surface_over_primitive(mesh: trimesh.Trimesh, shape: str, fit: PrimitiveFit) -> float:
+    """Smoothness: the mesh's surface area over its fitted primitive's (about 1 for a smooth surface of the
+    primitive's shape; lumps and waves add area). NaN when nothing was fitted."""
+    area = primitive_area(shape, fit.params)
+    return float(mesh.area / area) if area > 0 else math.nan
 
 
 def fog_fraction(opacity: torch.Tensor, low: float = 0.1, high: float = 0.9) -> float:
