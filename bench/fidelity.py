@@ -19,6 +19,8 @@ magic3d: stage 1 and the mesh stage in refine/ as separate rows):
 - fog: share of object pixels with opacity in (0.1, 0.9) in 256-px renders of the NeRF (or the Gaussians) from
   four views;
 - hue distance (turns) and saturation ratio of the mean vertex colour against the palette albedo;
+- cut: turntable frames in which part of the mesh lies outside the frame (its vertices projected through the
+  orbit the export recorded; a run exported before that record, through the fixed orbit it had);
 - seconds per step and in all (training + export).
 
 A run passes when the judge's colour and shape are right, the genus is right, area ≤ 1.3× hull, the best-fit IoU
@@ -61,6 +63,7 @@ from dreamlift.scene.cameras import turntable_cameras
 from dreamlift.text3d.config import Text3DConfig
 from dreamlift.text3d.runs import load_scenes, refine_dir, run_stages
 from dreamlift.text3d.scenes import MeshScene
+from dreamlift.text3d.turntable import camera_coordinates
 
 QUICK = ["a red cube", "a blue sphere", "a yellow cone", "a green cylinder", "a purple torus"]
 """One prompt per shape, five colours."""
@@ -81,6 +84,16 @@ def scene_fog(run_dir: Path, config: Text3DConfig, device: torch.device) -> floa
         scene.render(cameras[i], FOG_SIZE, FOG_SIZE).opacity.reshape(FOG_SIZE, FOG_SIZE) for i in range(FOG_VIEWS)
     ]
     return fog_fraction(torch.stack(opacity).cpu())
+
+
+def frames_cut_off(mesh, export: dict, config: Text3DConfig) -> int:
+    """Turntable frames in which some vertex of the mesh (world axes) lies outside the frame."""
+    e = config.export
+    orbit = export.get("turntable", {"target": [0.0, 0.0, 0.0], "distance": e.turntable_distance})
+    target = torch.tensor(orbit["target"])
+    cameras = turntable_cameras(e.turntable_frames, e.turntable_elevation, orbit["distance"], e.turntable_fov, target)
+    points = camera_coordinates(torch.as_tensor(mesh.vertices, dtype=torch.float32), cameras)
+    return int((points.abs().amax(dim=(1, 2)) > 1).sum())
 
 
 def grade(run_dir: Path, colour: str, shape: str, config: Text3DConfig, device, judge: ShapeJudge) -> dict:
@@ -112,6 +125,7 @@ def grade(run_dir: Path, colour: str, shape: str, config: Text3DConfig, device, 
         "s_step": metrics["seconds_per_step"],
         "export_s": metrics["export"]["seconds"],
         "seconds": metrics["train_seconds"] + metrics["export"]["seconds"],
+        "cut": frames_cut_off(mesh, metrics["export"], config),
     }
     row["pass"] = (
         row["colour_ok"]
@@ -127,7 +141,7 @@ def print_table(title: str, rows: list[tuple[str, int, dict]]) -> None:
     print(f"\n{title}")
     header = f"{'prompt':<20}{'seed':>5}  {'judge sees':<18}{'pieces':>7}{'genus':>6}{'area/hull':>10}{'IoU':>6}"
     header += f"{'outline':>8}{'fill':>6}{'smooth':>7}{'fog':>7}{'hue':>6}{'sat':>6}{'s/step':>7}{'export':>7}"
-    print(header + f"{'total':>7}  pass")
+    print(header + f"{'total':>7}{'cut':>5}  pass")
     for prompt, seed, r in rows:
         judged = ("✓ " if r["colour_ok"] and r["shape_ok"] else "✗ ") + r["seen"]
         genus = "-" if r["genus"] is None else str(r["genus"])
@@ -135,7 +149,7 @@ def print_table(title: str, rows: list[tuple[str, int, dict]]) -> None:
         print(
             f"{prompt:<20}{seed:>5}  {judged:<18}{r['pieces']:>7}{genus:>6}{r['area']:>10.2f}{r['iou']:>6.2f}"
             f"{r['outline']:>8}{r['fill']:>6.2f}{r['smooth']:>7.2f}{fog:>7}{r['hue']:>6.2f}{r['saturation']:>6.2f}"
-            f"{r['s_step']:>7.2f}{r['export_s']:>7.0f}{r['seconds']:>7.0f}  {'yes' if r['pass'] else 'no'}"
+            f"{r['s_step']:>7.2f}{r['export_s']:>7.0f}{r['seconds']:>7.0f}{r['cut']:>5}  {'yes' if r['pass'] else 'no'}"
         )
 
     def mean(key: str) -> float:
@@ -148,13 +162,15 @@ def print_table(title: str, rows: list[tuple[str, int, dict]]) -> None:
     outlines = sum(r["outline_ok"] for _, _, r in rows)
     cubes = [r for prompt, _, r in rows if prompt.endswith("cube")]
     passed = sum(r["pass"] for _, _, r in rows)
+    framed = sum(r["cut"] == 0 for _, _, r in rows)
     square_cubes = f"  cubes square {sum(r['outline_ok'] for r in cubes)}/{len(cubes)}" if cubes else ""
     print(
         f"{'mean / count':<25}{judged:>3}/{len(rows)} judged right  genus right {genus}/{len(rows)}  "
         f"outline right {outlines}/{len(rows)}{square_cubes}  area/hull {mean('area'):.2f}  IoU {mean('iou'):.3f} "
         f"(least {min(r['iou'] for _, _, r in rows):.2f})  smooth {mean('smooth'):.3f}  fog {fog_mean}  "
         f"hue {mean('hue'):.3f}  sat {mean('saturation'):.2f}  s/step {mean('s_step'):.2f}  "
-        f"export {mean('export_s'):.0f} s  total {mean('seconds'):.0f} s  passed {passed}/{len(rows)}"
+        f"export {mean('export_s'):.0f} s  total {mean('seconds'):.0f} s  turntable framed {framed}/{len(rows)}  "
+        f"passed {passed}/{len(rows)}"
     )
 
 

@@ -148,11 +148,17 @@ def sample_cameras(config: CameraConfig, batch_size: int, generator: torch.Gener
     return orbit_cameras(azimuth, elevation, distance, fov_y, target, F.normalize(up, dim=-1))
 
 
-def turntable_cameras(num_views: int, elevation_deg: float, distance: float, fov_deg: float) -> Cameras:
-    """``num_views`` cameras evenly spaced in azimuth, starting at the front, for validation and turntables."""
+def turntable_cameras(
+    num_views: int, elevation_deg: float, distance: float, fov_deg: float, target: torch.Tensor | None = None
+) -> Cameras:
+    """``num_views`` cameras evenly spaced in azimuth, starting at the front, around ``target`` (3, world units;
+    default the origin), for validation and turntables."""
     azimuth = torch.arange(num_views, dtype=torch.float32) * (2 * math.pi / num_views)
     full = torch.ones(num_views)
-    return orbit_cameras(azimuth, full * math.radians(elevation_deg), full * distance, full * math.radians(fov_deg))
+    targets = None if target is None else target.to(torch.float32).expand(num_views, 3)
+    return orbit_cameras(
+        azimuth, full * math.radians(elevation_deg), full * distance, full * math.radians(fov_deg), targets
+    )
 
 
 def generate_rays(cameras: Cameras, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -32,9 +32,8 @@ from skimage import measure
 from tqdm import tqdm
 
 from dreamlift.embedded.fidelity import topology
-from dreamlift.io import atomic_path, staged_writes, to_uint8, write_json, write_video
-from dreamlift.render.mesh import AlbedoFn, render_mesh
-from dreamlift.render.shading import fixed_light
+from dreamlift.io import atomic_path, staged_writes, write_json, write_video
+from dreamlift.render.mesh import AlbedoFn
 from dreamlift.render.volume import ray_aabb
 from dreamlift.scene.cameras import Z_UP_TO_Y_UP, generate_rays, turntable_cameras
 from dreamlift.scene.fields import cell_centres, evaluate_in_chunks
@@ -42,6 +41,7 @@ from dreamlift.scene.gaussian_ply import write_gaussian_ply
 from dreamlift.text3d.scenes import GaussianScene, MeshScene, NeRFScene, Scene
 from dreamlift.text3d.surface_colours import PriorRedraw, RedrawConfig, RenderedColours
 from dreamlift.text3d.texture import textured_mesh
+from dreamlift.text3d.turntable import render_turntable
 
 METRICS_FILE = "metrics.json"
 """A run folder's loss curve, timings and export statistics."""
@@ -94,7 +94,11 @@ class ExportConfig:
     """Turntable frame size in pixels (made even for H.264)."""
     turntable_elevation: float = 15.0
     """Turntable camera elevation in degrees."""
+    turntable_framing: Literal["fit", "fixed"] = "fit"
+    """``fit``: the turntable orbits the exported mesh's bounding-box centre, as near as frames it whole with a
+    margin (text3d/turntable.py); ``fixed``: it orbits the origin at ``turntable_distance``."""
     turntable_distance: float = 1.8
+    """Camera distance (world units) of ``fixed`` framing and of the training's validation views."""
     turntable_fov: float = 47.5
     redraw: RedrawConfig = field(default_factory=RedrawConfig)
     """Gaussian exports: their colours redrawn by the prior (off by default; the dreamgaussian preset's 0.6)."""
@@ -376,29 +380,6 @@ def write_meshes(mesh: trimesh.Trimesh, out_dir, formats: tuple[str, ...]) -> li
     return paths
 
 
-@torch.no_grad()
-def render_turntable(scene: Scene, mesh: trimesh.Trimesh, config: ExportConfig, colour: AlbedoFn) -> np.ndarray:
-    """Frames F×H×W×3 (uint8) on a 360° orbit, Lambertian-shaded under a light fixed in the world: of the exported
-    ``mesh`` (world axes) rasterized in its ``colour`` (:func:`surface_colour`), or with ``turntable_source: scene``
-    of the scene itself."""
-    size = config.turntable_resolution + config.turntable_resolution % 2
-    device = next(scene.parameters()).device
-    cameras = turntable_cameras(
-        config.turntable_frames, config.turntable_elevation, config.turntable_distance, config.turntable_fov
-    ).to(device)
-    light = fixed_light(1, device)
-    vertices = torch.as_tensor(mesh.vertices, dtype=torch.float32, device=device)
-    faces = torch.as_tensor(mesh.faces, dtype=torch.long, device=device)
-    frames = []
-    for i in range(len(cameras)):
-        if config.turntable_source == "scene":
-            out = scene.render(cameras[i], size, size, shading="lambertian", light=light)
-        else:
-            out = render_mesh(vertices, faces, colour, scene.background, cameras[i], size, size, "lambertian", light)
-        frames.append(to_uint8(out.rgb[0]))
-    return np.stack(frames)
-
-
 def particle_dir(run_dir: Path, particle: int) -> Path:
     """Where particle ``particle`` is exported: the run folder itself for particle 0, else ``particle-<i>/``."""
     return run_dir if particle == 0 else run_dir / f"particle-{particle}"
@@ -417,7 +398,8 @@ def export_scene(scene: Scene, config: ExportConfig, out_dir: Path, redraw: Prio
     if isinstance(scene, GaussianScene):
         write_gaussian_ply(scene.gaussians, out_dir / "gaussians.ply")
     if config.turntable_frames > 0:
-        write_video(render_turntable(scene, mesh, config, colour), out_dir / "turntable.mp4", config.turntable_fps)
+        frames, stats["turntable"] = render_turntable(scene, mesh, config, colour)
+        write_video(frames, out_dir / "turntable.mp4", config.turntable_fps)
     stats["seconds"] = round(time.time() - start, 2)
     return stats
 
