@@ -2,9 +2,13 @@
 
     python bench/fidelity.py [key=value ...] [--quick] [--prompts "a red cube" ...] [--seeds 0 1]
                              [--configs dreamfusion magic3d] [--steps N] [--device auto] [--out bench-runs/fidelity]
-                             [--tag NAME]
+                             [--tag NAME] [--image]
 
 (overrides first: after ``--prompts`` they would be read as prompts, which is refused.)
+
+``--image`` grades image-to-3D (``text3d --image``): each run is given the embedded shapes renderer's picture of its
+prompt from the preset's reference camera (OUT/pictures/, the size, yaw and light drawn by the seed), and its
+folders are tagged ``+image``.
 
 Runs the real text3d stages (embedded prior) per preset, prompt and seed into OUT/<preset>[+TAG]/<prompt>-seed<S>/
 (a finished run is reused, an interrupted one resumed), then grades what the user gets (the exported mesh.ply;
@@ -56,7 +60,8 @@ from dreamlift.embedded.fidelity import (
 )
 from dreamlift.embedded.judge import ShapeJudge
 from dreamlift.embedded.mesh_judge import judge_mesh
-from dreamlift.embedded.shapes import caption
+from dreamlift.embedded.shapes import caption, reference_picture
+from dreamlift.io import write_png
 from dreamlift.loading import load_prior_model
 from dreamlift.runtime import resolve_device
 from dreamlift.scene.cameras import turntable_cameras
@@ -84,6 +89,16 @@ def scene_fog(run_dir: Path, config: Text3DConfig, device: torch.device) -> floa
         scene.render(cameras[i], FOG_SIZE, FOG_SIZE).opacity.reshape(FOG_SIZE, FOG_SIZE) for i in range(FOG_VIEWS)
     ]
     return fog_fraction(torch.stack(opacity).cpu())
+
+
+def ground_truth_picture(out: Path, preset: str, colour: str, shape: str, seed: int) -> Path:
+    """OUT/pictures/<colour>-<shape>-seed<S>.png: the embedded shapes renderer's picture of the primitive (size,
+    yaw and light drawn by ``seed``) from the preset's reference camera."""
+    path = out / "pictures" / f"{colour}-{shape}-seed{seed}.png"
+    if not path.is_file():
+        camera = load_config(Text3DConfig, preset).reference.camera()
+        write_png(reference_picture(colour, shape, camera, seed), path)
+    return path
 
 
 def frames_cut_off(mesh, export: dict, config: Text3DConfig) -> int:
@@ -184,8 +199,14 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=Path("bench-runs/fidelity"))
     parser.add_argument("--tag", default="", help="suffix of the run folders of an ablation (with its overrides)")
+    parser.add_argument(
+        "--image",
+        action="store_true",
+        help="image-to-3D: each run gets a ground-truth picture of its prompt from the reference camera (tag 'image')",
+    )
     parser.add_argument("overrides", nargs="*", help="dotted config overrides of every run")
     args = parser.parse_args()
+    args.tag = "+".join(filter(None, ["image" if args.image else "", args.tag]))
     prompts = QUICK if args.quick else args.prompts
     if any("=" in prompt for prompt in prompts):  # `--prompts "a red cube" key=value` takes the override as a prompt
         parser.error("overrides go before --prompts (a prompt holds no '=')")
@@ -198,7 +219,10 @@ def main() -> None:
             colour, shape = prompt.split()[-2:]
             for seed in args.seeds:
                 run_dir = args.out / (preset + (f"+{args.tag}" if args.tag else "")) / f"{slugify(prompt)}-seed{seed}"
-                config = load_config(Text3DConfig, preset, args.overrides, {**values, "prompt": prompt, "seed": seed})
+                run_values = {**values, "prompt": prompt, "seed": seed}
+                if args.image:
+                    run_values["reference.image"] = str(ground_truth_picture(args.out, preset, colour, shape, seed))
+                config = load_config(Text3DConfig, preset, args.overrides, run_values)
                 device = resolve_device(config.device)
                 stages = [("stage 1", run_dir)] + (
                     [("mesh stage", refine_dir(run_dir))] if config.refine.enabled else []

@@ -64,8 +64,9 @@ def test_prompt_embeddings_follow_the_view(tiny_prior):
     assert prompts.view_prompts() == [f"a red cube, {v} view" for v in VIEWS]
     plain = PromptEmbeddings(tiny_prior, "a red cube", view_dependent=False).for_cameras(az, el)[0]
     assert torch.allclose(plain, tiny_prior.encode_text(["a red cube"]).expand(3, -1, -1), atol=1e-6)
-    with pytest.raises(UsageError, match="prompt is empty"):
-        PromptEmbeddings(tiny_prior, "   ")
+    empty = PromptEmbeddings(tiny_prior, "   ")  # image-to-3D without a prompt: the views alone
+    assert empty.view_prompts() == [f"{v} view" for v in VIEWS]
+    assert torch.allclose(empty.for_cameras(az, el)[0][0], tiny_prior.encode_text(["front view"])[0], atol=1e-6)
 
 
 def test_loading_errors_are_one_line(tmp_path, tiny_prior_dir):

@@ -32,13 +32,20 @@ DESCRIPTION = (
 
 def text3d_parser() -> OneLineParser:
     parser = OneLineParser(prog="text3d", description=DESCRIPTION)
-    parser.add_argument("prompt", nargs="?", help='what to make, e.g. "a red cube"')
+    parser.add_argument("prompt", nargs="?", help='what to make, e.g. "a red cube" (optional with --image)')
     parser.add_argument("overrides", nargs="*", help="dotted config overrides, e.g. guidance.scale=50")
     parser.add_argument("--config", default=None, help=f"preset name or YAML path (default: {DEFAULT_PRESET})")
     parser.add_argument("--model", default=None, help="hub id or diffusers folder of the prior (default: embedded)")
     parser.add_argument("--steps", type=int, default=None, help="optimisation steps")
     parser.add_argument("--seed", type=int, default=None, help="random seed (recorded in config.yaml)")
-    parser.add_argument("--out", type=Path, default=None, help="run folder (default: outputs/<prompt>)")
+    parser.add_argument(
+        "--image",
+        type=Path,
+        default=None,
+        help="image-to-3D: make the object in this picture, seen from the reference.* camera (default: the front, "
+        "15° up, 1.8 away, 47.5° field of view); the prompt, when given, guides the other views",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="run folder (default: outputs/<prompt or image name>)")
     device_argument(parser, None)
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     return parser
@@ -50,12 +57,15 @@ def run_text3d(argv: list[str]) -> int:
     from dreamlift.locks import claimed_folder
     from dreamlift.runtime import resolve_device
     from dreamlift.text3d.config import Text3DConfig, read_run_config
+    from dreamlift.text3d.reference import read_picture
     from dreamlift.text3d.runs import check_device, has_progress, refine_dir, run_stages
 
     args = text3d_parser().parse_intermixed_args(argv)
     prompt, overrides = split_prompt(args.prompt, args.overrides)
     values = given({"train.steps": args.steps, "seed": args.seed, "prior.model": args.model, "device": args.device})
     if args.resume:
+        if args.image is not None:
+            raise UsageError("--image does not apply to --resume, which reads the run's own copy of its picture")
         if args.config is not None:
             raise UsageError(
                 "--config does not apply to --resume, which reads the run's config.yaml; "
@@ -68,11 +78,16 @@ def run_text3d(argv: list[str]) -> int:
         if prompt is not None and prompt.strip() != config.prompt:
             raise UsageError(f'{run_dir} is a run of "{config.prompt}", not "{prompt}"')
     else:
-        if prompt is None or not prompt.strip():
+        if args.image is None and (prompt is None or not prompt.strip()):
             raise UsageError('the prompt is empty; say what to make, e.g. text3d "a red cube"')
-        values["prompt"] = prompt.strip()
+        values["prompt"] = (prompt or "").strip()
+        if args.image is not None:
+            values["reference.image"] = str(args.image.absolute())
         config = load_config(Text3DConfig, args.config or DEFAULT_PRESET, overrides, values)
-        run_dir = args.out if args.out is not None else fresh_run_dir(config.prompt)
+        if config.reference.image:
+            read_picture(config.reference.image, config.reference.background_tolerance)  # refused before any write
+        name = config.prompt or Path(config.reference.image).stem
+        run_dir = args.out if args.out is not None else fresh_run_dir(name)
     device = resolve_device(config.device)
     check_device(config, device)
     prior = load_prior_model(config.prior, device)

@@ -194,6 +194,16 @@ def draw_scenes(
     return Scenes(cameras, shape, params, yaw, light, ambient, albedo, background)
 
 
+def reference_picture(colour: str, shape: str, camera: Cameras, seed: int = 0, resolution: int = 64) -> torch.Tensor:
+    """A ground-truth picture (3×H×W in [0, 1]) of a ``colour`` ``shape`` seen by ``camera`` (a batch of one),
+    its size, proportions, yaw, light and background drawn from the dataset's ranges by ``seed``; for testing
+    image-to-3D against a known shape."""
+    generator = torch.Generator().manual_seed(seed)
+    index = torch.tensor([list(COLOURS).index(colour)]), torch.tensor([SHAPES.index(shape)])
+    scenes = draw_scenes(*index, generator, CameraConfig(), overhead_fraction=0.0)
+    return render_scenes(replace(scenes, cameras=camera), resolution)[0]
+
+
 def render_scenes(
     scenes: Scenes,
     resolution: int = 64,

@@ -26,6 +26,7 @@ from dreamlift.scene.dmtet import DMTetConfig
 from dreamlift.scene.fields import FieldConfig
 from dreamlift.scene.gaussians import GaussianConfig
 from dreamlift.text3d.export import ExportConfig
+from dreamlift.text3d.reference import ReferenceConfig
 
 
 @dataclass
@@ -283,6 +284,8 @@ class Text3DConfig:
     """What stage 1 optimises: ``nerf``, a radiance field (``field``, ``renderer``, ``optim``, ``regularisers``);
     ``gaussians``, 3D Gaussians (the ``gaussians`` section). Both read the rest."""
     gaussians: GaussianSceneConfig = dataclasses.field(default_factory=GaussianSceneConfig)
+    reference: ReferenceConfig = dataclasses.field(default_factory=ReferenceConfig)
+    """Image-to-3D: a picture the model must show from one camera (``text3d --image``; text3d/reference.py)."""
 
     def __post_init__(self):
         check_seed(self.seed)

@@ -26,8 +26,9 @@ from dreamlift.runtime import seed_everything
 from dreamlift.scene.cameras import sample_cameras, turntable_cameras
 from dreamlift.text3d.config import Text3DConfig
 from dreamlift.text3d.export import METRICS_FILE, export_particles
+from dreamlift.text3d.reference import ReferenceView
 from dreamlift.text3d.scenes import NeRFScene
-from dreamlift.text3d.stages import Stage, first_stage
+from dreamlift.text3d.stages import FirstStage, Stage, first_stage
 from dreamlift.text3d.surface_colours import PriorRedraw
 from dreamlift.timing import PhaseTimer
 from dreamlift.training.checkpoints import read_checkpoint, restore_checkpoint, save_checkpoint
@@ -60,6 +61,7 @@ class TextTo3D:
         )
         self.camera_generator = torch.Generator().manual_seed(config.seed)
         self.noise_generator = torch.Generator(device).manual_seed(config.seed + 1)
+        self.reference: ReferenceView | None = None  # set by run() for an image-to-3D run
         self.step = 0
         self.metrics: dict = {"loss": [], "train_seconds": 0.0}
         self.timer = PhaseTimer(device)
@@ -148,6 +150,15 @@ class TextTo3D:
             for scene, out, particle_denoised in zip(self.scenes, outs, denoised)
         )
         loss = guided.loss * len(self.scenes) + regularisation
+        reference = torch.zeros((), device=self.device)
+        if self.reference is not None:
+            with timer("render"):
+                views = [
+                    scene.render(self.reference.camera, size, size, stratified=True, generator=self.camera_generator)
+                    for scene in self.scenes
+                ]
+            reference = sum(self.reference.loss(view) for view in views)
+            loss = loss + reference
         for optimizer in self.optimizers:
             optimizer.zero_grad(set_to_none=True)
         with timer("backward"):
@@ -166,6 +177,7 @@ class TextTo3D:
             "guidance": guided.loss.item(),
             "samples": samples,
             "shading": shading,
+            "reference": reference.item(),
             **guided.diagnostics,
         }
 
@@ -205,8 +217,11 @@ class TextTo3D:
         the first step included, the prior is left as it was."""
         metrics_path = self.run_dir / METRICS_FILE
         remove_leftovers(self.run_dir, ("checkpoints", "validation"))
+        resuming = resume and self.checkpoint_path.is_file()
+        if self.config.reference.image and isinstance(self.stage, FirstStage):  # the mesh stage starts from stage 1
+            self.reference = ReferenceView.for_run(self.config.reference, self.run_dir, self.device, resuming)
         with self.guidance:
-            if resume and self.checkpoint_path.is_file():
+            if resuming:
                 self.load_checkpoint()
                 if self.step >= self.steps and metrics_path.is_file():
                     return read_json_object(metrics_path)
