@@ -10,10 +10,12 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import trimesh
 from conftest import FAST_TEXT3D
+from PIL import Image
 
 from dreamlift.batch.jobs import JobRunner, shrink_for_memory
 from dreamlift.batch.manifest import job_id, parse_manifest
@@ -78,6 +80,35 @@ def test_manifest_lines_become_jobs_and_bad_lines_are_named(tmp_path):
         "text2video", write(tmp_path / "v.jsonl", '{"prompt": "a red cube moving left", "steps": 3}\n')
     )
     assert video_jobs[0].config["steps"] == 3 and video_jobs[0].config["frames"] == 8
+
+
+def test_a_line_with_an_image_in_the_manifests_folder_is_an_image_to_3d_job_and_others_are_refused(tmp_path):
+    pictures = tmp_path / "batch" / "pictures"
+    pictures.mkdir(parents=True)
+    picture = np.full((16, 16, 3), 235, np.uint8)
+    picture[4:12, 4:12] = (200, 20, 20)
+    Image.fromarray(picture).save(pictures / "cube.png")
+    Image.fromarray(picture).save(tmp_path / "outside.png")
+    (pictures / "notes.png").write_text("not a picture")
+    manifest = write(
+        tmp_path / "batch" / "m.jsonl",
+        '{"image": "pictures/cube.png"}\n'
+        '{"image": "pictures/cube.png", "prompt": "a red cube"}\n'
+        '{"image": "../outside.png"}\n'
+        f'{{"image": "{tmp_path / "outside.png"}"}}\n'
+        '{"image": "pictures/notes.png"}\n'
+        f'{{"prompt": "a red cube", "reference.image": "{tmp_path / "outside.png"}"}}\n',
+    )
+    jobs, errors = parse_manifest("text3d", manifest)
+    assert [(job.prompt, job.config["reference"]["image"]) for job in jobs] == [
+        ("", str(pictures / "cube.png")),
+        ("a red cube", str(pictures / "cube.png")),
+    ]
+    assert [error.line for error in errors] == [3, 4, 5, 6]
+    assert all("must be a picture file in the manifest's folder" in error.message for error in errors[:2])
+    assert "is not a picture" in errors[2].message and "'image'" in errors[3].message
+    _, video_errors = parse_manifest("text2video", manifest)
+    assert "unknown config key 'reference'" in video_errors[0].message
 
 
 def test_job_ids_are_stable_and_follow_what_changes_the_output(tmp_path):

@@ -13,6 +13,7 @@ from dreamlift.config import load_config
 from dreamlift.embedded.shapes import reference_picture
 from dreamlift.errors import UsageError
 from dreamlift.io import write_png
+from dreamlift.report.run_page import run_page
 from dreamlift.scene.hashgrid import HashGridConfig
 from dreamlift.text3d import DEFAULT_PRESET
 from dreamlift.text3d.config import Text3DConfig
@@ -97,6 +98,8 @@ def test_image_to_3d_keeps_its_picture_and_resumes_without_the_original(red_cube
     assert kept.shape == (64, 64, 4) and 0 < (kept[..., 3] > 127).mean() < 0.5
     picture.unlink()
     assert text3d_main(["--resume", "--out", str(out), "--steps", "3"]) == 0
+    html = run_page(out, out, tmp_path, tmp_path / "assets")
+    assert '<img class="reference" src="reference.png"' in html and "image-to-3D (no prompt)" in html
 
 
 @pytest.mark.parametrize(

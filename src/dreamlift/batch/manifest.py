@@ -1,14 +1,15 @@
 """Batch manifests: which jobs to run, each with its fully resolved config and a stable id.
 
 A manifest is a text file, one prompt a line, or JSONL: one object a line with ``prompt`` and optional per-job
-settings — ``config`` (a preset or YAML path), ``steps`` and ``seed`` (the command's flags of the same name), and
-any dotted config key (``"train.resolution": 32``). Blank lines and lines starting with ``#`` are skipped. A line
+settings — ``config`` (a preset or YAML path), ``steps`` and ``seed`` (the command's flags of the same name),
+``image`` (text3d's image-to-3D picture; the prompt is then optional), and any dotted config key
+(``"train.resolution": 32``). Blank lines and lines starting with ``#`` are skipped. A line
 that cannot become a job is reported with its line number and the rest of the batch still runs.
 
 A manifest is untrusted input (it may come from elsewhere): a line's ``config`` is a shipped preset's name or a
 YAML file inside the manifest's folder (a relative path from it, symlinks resolved), and so is every ``base`` that
-file names; it cannot read, or echo a key of, any other file on the machine. The batch-wide ``--config`` of the
-command line is trusted (any path).
+file names, and a line's ``image``; it cannot read, or echo a key of, any other file on the machine. The
+batch-wide ``--config`` of the command line is trusted (any path).
 
 A job's id is a hash of its command and its resolved config (prompt and seed included, the device left out), so
 the same manifest line always maps to the same output folder ``OUT/<id>/`` and a re-run finds finished work.
@@ -25,6 +26,7 @@ from typing import Any
 from dreamlift.batch.commands import batch_command
 from dreamlift.config import is_inside, load_config, names_a_file, preset_names, to_dict
 from dreamlift.errors import UsageError
+from dreamlift.text3d.reference import ReferenceConfig, read_picture
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,21 @@ def line_preset(config: Any, folder: Path) -> str:
     raise UsageError(f"config {config!r} must be a preset name ({known}) or a YAML file in the manifest's folder")
 
 
+def line_picture(image: Any, folder: Path) -> str:
+    """A manifest line's ``image`` (image-to-3D): the real path of a picture file inside the manifest's ``folder``
+    (relative to it) that dreamlift can read; anything else is a UsageError that echoes only the value itself."""
+    if (
+        not isinstance(image, str)
+        or not image.strip()
+        or Path(image).is_absolute()
+        or not is_inside(folder / image, folder)
+    ):
+        raise UsageError(f"image {image!r} must be a picture file in the manifest's folder (a relative path)")
+    path = (folder / image).resolve()
+    read_picture(path, ReferenceConfig().background_tolerance)
+    return str(path)
+
+
 def resolve_job(
     kind: str, number: int, entry: str | dict, preset: str | None, overrides: list[str], folder: Path
 ) -> BatchJob:
@@ -113,8 +130,11 @@ def resolve_job(
     ``folder`` is the manifest's: the only place (besides the shipped presets) a line's ``config`` may read.
     """
     settings = {"prompt": entry} if isinstance(entry, str) else dict(entry)
-    prompt = settings.pop("prompt", None)
-    if not isinstance(prompt, str) or not prompt.strip():
+    if "reference.image" in settings:
+        raise UsageError("a line's picture is its 'image': a file in the manifest's folder")
+    image = settings.pop("image", None)
+    prompt = settings.pop("prompt", None if image is None else "")
+    if not isinstance(prompt, str) or (image is None and not prompt.strip()):
         raise UsageError("the prompt is missing or empty")
     command = batch_command(kind)
     line_config = settings.pop("config", None)
@@ -122,6 +142,8 @@ def resolve_job(
     if line_config is not None:
         job_preset, within = line_preset(line_config, folder), folder
     values = {"prompt": prompt.strip()}
+    if image is not None:
+        values["reference.image"] = line_picture(image, folder)
     if "steps" in settings:
         values[command.steps_key] = settings.pop("steps")
     values.update(settings)

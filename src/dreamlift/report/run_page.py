@@ -10,6 +10,7 @@ from dreamlift.errors import UsageError
 from dreamlift.report.folders import FolderKind, folder_kind, read_metrics
 from dreamlift.report.html import VIEWER_SCRIPT, escape, glb_script, image, page, relative, table, video, viewer
 from dreamlift.report.plots import loss_plot, schedule_plot
+from dreamlift.text3d.reference import REFERENCE_FILE
 
 STAGE_TITLES = {"nerf": "NeRF", "gaussians": "Gaussians", "mesh": "mesh stage (DMTet)"}
 
@@ -19,7 +20,7 @@ def run_page(run: Path, page_dir: Path, write_dir: Path, assets: Path) -> str:
     GLB scripts are written into ``write_dir`` (where it is built); ``assets``: the report's assets folder."""
     kind = folder_kind(run)
     metrics = read_metrics(run)
-    prompt = metrics.get("prompt") or run_prompt(run)
+    prompt = metrics.get("prompt") or run_prompt(run) or "image-to-3D (no prompt)"
     if kind is FolderKind.TEXT2VIDEO:
         body, scripts = video_sections(run, page_dir, metrics), []
     else:
@@ -73,6 +74,9 @@ def stage_section(folder: Path, key: str, page_dir: Path, write_dir: Path) -> tu
         glb_script(glb, key, write_dir / script)
         scripts.append(script)
         media.append(viewer(key, f"mesh of {title}"))
+    reference = folder / REFERENCE_FILE
+    if reference.is_file():  # image-to-3D: the picture it was made from, beside what it made
+        media.insert(0, image(relative(reference, page_dir), "reference picture", "reference"))
     turntable = folder / "turntable.mp4"
     if turntable.is_file():
         media.append(video(relative(turntable, page_dir)))
