@@ -197,6 +197,23 @@ def test_redrawn_colours_take_the_redrawings_hue_and_saturation_where_it_shows_t
     torch.testing.assert_close(colours(sides), torch.tensor([0.3, 0.3, 0.9]).expand(3, 3), atol=0.02, rtol=0)
 
 
+def test_a_nerf_is_coloured_by_its_albedo_field_or_with_a_redraw_by_the_redrawings_hue_on_its_surface():
+    scene = red_sphere_scene()
+    scene.before_step(0)  # the occupancy grid the renderer skips empty space by
+    scene.eval()
+    assert surface_colour(scene) == scene.albedo
+    covered = scene.covered_pixels(colour_cameras(4, (0.0,)), 32)
+    radius = covered.points.norm(dim=-1)  # the blob's surface, where its renders turn opaque
+    assert covered.mask.any() and radius.min() > 0.3 and radius.max() < 0.6
+    torch.testing.assert_close(covered.albedo.mean(0), scene.albedo(covered.points).mean(0), atol=0.03, rtol=0)
+    colours = surface_colour(scene, PaintBlue())
+    assert isinstance(colours, RenderedColours)
+    brightness = scene.albedo(torch.tensor([[0.0, 0.0, 0.5]])).amax()
+    torch.testing.assert_close(
+        colours(torch.tensor([[0.0, 0.0, 0.5]])), brightness * torch.tensor([[1 / 3, 1 / 3, 1.0]]), atol=0.03, rtol=0
+    )
+
+
 def test_with_brightness_of_keeps_hue_and_saturation():
     colours = torch.tensor([[0.5, 0.0, 0.0], [0.2, 0.4, 0.1], [0.0, 0.0, 0.0]])
     reference = torch.tensor([[0.2, 0.8, 0.4], [0.1, 0.1, 0.2], [0.6, 0.6, 0.6]])

@@ -10,14 +10,14 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from dreamlift.render.gaussians import render_gaussians
+from dreamlift.render.gaussians import CoveredPixels, covered_pixels, render_gaussians
 from dreamlift.render.mesh import render_mesh
 from dreamlift.render.output import RenderOutput, Shading
 from dreamlift.render.raster import RasterizerConfig
 from dreamlift.render.splatting import SplattingConfig
 from dreamlift.render.volume import OccupancyGrid, VolumeRenderer, VolumeRendererConfig
 from dreamlift.scene.background import Background, BackgroundConfig
-from dreamlift.scene.cameras import Cameras
+from dreamlift.scene.cameras import Cameras, generate_rays
 from dreamlift.scene.dmtet import DMTetConfig, DMTetGeometry
 from dreamlift.scene.fields import FieldConfig, RadianceField
 from dreamlift.scene.gaussians import PARAMETERS, GaussianConfig, Gaussians
@@ -77,6 +77,20 @@ class NeRFScene(nn.Module):
         else:
             self.grid.update(step, self.field)
 
+    @torch.no_grad()
+    def covered_pixels(self, cameras: Cameras, size: int, min_opacity: float = 0.5) -> CoveredPixels:
+        """The pixels of albedo renders from B cameras at size×size that the field covers at least
+        ``min_opacity``, and what they show there (:class:`~dreamlift.render.gaussians.CoveredPixels`; a pixel's
+        point lies at its expected ray distance)."""
+        out = self.render(cameras, size, size)
+        opacity = out.opacity.permute(0, 2, 3, 1)  # B×S×S×1
+        origins, directions = generate_rays(cameras, size, size)
+        points = origins + directions * out.depth.permute(0, 2, 3, 1) / opacity.clamp(min=1e-6)
+        background = self.background(directions)
+        albedo = (out.rgb.permute(0, 2, 3, 1) - (1 - opacity) * background) / opacity.clamp(min=1e-6)
+        mask = opacity[..., 0] >= min_opacity
+        return CoveredPixels(mask, points[mask], albedo[mask].clamp(0, 1), out.rgb)
+
     def parameter_groups(self, lr_grid: float, lr_mlp: float, lr_background: float) -> list[dict]:
         modules = {"grid": self.field.encoding, "mlp": self.field.mlp, "background": self.background}
         return parameter_groups(modules, {"grid": lr_grid, "mlp": lr_mlp, "background": lr_background})
@@ -125,6 +139,10 @@ class GaussianScene(nn.Module):
 
     def before_step(self, step: int, progress: float | None = None) -> None:
         """Nothing: densification follows the optimiser step (:class:`~dreamlift.text3d.stages.GaussianStage`)."""
+
+    def covered_pixels(self, cameras: Cameras, size: int, min_opacity: float = 0.5) -> CoveredPixels:
+        """See :func:`~dreamlift.render.gaussians.covered_pixels`."""
+        return covered_pixels(self.gaussians, self.background, cameras, size, self.splatting_config, min_opacity)
 
     def parameter_groups(self, learning_rates: dict[str, float]) -> list[dict]:
         """One group per Gaussian parameter (:data:`~dreamlift.scene.gaussians.PARAMETERS`) and the background's;

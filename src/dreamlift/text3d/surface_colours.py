@@ -1,4 +1,5 @@
-"""The colours of a Gaussian scene's exported surface, read off the Gaussians' own renders.
+"""The colours of a scene's exported surface read off its renders: a Gaussian scene's always, a NeRF's when the
+prior redraws them.
 
 3D Gaussians have no albedo field: the density-weighted mean of their colours at a surface point mixes in
 Gaussians that no render shows (inside the solid, or behind the front ones), whose colours the guidance never
@@ -8,17 +9,18 @@ views around the object and from above and below, each pixel they cover is lifte
 puts it at (:func:`~dreamlift.render.gaussians.covered_pixels`), and a surface point takes the
 inverse-distance-weighted mean colour of the nearest of those points.
 
-The renders' colours are the ones score distillation left, and it leaves them pale, speckled and off in hue:
-it matches the renders' latents, and the VAE's encoder hardly tells some colours apart (the embedded one
-encodes a blue-violet like a purple). DreamGaussian's second stage refines its texture towards the renders
-redrawn by the prior (noised part of the way, denoised again: SDEdit), whose colours are the prior's own. With
-``redraw`` so does this: each covered pixel takes the hue and saturation the prior's redrawing of its view has
-there, at the brightness of the render (the prior draws its objects shaded, and a mesh's colours are albedo);
-pixels the redrawing shows as background (its silhouette is not quite the render's) are left out, and the
-surface takes its colour from the others. On the embedded prior's 30 prompts, taking those pixels too made a red
-sphere blotchy with the background's grey (judged a torus); shifting every colour by the redrawings' mean hue
-and saturation instead kept the renders' speckles and made two purples red (bench/fidelity.py, 27 and 26/30
-against 28/30).
+Score distillation leaves colours pale, speckled and off in hue, the Gaussians' renders and a NeRF's albedo field
+alike (the NeRF's red cube comes out pink): it matches the renders' latents, and the VAE's encoder hardly tells some
+colours apart (the embedded one encodes a blue-violet like a purple, a pink like a red). DreamGaussian's second
+stage refines its texture towards the renders redrawn by the prior (noised part of the way, denoised again: SDEdit),
+whose colours are the prior's own. With ``redraw`` so does this, for either scene kind (a NeRF's pixels are lifted
+to their expected ray distance): each covered pixel takes the hue and saturation the prior's redrawing of its view
+has there, at the brightness of the render (the prior draws its objects shaded, and a mesh's colours are albedo);
+pixels the redrawing shows as background (its silhouette is not quite the render's) are left out, and the surface
+takes its colour from the others. On the embedded prior's 30 prompts, taking those pixels too made a red sphere
+blotchy with the background's grey (judged a torus); shifting every colour by the redrawings' mean hue and
+saturation instead kept the renders' speckles and made two purples red (bench/fidelity.py, 27 and 26/30 against
+28/30).
 """
 
 from __future__ import annotations
@@ -33,15 +35,14 @@ from scipy.spatial import cKDTree
 from dreamlift.priors.diffusion import DiffusionPrior
 from dreamlift.priors.prompts import PromptEmbeddings
 from dreamlift.priors.sampling import redraw_images
-from dreamlift.render.gaussians import covered_pixels
 from dreamlift.scene.background import background_mask
 from dreamlift.scene.cameras import Cameras, orbit_cameras
-from dreamlift.text3d.scenes import GaussianScene
+from dreamlift.text3d.scenes import GaussianScene, NeRFScene
 
 
 @dataclass
 class RedrawConfig:
-    """Gaussian exports: the renders' colours redrawn by the prior (see the module's docstring)."""
+    """NeRF and Gaussian exports: the renders' colours redrawn by the prior (see the module's docstring)."""
 
     strength: float = 0.0
     """How far into the noise schedule each view is noised before the prior denoises it again (0–1; diffusers'
@@ -105,7 +106,8 @@ def with_brightness_of(colours: torch.Tensor, reference: torch.Tensor) -> torch.
 
 
 class RenderedColours:
-    """Colours N×3 in [0, 1] at world points N×3 on a Gaussian scene's surface, as its renders show them.
+    """Colours N×3 in [0, 1] at world points N×3 on a scene's surface, as its renders show them (Gaussians, which
+    have no albedo field; and a NeRF whose colours the prior redraws).
 
     ``size``: the renders' side in pixels (the training renders' 64 by default: finer ones cost time and change
     little); ``azimuths`` and ``elevations``: the rings of views (:func:`colour_cameras`); ``neighbours``: how many
@@ -117,7 +119,7 @@ class RenderedColours:
 
     def __init__(
         self,
-        scene: GaussianScene,
+        scene: GaussianScene | NeRFScene,
         size: int = 64,
         azimuths: int = 8,
         elevations: tuple[float, ...] = (-30.0, 0.0, 30.0, 60.0),
@@ -126,15 +128,12 @@ class RenderedColours:
         batch: int = 10,
         redraw: PriorRedraw | None = None,
     ):
-        device = scene.gaussians.means.device
+        device = next(scene.parameters()).device
         cameras = colour_cameras(azimuths, elevations).to(device)
         views = [
-            covered_pixels(
-                scene.gaussians, scene.background, cameras[start : start + batch], size, scene.splatting_config,
-                min_opacity,
-            )
+            scene.covered_pixels(cameras[start : start + batch], size, min_opacity)
             for start in range(0, len(cameras), batch)
-        ]  # fmt: skip
+        ]
         colours = torch.cat([view.albedo for view in views])
         points = torch.cat([view.points for view in views])
         if redraw is not None and len(colours):
