@@ -153,7 +153,7 @@ def run_export(argv: list[str]) -> int:
         metrics = read_json_object(metrics_path) if metrics_path.is_file() else {}
         scenes = load_scenes(args.run_dir, config, device)
         redraw = None
-        if config.export.redraw.strength > 0 and config.scene == "gaussians":
+        if config.export.redraw.strength > 0:
             prior = load_prior_model(config.prior, device)
             g = config.guidance
             prompts = PromptEmbeddings(prior, config.prompt, g.negative_prompt, g.view_dependent)
