@@ -19,8 +19,10 @@ FAST_TEXT3D = [
     "export.resolution=24",
     "export.turntable_frames=2",
     "export.turntable_resolution=16",
+    "export.redraw.strength=0",
 ]
-"""text3d overrides for a run of seconds on a tiny prior (a small field, few samples, a 2-frame turntable)."""
+"""text3d overrides for a run of seconds on a tiny prior (a small field, few samples, a 2-frame turntable, the
+colours not redrawn: test_export.py and test_cli.py test the redrawing)."""
 
 FAST_REFINE = [
     "refine.steps=2",

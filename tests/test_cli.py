@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import trimesh
 from conftest import FAST_TEXT3D
@@ -83,6 +84,10 @@ def test_run_export_and_resume_guard(tmp_path, capsys, tiny_prior_dir):
     (out / "mesh.glb").unlink()
     assert text3d_main(["export", str(out), "export.formats=[glb]"]) == 0
     assert (out / "mesh.glb").is_file()
+    # The preset's redrawing of a NeRF's colours by the prior, which FAST_TEXT3D turns off, changes them.
+    albedo = trimesh.load(out / "mesh.ply").visual.vertex_colors
+    assert text3d_main(["export", str(out), "export.redraw.strength=0.6", "export.redraw.size=16"]) == 0
+    assert not np.array_equal(trimesh.load(out / "mesh.ply").visual.vertex_colors, albedo)
     capsys.readouterr()
     assert text3d_main(["export", str(tmp_path / "nope")]) == 2
     assert "run folder not found" in error_line(capsys)

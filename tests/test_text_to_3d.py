@@ -27,6 +27,8 @@ TINY_RUN = [
     "export.resolution=24",
     "export.turntable_frames=4",
     "export.turntable_resolution=16",
+    "export.redraw.steps=1",
+    "export.redraw.size=16",
 ]
 
 

@@ -308,7 +308,9 @@ def surface_colour(scene: Scene, redraw: PriorRedraw | None = None) -> AlbedoFn:
     (:class:`~dreamlift.text3d.surface_colours.RenderedColours`) for Gaussians, which have no albedo field, and
     for a NeRF whose colours the prior redraws (``redraw``). A mesh stage's texture is its own."""
     if isinstance(scene, GaussianScene) or (redraw is not None and isinstance(scene, NeRFScene)):
-        return RenderedColours(scene, redraw=redraw)
+        if redraw is None:
+            return RenderedColours(scene)
+        return RenderedColours(scene, redraw.config.size, redraw=redraw)
     return scene.albedo
 
 

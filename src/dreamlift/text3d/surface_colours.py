@@ -57,12 +57,15 @@ class RedrawConfig:
     background_tolerance: float = 0.08
     """Largest difference (per channel, in [0, 1]) from a redrawing's border colour at which a pixel counts as
     background there, and is left out."""
+    size: int = 64
+    """Side in pixels of the rendered and redrawn views (the embedded prior's 64: finer ones cost time and change
+    little)."""
 
     def __post_init__(self):
         if not 0 <= self.strength <= 1:
             raise ValueError("export redraw.strength must lie in [0, 1]")
-        if self.steps < 1 or self.guidance_scale < 0:
-            raise ValueError("export redraw.steps must be >= 1 and redraw.guidance_scale >= 0")
+        if self.steps < 1 or self.guidance_scale < 0 or self.size < 8:
+            raise ValueError("export redraw.steps must be >= 1, redraw.guidance_scale >= 0 and redraw.size >= 8")
         if not 0 < self.background_tolerance < 1:
             raise ValueError("export redraw.background_tolerance must lie in (0, 1)")
 
