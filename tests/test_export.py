@@ -7,9 +7,10 @@ import torch
 import trimesh
 
 from dreamlift.render.gaussians import covered_pixels
+from dreamlift.render.mesh import mesh_covered_pixels
 from dreamlift.render.splatting import SplattingConfig
 from dreamlift.render.volume import VolumeRendererConfig
-from dreamlift.scene.background import BackgroundConfig
+from dreamlift.scene.background import Background, BackgroundConfig
 from dreamlift.scene.fields import FieldConfig
 from dreamlift.scene.gaussians import GaussianConfig
 from dreamlift.scene.hashgrid import HashGridConfig
@@ -212,6 +213,20 @@ def test_a_nerf_is_coloured_by_its_albedo_field_or_with_a_redraw_by_the_redrawin
     torch.testing.assert_close(
         colours(torch.tensor([[0.0, 0.0, 0.5]])), brightness * torch.tensor([[1 / 3, 1 / 3, 1.0]]), atol=0.03, rtol=0
     )
+
+
+def test_a_mesh_covers_pixels_with_its_surface_points_and_their_albedo():
+    box = trimesh.creation.box((0.6, 0.6, 0.6))
+    vertices, faces = torch.tensor(box.vertices, dtype=torch.float32), torch.tensor(box.faces)
+
+    def albedo(points):
+        return (points + 0.5).clamp(0, 1)
+
+    cameras = colour_cameras(4, (20.0,))
+    covered = mesh_covered_pixels(vertices, faces, albedo, Background(BackgroundConfig()), cameras, 32)
+    assert covered.images.shape == (6, 3, 32, 32) and 0 < covered.mask.float().mean() < 0.5
+    assert torch.allclose(covered.points.abs().amax(dim=-1), torch.tensor(0.3), atol=1e-4)  # on the box's faces
+    torch.testing.assert_close(covered.albedo, albedo(covered.points))
 
 
 def test_with_brightness_of_keeps_hue_and_saturation():

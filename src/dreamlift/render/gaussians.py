@@ -11,13 +11,11 @@ world points and colours the renders show (:func:`covered_pixels`), from which i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dreamlift.render.output import RenderOutput, Shading
+from dreamlift.render.output import CoveredPixels, RenderOutput, Shading
 from dreamlift.render.shading import lambertian
 from dreamlift.render.splatting import Splats, SplattingConfig, splat
 from dreamlift.scene.cameras import Cameras, generate_rays
@@ -51,19 +49,6 @@ def lift_pixels(
     forward = -cameras.c2w[:, None, None, :3, 2]  # B×1×1×3, the view axis
     view_depth = depth / opacity.clamp(min=1e-6)
     return origins + directions * view_depth / (directions * forward).sum(-1, keepdim=True)
-
-
-@dataclass
-class CoveredPixels:
-    """What Gaussians show from B cameras at S×S: ``mask`` B×S×S, the pixels they cover at least a given
-    opacity; of those P pixels (in ``mask``'s order), ``points`` P×3, the world points they show
-    (:func:`lift_pixels`), and ``albedo`` P×3, their composited colour over their opacity (no background, no
-    shading); and ``images`` B×3×S×S, the albedo renders on the background, as the guidance sees them."""
-
-    mask: torch.Tensor
-    points: torch.Tensor
-    albedo: torch.Tensor
-    images: torch.Tensor
 
 
 @torch.no_grad()

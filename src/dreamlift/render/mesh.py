@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dreamlift.render.output import RenderOutput, Shading
+from dreamlift.render.output import CoveredPixels, RenderOutput, Shading
 from dreamlift.render.raster import DEFAULT_RASTERIZER, RasterizerConfig, antialias, clip_space, interpolate, rasterize
 from dreamlift.render.shading import shade
 from dreamlift.scene.cameras import Cameras, generate_rays
@@ -67,3 +67,23 @@ def render_mesh(
         int(covered.sum()),
         mesh=(vertices, faces),
     )
+
+
+@torch.no_grad()
+def mesh_covered_pixels(
+    vertices: torch.Tensor,
+    faces: torch.Tensor,
+    albedo: AlbedoFn,
+    background: nn.Module,
+    cameras: Cameras,
+    size: int,
+    config: RasterizerConfig = DEFAULT_RASTERIZER,
+) -> CoveredPixels:
+    """The pixels a mesh covers from B cameras at size×size, the surface points they show and those points'
+    albedo (:class:`~dreamlift.render.output.CoveredPixels`)."""
+    clip = clip_space(vertices, cameras, size, size)
+    fragments = rasterize(clip, faces, size, size, config)
+    covered = fragments.face >= 0  # B×S×S
+    points = interpolate(vertices, fragments, faces)[covered]
+    images = render_mesh(vertices, faces, albedo, background, cameras, size, size, config=config).rgb
+    return CoveredPixels(covered, points, albedo(points).clamp(0, 1), images)

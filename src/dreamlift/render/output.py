@@ -34,3 +34,16 @@ class RenderOutput:
     optical_depth: torch.Tensor | None = None
     screen_means: torch.Tensor | None = None
     radii: torch.Tensor | None = None
+
+
+@dataclass
+class CoveredPixels:
+    """What a scene shows from B cameras at S×S: ``mask`` B×S×S, the pixels it covers at least a given
+    opacity; of those P pixels (in ``mask``'s order), ``points`` P×3, the world points they show, and ``albedo``
+    P×3, their colour without background or shading; and ``images`` B×3×S×S, the albedo renders on the
+    background, as the guidance sees them (text3d/surface_colours.py reads them)."""
+
+    mask: torch.Tensor
+    points: torch.Tensor
+    albedo: torch.Tensor
+    images: torch.Tensor

@@ -2,7 +2,7 @@
 
 A NeRF or 3D Gaussians are exported by marching cubes on their density with vertex colours, or with
 ``textured`` by a baked UV texture, coloured by the NeRF's albedo field or by what the Gaussians' renders show
-(text3d/surface_colours.py; with ``redraw``, a NeRF's too, in the colours the prior redraws them in; Gaussians are also
+(text3d/surface_colours.py; with ``redraw``, any scene's in the colours the prior redraws them in; Gaussians are also
 written as themselves, gaussians.ply in the 3DGS layout); a DMTet mesh (the refine stage) is exported as it is,
 always with a baked texture (text3d/texture.py). Textured meshes go to mesh.glb (texture embedded), mesh.obj +
 mesh.mtl + texture.png, and mesh.ply (vertex colours sampled from the texture, PLY having no texture standard).
@@ -304,14 +304,12 @@ def drop_floaters(mesh: trimesh.Trimesh, min_fraction: float) -> trimesh.Trimesh
 
 
 def surface_colour(scene: Scene, redraw: PriorRedraw | None = None) -> AlbedoFn:
-    """The colour of a scene's exported surface at world points: its albedo field; or what its renders show there
-    (:class:`~dreamlift.text3d.surface_colours.RenderedColours`) for Gaussians, which have no albedo field, and
-    for a NeRF whose colours the prior redraws (``redraw``). A mesh stage's texture is its own."""
-    if isinstance(scene, GaussianScene) or (redraw is not None and isinstance(scene, NeRFScene)):
-        if redraw is None:
-            return RenderedColours(scene)
+    """The colour of a scene's exported surface at world points: with ``redraw``, the hue and saturation of the
+    prior's redrawing of its renders (:class:`~dreamlift.text3d.surface_colours.RenderedColours`); without, its
+    albedo field, or for Gaussians, which have none, what their renders show."""
+    if redraw is not None:
         return RenderedColours(scene, redraw.config.size, redraw=redraw)
-    return scene.albedo
+    return RenderedColours(scene) if isinstance(scene, GaussianScene) else scene.albedo
 
 
 @torch.no_grad()

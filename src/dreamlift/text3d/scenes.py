@@ -10,9 +10,9 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from dreamlift.render.gaussians import CoveredPixels, covered_pixels, render_gaussians
-from dreamlift.render.mesh import render_mesh
-from dreamlift.render.output import RenderOutput, Shading
+from dreamlift.render.gaussians import covered_pixels, render_gaussians
+from dreamlift.render.mesh import mesh_covered_pixels, render_mesh
+from dreamlift.render.output import CoveredPixels, RenderOutput, Shading
 from dreamlift.render.raster import RasterizerConfig
 from dreamlift.render.splatting import SplattingConfig
 from dreamlift.render.volume import OccupancyGrid, VolumeRenderer, VolumeRendererConfig
@@ -210,6 +210,11 @@ class MeshScene(nn.Module):
 
     def before_step(self, step: int, progress: float | None = None) -> None:
         """Nothing: the mesh is extracted afresh at every render."""
+
+    def covered_pixels(self, cameras: Cameras, size: int, min_opacity: float = 0.5) -> CoveredPixels:
+        """See :func:`~dreamlift.render.mesh.mesh_covered_pixels` (a mesh covers a pixel wholly or not at all)."""
+        vertices, faces = self.geometry()
+        return mesh_covered_pixels(vertices, faces, self.albedo, self.background, cameras, size, self.rasterizer_config)
 
     def parameter_groups(self, lr_grid: float, lr_mlp: float, lr_background: float) -> list[dict]:
         modules = {

@@ -1,5 +1,5 @@
-"""The colours of a scene's exported surface read off its renders: a Gaussian scene's always, a NeRF's when the
-prior redraws them.
+"""The colours of a scene's exported surface read off its renders: a Gaussian scene's always, any scene's (a NeRF,
+Gaussians, the mesh stage's DMTet mesh) when the prior redraws them.
 
 3D Gaussians have no albedo field: the density-weighted mean of their colours at a surface point mixes in
 Gaussians that no render shows (inside the solid, or behind the front ones), whose colours the guidance never
@@ -13,7 +13,7 @@ Score distillation leaves colours pale, speckled and off in hue, the Gaussians' 
 alike (the NeRF's red cube comes out pink): it matches the renders' latents, and the VAE's encoder hardly tells some
 colours apart (the embedded one encodes a blue-violet like a purple, a pink like a red). DreamGaussian's second
 stage refines its texture towards the renders redrawn by the prior (noised part of the way, denoised again: SDEdit),
-whose colours are the prior's own. With ``redraw`` so does this, for either scene kind (a NeRF's pixels are lifted
+whose colours are the prior's own. With ``redraw`` so does this, for every scene kind (a NeRF's pixels are lifted
 to their expected ray distance): each covered pixel takes the hue and saturation the prior's redrawing of its view
 has there, at the brightness of the render (the prior draws its objects shaded, and a mesh's colours are albedo);
 pixels the redrawing shows as background (its silhouette is not quite the render's) are left out, and the surface
@@ -37,7 +37,7 @@ from dreamlift.priors.prompts import PromptEmbeddings
 from dreamlift.priors.sampling import redraw_images
 from dreamlift.scene.background import background_mask
 from dreamlift.scene.cameras import Cameras, orbit_cameras
-from dreamlift.text3d.scenes import GaussianScene, NeRFScene
+from dreamlift.text3d.scenes import Scene
 
 
 @dataclass
@@ -110,7 +110,7 @@ def with_brightness_of(colours: torch.Tensor, reference: torch.Tensor) -> torch.
 
 class RenderedColours:
     """Colours N×3 in [0, 1] at world points N×3 on a scene's surface, as its renders show them (Gaussians, which
-    have no albedo field; and a NeRF whose colours the prior redraws).
+    have no albedo field; and any scene whose colours the prior redraws).
 
     ``size``: the renders' side in pixels (the training renders' 64 by default: finer ones cost time and change
     little); ``azimuths`` and ``elevations``: the rings of views (:func:`colour_cameras`); ``neighbours``: how many
@@ -122,7 +122,7 @@ class RenderedColours:
 
     def __init__(
         self,
-        scene: GaussianScene | NeRFScene,
+        scene: Scene,
         size: int = 64,
         azimuths: int = 8,
         elevations: tuple[float, ...] = (-30.0, 0.0, 30.0, 60.0),
