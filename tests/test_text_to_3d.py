@@ -152,6 +152,35 @@ def test_the_background_mask_marks_the_border_colour_and_a_hole_of_it_not_the_ob
     assert torch.equal(background_mask(image, (32, 32), 0.05)[..., ::2, ::2], mask)  # resized to the render
 
 
+def test_enclosed_background_is_a_hole_the_object_surrounds_not_what_lies_around_its_outline():
+    from dreamlift.scene.background import enclosed_background
+
+    mask = torch.ones(1, 1, 16, 16)
+    mask[..., 3:13, 3:13] = 0  # a ring …
+    mask[..., 6:10, 6:10] = 1  # … around a hole
+    hole = torch.zeros_like(mask)
+    hole[..., 6:10, 6:10] = 1
+    assert torch.equal(enclosed_background(mask), hole)
+    mask[..., 7:9, 10:16] = 1  # a gap in the ring joins the hole to the outside: nothing is enclosed
+    assert enclosed_background(mask).sum() == 0
+
+
+def test_carving_holes_only_spares_the_outline():
+    from dreamlift.render.output import RenderOutput
+
+    stage, scene = nerf_stage_with(carve=2.0, carve_region="holes")
+    optical_depth = torch.ones(1, 1, 8, 8)
+    out = RenderOutput(
+        torch.zeros(1, 3, 8, 8), torch.ones(1, 1, 8, 8), torch.zeros(1, 1, 8, 8), None, None, 64, None, optical_depth
+    )
+    denoised = torch.full((1, 3, 8, 8), 0.9)
+    denoised[:, :, 1:7, 1:7] = torch.tensor([0.8, 0.1, 0.1]).view(1, 3, 1, 1)  # a red square …
+    generator = torch.Generator().manual_seed(0)
+    assert stage.regularisation(scene, out, 0.2, generator, denoised).item() == 0.0  # … with nothing enclosed
+    denoised[:, :, 3:5, 3:5] = 0.9  # … with a hole of 2×2 pixels
+    assert stage.regularisation(scene, out, 0.2, generator, denoised).item() == pytest.approx(2.0 * 4 / 64)
+
+
 def test_the_carving_term_weighs_the_optical_depth_where_the_denoised_image_shows_background():
     from dreamlift.render.output import RenderOutput
 

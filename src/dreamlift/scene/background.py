@@ -1,5 +1,5 @@
 """What the field leaves transparent: a plain colour, or a small MLP of the view direction; and which pixels of
-an image show its background."""
+an image show its background, and which of those the object encloses."""
 
 from __future__ import annotations
 
@@ -59,3 +59,18 @@ def background_mask(images: torch.Tensor, size: tuple[int, int], tolerance: floa
     background = border.median(dim=-1).values[..., None, None]  # B×3×1×1
     mask = ((images - background).abs().amax(dim=1, keepdim=True) < tolerance).float()
     return F.interpolate(mask, size=size, mode="nearest")
+
+
+def enclosed_background(mask: torch.Tensor) -> torch.Tensor:
+    """The background pixels B×1×H×W (1.0, else 0.0) of a background ``mask`` B×1×H×W that no path of background
+    pixels (8-connected) joins to the image's border: what the object encloses, such as a torus's hole, and not
+    what lies around its outline."""
+    reach = torch.zeros_like(mask)  # background reached from the border so far
+    for edge in (0, -1):
+        reach[..., edge, :] = mask[..., edge, :]
+        reach[..., :, edge] = mask[..., :, edge]
+    while True:
+        grown = F.max_pool2d(reach, 3, stride=1, padding=1) * mask
+        if torch.equal(grown, reach):
+            return mask - reach
+        reach = grown

@@ -92,6 +92,10 @@ class RegularisersConfig:
     wish is met by painting the solid background-coloured; the optical depth does not saturate, so this term
     thins the solid along those rays until it opens. Albedo-shaded steps only: a lit or textureless face can
     match the background colour."""
+    carve_region: Literal["background", "holes"] = "background"
+    """Where carving thins: ``background``, every pixel the denoised image shows as background; ``holes``, only
+    background the object encloses there (a torus's hole), not what lies around its outline: the guidance draws a
+    cube at a random yaw in each view, and carving its outline shaves the corners off (text3d/stages.py)."""
     carve_until: float = 0.5
     """Fraction of stage 1's steps during which the carving term applies."""
     carve_tolerance: float = 0.08

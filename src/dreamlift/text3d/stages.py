@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from dreamlift.errors import UsageError
 from dreamlift.guidance import GuidanceConfig
 from dreamlift.render.output import RenderOutput, Shading
-from dreamlift.scene.background import background_mask
+from dreamlift.scene.background import background_mask, enclosed_background
 from dreamlift.scene.fields import RadianceField
 from dreamlift.scene.mesh_geometry import laplacian_smoothing, normal_consistency
 from dreamlift.text3d.config import OptimConfig, Text3DConfig
@@ -137,6 +137,8 @@ class FirstStage(Stage):
             loss = loss + r.opaque * (-(o * o.log() + (1 - o) * (1 - o).log())).mean()
         if denoised is not None and self.carving(progress):
             mask = background_mask(denoised, out.optical_depth.shape[-2:], r.carve_tolerance)
+            if r.carve_region == "holes":
+                mask = enclosed_background(mask)
             loss = loss + r.carve * (mask * out.optical_depth).mean()
         if denoised is not None and r.pixel_target > 0:
             target = F.interpolate(denoised, size=out.rgb.shape[-2:], mode="bilinear", align_corners=False)
