@@ -35,6 +35,7 @@ preset with means and the pass count. ``--quick`` takes one prompt per shape (fi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -66,6 +67,7 @@ from dreamlift.loading import load_prior_model
 from dreamlift.runtime import resolve_device
 from dreamlift.scene.cameras import turntable_cameras
 from dreamlift.text3d.config import Text3DConfig
+from dreamlift.text3d.reference import ReferenceConfig
 from dreamlift.text3d.runs import load_scenes, refine_dir, run_stages
 from dreamlift.text3d.scenes import MeshScene
 from dreamlift.text3d.turntable import camera_coordinates
@@ -91,13 +93,13 @@ def scene_fog(run_dir: Path, config: Text3DConfig, device: torch.device) -> floa
     return fog_fraction(torch.stack(opacity).cpu())
 
 
-def ground_truth_picture(out: Path, preset: str, colour: str, shape: str, seed: int) -> Path:
-    """OUT/pictures/<colour>-<shape>-seed<S>.png: the embedded shapes renderer's picture of the primitive (size,
-    yaw and light drawn by ``seed``) from the preset's reference camera."""
-    path = out / "pictures" / f"{colour}-{shape}-seed{seed}.png"
+def ground_truth_picture(out: Path, reference: ReferenceConfig, colour: str, shape: str, seed: int) -> Path:
+    """OUT/pictures/<colour>-<shape>-seed<S>-az<A>-el<E>.png: the embedded shapes renderer's picture of the primitive
+    (size, yaw and light drawn by ``seed``) from the run's reference camera."""
+    name = f"{colour}-{shape}-seed{seed}-az{reference.azimuth:g}-el{reference.elevation:g}"
+    path = out / "pictures" / f"{name}-d{reference.distance:g}-fov{reference.fov:g}.png"
     if not path.is_file():
-        camera = load_config(Text3DConfig, preset).reference.camera()
-        write_png(reference_picture(colour, shape, camera, seed), path)
+        write_png(reference_picture(colour, shape, reference.camera(), seed), path)
     return path
 
 
@@ -219,10 +221,12 @@ def main() -> None:
             colour, shape = prompt.split()[-2:]
             for seed in args.seeds:
                 run_dir = args.out / (preset + (f"+{args.tag}" if args.tag else "")) / f"{slugify(prompt)}-seed{seed}"
-                run_values = {**values, "prompt": prompt, "seed": seed}
+                config = load_config(Text3DConfig, preset, args.overrides, {**values, "prompt": prompt, "seed": seed})
                 if args.image:
-                    run_values["reference.image"] = str(ground_truth_picture(args.out, preset, colour, shape, seed))
-                config = load_config(Text3DConfig, preset, args.overrides, run_values)
+                    picture = ground_truth_picture(args.out, config.reference, colour, shape, seed)
+                    config = dataclasses.replace(
+                        config, reference=dataclasses.replace(config.reference, image=str(picture))
+                    )
                 device = resolve_device(config.device)
                 stages = [("stage 1", run_dir)] + (
                     [("mesh stage", refine_dir(run_dir))] if config.refine.enabled else []
