@@ -102,6 +102,33 @@ def test_image_to_3d_keeps_its_picture_and_resumes_without_the_original(red_cube
     assert '<img class="reference" src="reference.png"' in html and "image-to-3D (no prompt)" in html
 
 
+def test_text_to_image_to_3d_draws_its_reference_from_the_prompt_and_view(tiny_prior, tmp_path, monkeypatch):
+    from dreamlift.text3d import reference
+
+    prompts = []
+
+    def sample_images(prior, texts, *args):  # the random tiny prior draws noise: a red square on grey instead
+        prompts.extend(texts)
+        image = torch.full((1, 3, 32, 32), 0.9)
+        image[:, :, 8:24, 8:24] = torch.tensor([0.8, 0.1, 0.1]).view(1, 3, 1, 1)
+        return image
+
+    monkeypatch.setattr(reference, "sample_images", sample_images)
+    config = ReferenceConfig(draw=True, elevation=75.0)
+    picture = reference.draw_picture(tiny_prior, "a red cube", config, seed=0)
+    assert prompts == ["a red cube, overhead view"] and picture.shape == (4, 32, 32)
+    assert picture[3].sum() == 16 * 16 and picture[3, 16, 16] == 1 and picture[3, 0, 0] == 0
+    view = ReferenceView.for_run(config, tmp_path, torch.device("cpu"), False, lambda: picture)
+    assert (tmp_path / REFERENCE_FILE).is_file() and torch.equal(view.target(32)[1][0], picture[3:])
+
+
+def test_a_drawn_reference_is_kept_in_the_run_folder(tmp_path, tiny_prior_dir):
+    out = tmp_path / "run"
+    args = ["a red cube", "reference.draw=true", "reference.draw_steps=2", "--model", str(tiny_prior_dir)]
+    assert text3d_main([*args, "--steps", "2", "--out", str(out), *FAST_TEXT3D]) == 0
+    assert np.asarray(Image.open(out / REFERENCE_FILE)).shape == (32, 32, 4)  # the tiny prior's own size
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

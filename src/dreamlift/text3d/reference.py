@@ -8,6 +8,10 @@ where it has one; otherwise the pixels that differ from the colour of its border
 background, as the embedded prior draws and its shapes renderer makes). A picture that is not square is padded
 to a square with background; the camera's field of view spans the square.
 
+With ``draw`` the reference is no picture of the user's but the prior's own drawing of the prompt from the
+reference camera (text → image → 3D): the view fixes the pose that score distillation, which sees one random view
+at a time, leaves free.
+
 The run folder keeps the picture as it was read, with its mask in the alpha channel (``reference.png``), and a
 resumed run reads that copy, so it needs nothing outside the folder. The reference holds stage 1 (the NeRF or the
 Gaussians); the mesh stage starts from it and refines it by the guidance alone.
@@ -15,6 +19,7 @@ Gaussians); the mesh stage starts from it and refines it by the guidance alone.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +31,9 @@ from PIL import Image, UnidentifiedImageError
 
 from dreamlift.errors import UsageError
 from dreamlift.io import atomic_path
+from dreamlift.priors.diffusion import DiffusionPrior
+from dreamlift.priors.sampling import sample_images
+from dreamlift.priors.views import view_for_angles, view_suffix
 from dreamlift.render.output import RenderOutput
 from dreamlift.scene.cameras import Cameras, orbit_cameras
 
@@ -40,7 +48,15 @@ class ReferenceConfig:
     """The reference view of an image-to-3D run (``text3d --image``)."""
 
     image: str = ""
-    """The picture (PNG, JPEG, WebP…, 8-bit grey or colour, with or without alpha); empty: no reference view."""
+    """The picture (PNG, JPEG, WebP…, 8-bit grey or colour, with or without alpha); empty: no reference view, or
+    one the prior draws (``draw``)."""
+    draw: bool = False
+    """Text → image → 3D: without an ``image``, the prior draws the prompt as seen from the reference camera (its
+    view suffix, e.g. ", overhead view") and that drawing is the reference."""
+    draw_steps: int = 30
+    """Sampler steps of the drawing."""
+    draw_guidance: float = 7.5
+    """Classifier-free guidance scale of the drawing (the prior's sampling scale, not distillation's)."""
     azimuth: float = 0.0
     """Azimuth of its camera in degrees (0: the front, +x)."""
     elevation: float = 15.0
@@ -64,6 +80,13 @@ class ReferenceConfig:
             raise ValueError("reference weights must be >= 0")
         if not 0 < self.background_tolerance < 1:
             raise ValueError("reference.background_tolerance must lie in (0, 1)")
+        if self.draw_steps < 1 or self.draw_guidance < 0:
+            raise ValueError("reference.draw_steps must be >= 1 and reference.draw_guidance >= 0")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the run has a reference view: a picture, or one the prior draws."""
+        return bool(self.image) or self.draw
 
     def camera(self) -> Cameras:
         """The reference camera (a batch of one, on the CPU)."""
@@ -96,19 +119,43 @@ def read_picture(path: Path | str, background_tolerance: float) -> torch.Tensor:
     except (UnidentifiedImageError, OSError, ValueError) as error:
         raise UsageError(f"{path} is not a picture dreamlift can read ({error})") from None
     rgba = torch.from_numpy(pixels).permute(2, 0, 1)  # 4×H×W
-    border = torch.cat([rgba[:3, 0], rgba[:3, -1], rgba[:3, :, 0], rgba[:3, :, -1]], dim=1)  # 3×P
-    background = border.median(dim=1).values
     if not has_alpha:
-        differs = (rgba[:3] - background[:, None, None]).abs().amax(dim=0) > background_tolerance
-        rgba[3] = differs.float()
+        rgba = with_border_mask(rgba[:3], background_tolerance)
     if rgba[3].max() == 0:
         raise UsageError(f"{path} shows no object: every pixel is transparent or of its border's colour")
+    background = border_colour(rgba[:3])
     height, width = rgba.shape[1:]
     side = max(height, width)
     square = torch.cat([background[:, None, None].expand(3, side, side), torch.zeros(1, side, side)])
     top, left = (side - height) // 2, (side - width) // 2
     square[:, top : top + height, left : left + width] = rgba
     return square
+
+
+def border_colour(rgb: torch.Tensor) -> torch.Tensor:
+    """The median colour (3) of a picture's (3×H×W) one-pixel border: its background's."""
+    return torch.cat([rgb[:, 0], rgb[:, -1], rgb[:, :, 0], rgb[:, :, -1]], dim=1).median(dim=1).values
+
+
+def with_border_mask(rgb: torch.Tensor, tolerance: float) -> torch.Tensor:
+    """RGBA 4×H×W: a picture 3×H×W with the mask of the pixels that differ from its border's colour by more than
+    ``tolerance`` in some channel."""
+    differs = (rgb - border_colour(rgb)[:, None, None]).abs().amax(dim=0) > tolerance
+    return torch.cat([rgb, differs[None].float()])
+
+
+@torch.no_grad()
+def draw_picture(prior: DiffusionPrior, prompt: str, config: ReferenceConfig, seed: int) -> torch.Tensor:
+    """RGBA 4×S×S: the prior's drawing of ``prompt`` seen from the reference camera (the prompt with that view's
+    suffix; the prior's own resolution), masked by its border's colour. A drawing of nothing but background is a
+    UsageError."""
+    view = view_suffix(view_for_angles(config.azimuth, config.elevation))
+    generator = torch.Generator().manual_seed(seed)
+    drawing = sample_images(prior, [prompt + view], config.draw_steps, config.draw_guidance, generator)[0].cpu()
+    picture = with_border_mask(drawing.float(), config.background_tolerance)
+    if picture[3].max() == 0:
+        raise UsageError(f'the prior drew "{prompt + view}" as nothing but background; give a picture (--image)')
+    return picture
 
 
 def write_picture(rgba: torch.Tensor, path: Path) -> None:
@@ -128,14 +175,22 @@ class ReferenceView:
         self._targets: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @classmethod
-    def for_run(cls, config: ReferenceConfig, run_dir: Path, device: torch.device, resume: bool) -> ReferenceView:
-        """A fresh run reads ``config.image`` and keeps a copy in the run folder; a resumed run reads that copy."""
+    def for_run(
+        cls,
+        config: ReferenceConfig,
+        run_dir: Path,
+        device: torch.device,
+        resume: bool,
+        draw: Callable[[], torch.Tensor],
+    ) -> ReferenceView:
+        """A fresh run reads ``config.image`` (or, with ``config.draw``, calls ``draw`` for the prior's drawing) and
+        keeps a copy in the run folder; a resumed run reads that copy."""
         copy = run_dir / REFERENCE_FILE
         if resume:
             if not copy.is_file():
                 raise UsageError(f"{run_dir} is an image-to-3D run without its {REFERENCE_FILE}")
             return cls(config, read_picture(copy, config.background_tolerance), device)
-        picture = read_picture(config.image, config.background_tolerance)
+        picture = read_picture(config.image, config.background_tolerance) if config.image else draw()
         write_picture(picture, copy)
         return cls(config, picture, device)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -26,7 +27,7 @@ from dreamlift.runtime import seed_everything
 from dreamlift.scene.cameras import sample_cameras, turntable_cameras
 from dreamlift.text3d.config import Text3DConfig
 from dreamlift.text3d.export import METRICS_FILE, export_particles
-from dreamlift.text3d.reference import ReferenceView
+from dreamlift.text3d.reference import ReferenceView, draw_picture
 from dreamlift.text3d.scenes import NeRFScene
 from dreamlift.text3d.stages import FirstStage, Stage, first_stage
 from dreamlift.text3d.surface_colours import PriorRedraw
@@ -218,8 +219,10 @@ class TextTo3D:
         metrics_path = self.run_dir / METRICS_FILE
         remove_leftovers(self.run_dir, ("checkpoints", "validation"))
         resuming = resume and self.checkpoint_path.is_file()
-        if self.config.reference.image and isinstance(self.stage, FirstStage):  # the mesh stage starts from stage 1
-            self.reference = ReferenceView.for_run(self.config.reference, self.run_dir, self.device, resuming)
+        reference = self.config.reference
+        if reference.enabled and isinstance(self.stage, FirstStage):  # the mesh stage starts from stage 1
+            draw = partial(draw_picture, self.prior, self.config.prompt, reference, self.config.seed)
+            self.reference = ReferenceView.for_run(reference, self.run_dir, self.device, resuming, draw)
         with self.guidance:
             if resuming:
                 self.load_checkpoint()
