@@ -116,7 +116,7 @@ def read_picture(path: Path | str, background_tolerance: float) -> torch.Tensor:
                 raise UsageError(f"{path} is a {image.mode} image; a reference is an 8-bit grey or colour picture")
             has_alpha = image.mode in ("LA", "PA", "RGBA") or "transparency" in image.info
             pixels = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255
-    except (UnidentifiedImageError, OSError, ValueError) as error:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as error:
         raise UsageError(f"{path} is not a picture dreamlift can read ({error})") from None
     rgba = torch.from_numpy(pixels).permute(2, 0, 1)  # 4×H×W
     if not has_alpha:
