@@ -16,6 +16,7 @@ import trimesh
 
 from dreamlift.io import to_uint8
 from dreamlift.render.mesh import AlbedoFn, render_mesh
+from dreamlift.render.raster import clip_space
 from dreamlift.render.shading import fixed_light
 from dreamlift.scene.cameras import Cameras, turntable_cameras
 
@@ -26,11 +27,9 @@ FRAME_MARGIN = 1.1
 def camera_coordinates(points: torch.Tensor, cameras: Cameras) -> torch.Tensor:
     """Normalised image coordinates (B×N×2, x right and y up; the frame is [−1, 1]²) of world points N×3 seen by
     square-framed cameras; a point behind a camera gets inf."""
-    rotation, position = cameras.c2w[:, :3, :3], cameras.positions
-    local = torch.einsum("bji,bnj->bni", rotation, points[None] - position[:, None])  # camera axes: x, y, back
-    depth = -local[..., 2:]
-    scale = depth * torch.tan(cameras.fov_y / 2)[:, None, None]
-    return torch.where(depth > 0, local[..., :2] / scale, torch.full_like(local[..., :2], math.inf))
+    clip = clip_space(points, cameras, 1, 1)  # B×N×4, w the view depth
+    depth = clip[..., 3:]
+    return torch.where(depth > 0, clip[..., :2] / depth, torch.full_like(clip[..., :2], math.inf))
 
 
 def framed_distance(points: torch.Tensor, cameras: Cameras, target: torch.Tensor) -> float:
