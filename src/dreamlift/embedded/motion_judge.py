@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from dreamlift.embedded.shapes import nearest_hue_colour
+from dreamlift.scene.background import border_colour
 
 MASK_DISTANCE = 0.15
 """RGB distance (in [0, 1] units) from the background above which a pixel belongs to the object."""
@@ -61,9 +62,7 @@ def _jerk(values: torch.Tensor) -> float:
 
 def object_masks(frames: torch.Tensor) -> torch.Tensor:
     """Boolean masks F×H×W of the pixels far from each frame's background (frames F×3×H×W in [0, 1])."""
-    border = torch.cat([frames[..., 0, :], frames[..., -1, :], frames[..., :, 0], frames[..., :, -1]], dim=-1)
-    background = border.median(dim=-1).values  # F×3
-    return (frames - background[..., None, None]).norm(dim=1) > MASK_DISTANCE
+    return (frames - border_colour(frames)[..., None, None]).norm(dim=1) > MASK_DISTANCE
 
 
 def judge_clip(frames: torch.Tensor) -> ClipVerdict:

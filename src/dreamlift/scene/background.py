@@ -52,11 +52,17 @@ class Background(nn.Module):
         return torch.sigmoid(self.mlp(encoded))
 
 
+def border_colour(images: torch.Tensor) -> torch.Tensor:
+    """The background colour …×3 of images …×3×H×W on a plain background: the median colour of each one's
+    one-pixel border."""
+    border = torch.cat([images[..., 0, :], images[..., -1, :], images[..., :, 0], images[..., :, -1]], dim=-1)
+    return border.median(dim=-1).values
+
+
 def background_mask(images: torch.Tensor, size: tuple[int, int], tolerance: float) -> torch.Tensor:
     """Background pixels B×1×H×W (1.0, else 0.0; ``size`` = (H, W)) of images B×3×S×S in [0, 1]: those within
-    ``tolerance`` in every channel of the image's background colour, the median colour of its one-pixel border."""
-    border = torch.cat([images[..., 0, :], images[..., -1, :], images[..., :, 0], images[..., :, -1]], dim=-1)
-    background = border.median(dim=-1).values[..., None, None]  # B×3×1×1
+    ``tolerance`` in every channel of the image's :func:`border_colour`."""
+    background = border_colour(images)[..., None, None]  # B×3×1×1
     mask = ((images - background).abs().amax(dim=1, keepdim=True) < tolerance).float()
     return F.interpolate(mask, size=size, mode="nearest")
 

@@ -35,6 +35,7 @@ from dreamlift.priors.diffusion import DiffusionPrior
 from dreamlift.priors.sampling import sample_images
 from dreamlift.priors.views import view_for_angles, view_suffix
 from dreamlift.render.output import RenderOutput
+from dreamlift.scene.background import border_colour
 from dreamlift.scene.cameras import Cameras, orbit_cameras
 
 REFERENCE_FILE = "reference.png"
@@ -130,11 +131,6 @@ def read_picture(path: Path | str, background_tolerance: float) -> torch.Tensor:
     top, left = (side - height) // 2, (side - width) // 2
     square[:, top : top + height, left : left + width] = rgba
     return square
-
-
-def border_colour(rgb: torch.Tensor) -> torch.Tensor:
-    """The median colour (3) of a picture's (3×H×W) one-pixel border: its background's."""
-    return torch.cat([rgb[:, 0], rgb[:, -1], rgb[:, :, 0], rgb[:, :, -1]], dim=1).median(dim=1).values
 
 
 def with_border_mask(rgb: torch.Tensor, tolerance: float) -> torch.Tensor:

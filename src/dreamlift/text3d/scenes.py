@@ -80,7 +80,7 @@ class NeRFScene(nn.Module):
     @torch.no_grad()
     def covered_pixels(self, cameras: Cameras, size: int, min_opacity: float = 0.5) -> CoveredPixels:
         """The pixels of albedo renders from B cameras at size×size that the field covers at least
-        ``min_opacity``, and what they show there (:class:`~dreamlift.render.gaussians.CoveredPixels`; a pixel's
+        ``min_opacity``, and what they show there (:class:`~dreamlift.render.output.CoveredPixels`; a pixel's
         point lies at its expected ray distance)."""
         out = self.render(cameras, size, size)
         opacity = out.opacity.permute(0, 2, 3, 1)  # B×S×S×1
