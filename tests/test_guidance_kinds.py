@@ -1,10 +1,10 @@
-"""VSD, ESD, SJC and Perp-Neg against direct computations, on tiny random priors."""
+"""VSD, ESD, SJC, ISM and Perp-Neg against direct computations, on tiny random priors."""
 
 import pytest
 import torch
 
 from dreamlift.cli import text3d_main
-from dreamlift.guidance import GuidanceConfig, PerpNegConfig, VSDConfig, make_guidance
+from dreamlift.guidance import GuidanceConfig, ISMConfig, PerpNegConfig, VSDConfig, make_guidance
 from dreamlift.guidance.base import perp_neg_combine
 from dreamlift.priors.diffusion import PriorConfig, load_prior
 from dreamlift.priors.prompts import PromptEmbeddings
@@ -161,6 +161,40 @@ def test_sjc_averages_scores_over_noise_draws(tiny_prior, monkeypatch):
     torch.testing.assert_close(latents.grad, -(scores[0] + scores[1]) / 2 / 2, atol=1e-4, rtol=1e-4)
 
 
+def test_ism_matches_the_guided_score_at_x_t_to_the_unconditional_one_at_x_s(tiny_prior, monkeypatch):
+    """Each render's latents walked up the DDIM trajectory one by one, as LucidDreamer does: strides of 200 of the
+    1000 timesteps to s = t − 80, one step to t; g = w(t)·(ε̂(x_t, t) − ε_∅(x_s, s)). No random noise enters."""
+    config = GuidanceConfig(kind="ism", scale=7.5, ism=ISMConfig(interval=0.08, inversion_stride=0.2))
+    guidance = make_guidance(config, tiny_prior)
+    prompts = PromptEmbeddings(tiny_prior, "a blue sphere")
+    cams, latents = cameras(3), latents_in(tiny_prior, monkeypatch)
+    guidance(latents, cams, prompts, progress=0.2, generator=torch.Generator().manual_seed(4)).loss.backward()
+
+    t, _ = draws(guidance, latents.shape, 4, progress=0.2)
+    assert tiny_prior.num_train_timesteps == 1000 and t.max() > 300  # at least two strides for one render
+    cond, uncond = prompts.for_cameras(cams.azimuth, cams.elevation)
+    alphas = tiny_prior.alphas_cumprod
+
+    def ddim(x, e, k, k_next):
+        clean = (x - (1 - alphas[k]).sqrt() * e) / alphas[k].sqrt()
+        return alphas[k_next].sqrt() * clean + (1 - alphas[k_next]).sqrt() * e
+
+    def noise(x, k, text):
+        return tiny_prior.predict_noise(x, torch.tensor([k]), text)
+
+    expected = []
+    for i in range(3):
+        u, c, t_i = uncond[i : i + 1], cond[i : i + 1], int(t[i])
+        s, x, k = max(t_i - 80, 0), latents.detach()[i : i + 1], 0
+        while k < s:
+            x, k = ddim(x, noise(x, k, u), k, min(k + 200, s)), min(k + 200, s)
+        eps_s = noise(x, s, u)
+        x_t = ddim(x, eps_s, s, t_i)
+        guided = noise(x_t, t_i, u) + 7.5 * (noise(x_t, t_i, c) - noise(x_t, t_i, u))
+        expected.append((1 - alphas[t_i]) * (guided - eps_s))
+    torch.testing.assert_close(latents.grad, torch.cat(expected) / 3, atol=1e-5, rtol=1e-4)
+
+
 def test_perp_neg_removes_only_the_perpendicular_part_of_the_negative():
     eps_u = torch.zeros(2, 1, 1, 2)
     eps_c = torch.tensor([1.0, 0.0]).view(1, 1, 1, 2).expand(2, 1, 1, 2)
@@ -189,6 +223,7 @@ def test_perp_neg_leaves_front_views_alone(tiny_prior):
         ("guidance.vsd.lora_rank=0", "lora_rank must be > 0"),
         ("guidance.kind=magic", "must be one of"),
         ("guidance.sjc.samples=0", "sjc.samples must be > 0"),
+        ("guidance.ism.interval=0", "ism.interval must lie in (0, 1)"),
         ("train.particles=0", "particles must be >= 1"),
     ],
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dreamlift.guidance.base import Guidance, PerpNegConfig
 from dreamlift.guidance.config import GuidanceConfig
+from dreamlift.guidance.ism import ISMConfig, ISMGuidance
 from dreamlift.guidance.sds import SDSGuidance
 from dreamlift.guidance.sjc import SJCConfig, SJCGuidance
 from dreamlift.guidance.vsd import ESDConfig, ESDGuidance, VSDConfig, VSDGuidance
@@ -14,6 +15,7 @@ GUIDANCE_KINDS: dict[str, type[Guidance]] = {
     "sjc": SJCGuidance,
     "vsd": VSDGuidance,
     "esd": ESDGuidance,
+    "ism": ISMGuidance,
 }
 """The guidance class of each ``guidance.kind``."""
 
@@ -22,6 +24,7 @@ __all__ = [
     "ESDConfig",
     "Guidance",
     "GuidanceConfig",
+    "ISMConfig",
     "PerpNegConfig",
     "SJCConfig",
     "VSDConfig",

@@ -3,7 +3,8 @@
 A guidance object takes renders B×3×H×W in [0, 1], their cameras, the prompt embeddings and the point of
 training (progress 0–1), and returns a loss whose gradient with respect to the renders is the kind's update,
 with scalar diagnostics. The kinds (``guidance.kind``): ``sds`` (DreamFusion), ``sjc`` (score Jacobian
-chaining), ``vsd`` (ProlificDreamer) and ``esd`` (entropic score distillation); see their modules.
+chaining), ``vsd`` (ProlificDreamer), ``esd`` (entropic score distillation) and ``ism`` (LucidDreamer's interval
+score matching); see their modules.
 
 Shared here: timestep sampling with an annealed upper bound, w(t), the prior's guided prediction (CFG, or
 Perp-Neg for side and back views), and the target-MSE trick — loss = ½‖z − sg(z − g)‖² / B, whose gradient

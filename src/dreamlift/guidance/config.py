@@ -8,10 +8,16 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from dreamlift.guidance.base import PerpNegConfig
+from dreamlift.guidance.ism import ISMConfig
 from dreamlift.guidance.sjc import SJCConfig
 from dreamlift.guidance.vsd import ESDConfig, VSDConfig
 
-KIND_SECTIONS = {"vsd": (VSDConfig, ("vsd", "esd")), "sjc": (SJCConfig, ("sjc",)), "esd": (ESDConfig, ("esd",))}
+KIND_SECTIONS = {
+    "vsd": (VSDConfig, ("vsd", "esd")),
+    "sjc": (SJCConfig, ("sjc",)),
+    "esd": (ESDConfig, ("esd",)),
+    "ism": (ISMConfig, ("ism",)),
+}
 """Each kind-specific section of :class:`GuidanceConfig`: its dataclass and the kinds that read it."""
 
 
@@ -19,8 +25,9 @@ KIND_SECTIONS = {"vsd": (VSDConfig, ("vsd", "esd")), "sjc": (SJCConfig, ("sjc",)
 class GuidanceConfig:
     """Score distillation settings: the kind, and what the kinds share."""
 
-    kind: Literal["sds", "sjc", "vsd", "esd"] = "sds"
-    """Which guidance: sds (DreamFusion), sjc (score Jacobian chaining), vsd (ProlificDreamer), esd (entropic)."""
+    kind: Literal["sds", "sjc", "vsd", "esd", "ism"] = "sds"
+    """Which guidance: sds (DreamFusion), sjc (score Jacobian chaining), vsd (ProlificDreamer), esd (entropic),
+    ism (LucidDreamer's interval score matching)."""
     scale: float = 100.0
     """Classifier-free guidance scale s in ε_u + s·(ε_c − ε_u); DreamFusion-with-SD practice uses 100, VSD 7.5."""
     scale_final: float | None = None
@@ -46,6 +53,8 @@ class GuidanceConfig:
     """Perturb-and-average scoring (kind sjc only)."""
     esd: ESDConfig | None = field(default=None, metadata={"omit_if_none": True})
     """The entropy term (kind esd only)."""
+    ism: ISMConfig | None = field(default=None, metadata={"omit_if_none": True})
+    """The DDIM inversion and interval (kind ism only)."""
 
     def __post_init__(self):
         if not 0 <= self.t_min < self.t_max <= 1 or not self.t_min < self.t_max_final <= 1:
