@@ -45,7 +45,7 @@ import torch
 from dreamlift.cli.common import slugify
 from dreamlift.config import load_config
 from dreamlift.embedded import EMBEDDED_PRIOR_DIR
-from dreamlift.embedded.cross_sections import cross_sections, outline_matches
+from dreamlift.embedded.cross_sections import OUTLINE_MARKS, cross_sections, outline_matches
 from dreamlift.embedded.evaluation import ALL_PROMPTS
 from dreamlift.embedded.fidelity import (
     MIN_FIT_IOU,
@@ -74,7 +74,6 @@ from dreamlift.text3d.turntable import camera_coordinates
 
 QUICK = ["a red cube", "a blue sphere", "a yellow cone", "a green cylinder", "a purple torus"]
 """One prompt per shape, five colours."""
-OUTLINE_MARKS = {"square": "□", "round": "○", "other": "?", "empty": "-"}
 FOG_VIEWS, FOG_SIZE = 4, 256
 
 

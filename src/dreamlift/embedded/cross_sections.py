@@ -36,6 +36,8 @@ has it; a circle (0.785) and a regular octagon (0.83) do not."""
 ROUND_FILL = 0.85
 """The least circle fill of a round section: a regular octagon (0.90) has it; a square (0.64) and a 3:2 ellipse
 (0.67) do not."""
+OUTLINE_MARKS = {"square": "□", "round": "○", "other": "?", "empty": "-"}
+"""The one-character mark of each outline, as the benches print them."""
 SHAPE_OUTLINE = {"cube": "square", "sphere": "round", "cone": "round", "cylinder": "round", "torus": "round"}
 """The outline of each primitive's horizontal sections."""
 
