@@ -209,10 +209,9 @@ class Guidance:
             latents.shape, device=prior.device, generator=torch.Generator(prior.device).manual_seed(seed)
         )
         noisy = prior.add_noise(latents, noise, t)
-        a = prior.alphas_cumprod[t].view(-1, 1, 1, 1)
         panels = [prior.decode(latents), prior.decode(noisy)]
         for eps in self.predictions(noisy, t, cameras, prompts, progress).values():
-            panels.append(prior.decode((noisy - (1 - a).sqrt() * eps) / a.sqrt()))
+            panels.append(prior.decode(prior.clean_from_noise(noisy, eps, t)))
         return torch.stack(panels)
 
     def distil(

@@ -43,9 +43,7 @@ class ISMGuidance(Guidance):
     def ddim_step(self, x: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, t_next: torch.Tensor) -> torch.Tensor:
         """Deterministic DDIM from timestep t to t_next (B each, either direction) along the prediction ε:
         x̂_0 = (x − √(1 − ᾱ_t)·ε)/√ᾱ_t, then √ᾱ_next·x̂_0 + √(1 − ᾱ_next)·ε."""
-        a, a_next = (self.prior.alphas_cumprod[k].view(-1, 1, 1, 1) for k in (t, t_next))
-        clean = (x - (1 - a).sqrt() * eps) / a.sqrt()
-        return a_next.sqrt() * clean + (1 - a_next).sqrt() * eps
+        return self.prior.add_noise(self.prior.clean_from_noise(x, eps, t), eps, t_next)
 
     @torch.no_grad()
     def invert(

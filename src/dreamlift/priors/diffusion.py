@@ -139,6 +139,12 @@ class DiffusionPrior:
         a = self.alphas_cumprod[t].view(-1, *([1] * (clean.dim() - 1)))
         return a.sqrt() * clean + (1 - a).sqrt() * noise
 
+    def clean_from_noise(self, noisy: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The inverse of :meth:`add_noise` given the noise: x̂_0 = (x_t − √(1−ᾱ_t)·ε)/√ᾱ_t (B×…, t per item); with a
+        predicted ε, the one-step denoised image."""
+        a = self._alphas_like(t, noisy)
+        return (noisy - (1 - a).sqrt() * noise) / a.sqrt()
+
     def _alphas_like(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         """ᾱ_t (B) shaped to broadcast over ``like`` (B×…)."""
         return self.alphas_cumprod[t].view(-1, *([1] * (like.dim() - 1)))
