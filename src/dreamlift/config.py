@@ -197,6 +197,11 @@ def from_dict(cls: type[ConfigT], data: dict[str, Any], path: str = "") -> Confi
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for name, value in data.items():
+        default = fields[name].default_factory
+        if dataclasses.is_dataclass(hints[name]) and isinstance(value, dict) and default is not dataclasses.MISSING:
+            # A section given in part keeps the rest of its field's default, not of its class: a RefineConfig's
+            # dmtet section with one key set keeps the mesh stage's grid resolution.
+            value = deep_merge(to_dict(default()), value)
         kwargs[name] = _coerce(hints[name], value, f"{path}.{name}" if path else name)
     try:
         return cls(**kwargs)
