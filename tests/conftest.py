@@ -44,6 +44,37 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+TINY_RUN = [
+    "field.hashgrid.num_levels=4",
+    "field.hashgrid.log2_hashmap_size=12",
+    "field.hashgrid.max_resolution=64",
+    "renderer.num_samples=32",
+    "renderer.occupancy_resolution=16",
+    "train.resolution=16",
+    "train.checkpoint_every=2",
+    "train.validate_every=3",
+    "shading.albedo_only_steps=1",
+    "shading.lambertian_probability=0.5",
+    "shading.textureless_probability=0.25",
+    "guidance.t_max_final=0.98",
+    "export.resolution=24",
+    "export.turntable_frames=4",
+    "export.turntable_resolution=16",
+    "export.redraw.steps=1",
+    "export.redraw.size=16",
+]
+"""text3d overrides of the trainer's tests: a small field, every shading mode within a few steps, checkpoints every
+two steps and validation every three."""
+
+
+def tiny_config(steps: int, preset: str = "dreamfusion", **values):
+    """A text3d config of the tiny run: ``steps`` steps of ``preset`` with ``values`` (dotted key → value)."""
+    from dreamlift.config import load_config
+    from dreamlift.text3d.config import Text3DConfig
+
+    return load_config(Text3DConfig, preset, TINY_RUN, {"prompt": "a red cube", "train.steps": steps, **values})
+
+
 def interrupt_at_step(monkeypatch, run, step: int) -> None:
     """Run ``run`` (a TextTo3D) until ``step`` steps are done and stop it there as Ctrl-C would (it checkpoints)."""
     from dreamlift.text3d.trainer import TextTo3D

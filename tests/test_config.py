@@ -26,13 +26,13 @@ def test_values_take_python_objects_verbatim():
     assert config.prompt == "yes" and config.train.steps == 5
 
 
-
 def test_a_section_given_in_part_keeps_the_rest_of_its_field_s_default():
     # RefineConfig's dmtet and optim fields default to instances unlike their classes' defaults
     config = load_config(Text3DConfig, None, ["refine.dmtet.hidden_dim=16", "refine.optim.lr_mlp=2e-3"])
     assert config.refine.dmtet.grid_resolution == 48 and config.refine.dmtet.hidden_dim == 16
     assert config.refine.optim.lr_grid == 5e-3 and config.refine.optim.lr_mlp == 2e-3
     assert load_config(Text3DConfig).refine == load_config(Text3DConfig, None, ["refine.enabled=false"]).refine
+
 
 @pytest.mark.parametrize(
     "override, message",

@@ -38,7 +38,8 @@ def run_dir(tiny_prior_dir, tmp_path_factory):
     """A magic3d run: a NeRF stage with a vertex-coloured mesh, and a mesh stage with a textured one."""
     out = tmp_path_factory.mktemp("report") / "run"
     args = ["a red cube", "--config", "magic3d", "--model", str(tiny_prior_dir), "--out", str(out), "--steps", "4"]
-    extra = ["train.validate_every=2", "export.turntable_resolution=64"]
+    extra = ["train.validate_every=2", "export.turntable_resolution=64", "redraw_fit.rounds=1"]
+    extra += ["redraw_fit.redraw.size=16", "redraw_fit.redraw.steps=2"]
     assert text3d_main([*args, *FAST_TEXT3D, *FAST_REFINE, *extra]) == 0
     return out
 
@@ -73,6 +74,7 @@ def test_run_report_embeds_the_mesh_and_links_the_runs_files(run_dir):
     html = index.read_text()
     assert html.count("<model-viewer") == 2 and html.count("<svg") == 4 and "guidance schedule" in html
     assert "genus" in html and "Validation views" in html and "Mesh stage (DMTet)" in html
+    assert "redraw_000001" in html  # redraw-and-fit's one round
     for key, folder in (("stage", run_dir), ("refine", run_dir / "refine")):
         script = (index.parent / f"{key}.glb.js").read_text()
         encoded = re.search(r'= "([A-Za-z0-9+/=]+)";', script).group(1)

@@ -4,36 +4,12 @@ import imageio.v3 as iio
 import pytest
 import torch
 import trimesh
-from conftest import interrupt_at_step
+from conftest import interrupt_at_step, tiny_config
 
-from dreamlift.config import load_config, preset_names
+from dreamlift.config import preset_names
 from dreamlift.priors.diffusion import PriorConfig, load_prior
-from dreamlift.text3d.config import Text3DConfig, read_run_config
+from dreamlift.text3d.config import read_run_config
 from dreamlift.text3d.trainer import TextTo3D
-
-TINY_RUN = [
-    "field.hashgrid.num_levels=4",
-    "field.hashgrid.log2_hashmap_size=12",
-    "field.hashgrid.max_resolution=64",
-    "renderer.num_samples=32",
-    "renderer.occupancy_resolution=16",
-    "train.resolution=16",
-    "train.checkpoint_every=2",
-    "train.validate_every=3",
-    "shading.albedo_only_steps=1",
-    "shading.lambertian_probability=0.5",
-    "shading.textureless_probability=0.25",
-    "guidance.t_max_final=0.98",
-    "export.resolution=24",
-    "export.turntable_frames=4",
-    "export.turntable_resolution=16",
-    "export.redraw.steps=1",
-    "export.redraw.size=16",
-]
-
-
-def tiny_config(steps: int, preset: str = "dreamfusion", **values) -> Text3DConfig:
-    return load_config(Text3DConfig, preset, TINY_RUN, {"prompt": "a red cube", "train.steps": steps, **values})
 
 
 @pytest.mark.parametrize("preset", preset_names())

@@ -132,10 +132,15 @@ def stage_plot(folder: Path, metrics: dict) -> str:
 
 
 def validation_strips(folder: Path, page_dir: Path) -> str:
-    """The newest validation strip of each kind (views; the guidance's denoised predictions) and the older ones
-    folded away."""
+    """The newest validation strip of each kind (views; the guidance's denoised predictions; redraw-and-fit's renders
+    and redrawings) and the older ones folded away."""
     parts = []
-    for prefix, title in (("step", "Validation views"), ("guidance", "One-step denoised predictions")):
+    kinds = (
+        ("step", "Validation views"),
+        ("guidance", "One-step denoised predictions"),
+        ("redraw", "Redraw-and-fit: renders and the prior's redrawings"),
+    )
+    for prefix, title in kinds:
         strips = sorted((folder / "validation").glob(f"{prefix}_*.png"), reverse=True)
         if not strips:
             continue

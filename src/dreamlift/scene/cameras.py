@@ -84,6 +84,12 @@ class Cameras:
     def to(self, device: torch.device | str) -> Cameras:
         return Cameras(*(t.to(device) for t in (self.c2w, self.fov_y, self.azimuth, self.elevation, self.distance)))
 
+    @staticmethod
+    def cat(batches: list[Cameras]) -> Cameras:
+        """One batch of the cameras of ``batches``, in order."""
+        fields = zip(*((b.c2w, b.fov_y, b.azimuth, b.elevation, b.distance) for b in batches))
+        return Cameras(*(torch.cat(list(tensors)) for tensors in fields))
+
     @property
     def positions(self) -> torch.Tensor:
         """B×3 camera centres in world space."""

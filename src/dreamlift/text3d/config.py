@@ -26,6 +26,7 @@ from dreamlift.scene.dmtet import DMTetConfig
 from dreamlift.scene.fields import FieldConfig
 from dreamlift.scene.gaussians import GaussianConfig
 from dreamlift.text3d.export import ExportConfig
+from dreamlift.text3d.redraw_fit import RedrawFitConfig
 from dreamlift.text3d.reference import ReferenceConfig
 
 
@@ -290,6 +291,8 @@ class Text3DConfig:
     gaussians: GaussianSceneConfig = dataclasses.field(default_factory=GaussianSceneConfig)
     reference: ReferenceConfig = dataclasses.field(default_factory=ReferenceConfig)
     """Image-to-3D: a picture the model must show from one camera (``text3d --image``; text3d/reference.py)."""
+    redraw_fit: RedrawFitConfig = dataclasses.field(default_factory=RedrawFitConfig)
+    """Stage 1 held to the prior's redrawings of its own renders from fixed cameras (text3d/redraw_fit.py)."""
 
     def __post_init__(self):
         check_seed(self.seed)

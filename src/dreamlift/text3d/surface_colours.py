@@ -42,7 +42,8 @@ from dreamlift.text3d.scenes import Scene
 
 @dataclass
 class RedrawConfig:
-    """NeRF and Gaussian exports: the renders' colours redrawn by the prior (see the module's docstring)."""
+    """The prior's redrawing of a scene's renders: the export's colours (see the module's docstring), and stage 1's
+    redraw-and-fit views (text3d/redraw_fit.py)."""
 
     strength: float = 0.0
     """How far into the noise schedule each view is noised before the prior denoises it again (0–1; diffusers'
@@ -63,11 +64,11 @@ class RedrawConfig:
 
     def __post_init__(self):
         if not 0 <= self.strength <= 1:
-            raise ValueError("export redraw.strength must lie in [0, 1]")
+            raise ValueError("redraw.strength must lie in [0, 1]")
         if self.steps < 1 or self.guidance_scale < 0 or self.size < 8:
-            raise ValueError("export redraw.steps must be >= 1, redraw.guidance_scale >= 0 and redraw.size >= 8")
+            raise ValueError("redraw.steps must be >= 1, redraw.guidance_scale >= 0 and redraw.size >= 8")
         if not 0 < self.background_tolerance < 1:
-            raise ValueError("export redraw.background_tolerance must lie in (0, 1)")
+            raise ValueError("redraw.background_tolerance must lie in (0, 1)")
 
 
 class PriorRedraw:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -22,11 +23,13 @@ from dreamlift.guidance import make_guidance
 from dreamlift.io import read_json_object, remove_leftovers, write_png, write_text
 from dreamlift.priors.diffusion import DiffusionPrior
 from dreamlift.priors.prompts import PromptEmbeddings
+from dreamlift.render.output import RenderOutput
 from dreamlift.render.shading import fixed_light, sample_lights
 from dreamlift.runtime import seed_everything
-from dreamlift.scene.cameras import sample_cameras, turntable_cameras
+from dreamlift.scene.cameras import Cameras, sample_cameras, turntable_cameras
 from dreamlift.text3d.config import Text3DConfig
 from dreamlift.text3d.export import METRICS_FILE, export_particles
+from dreamlift.text3d.redraw_fit import RedrawFit
 from dreamlift.text3d.reference import ReferenceView, draw_picture
 from dreamlift.text3d.scenes import NeRFScene
 from dreamlift.text3d.stages import FirstStage, Stage, first_stage
@@ -63,6 +66,9 @@ class TextTo3D:
         self.camera_generator = torch.Generator().manual_seed(config.seed)
         self.noise_generator = torch.Generator(device).manual_seed(config.seed + 1)
         self.reference: ReferenceView | None = None  # set by run() for an image-to-3D run
+        fit = config.redraw_fit
+        first = isinstance(self.stage, FirstStage)  # the mesh stage starts from stage 1 and is held by neither
+        self.redraw_fit = RedrawFit(fit, prior, self.prompts, config.seed) if fit.rounds and first else None
         self.step = 0
         self.metrics: dict = {"loss": [], "train_seconds": 0.0}
         self.timer = PhaseTimer(device)
@@ -80,6 +86,8 @@ class TextTo3D:
 
     def _checkpointed(self) -> tuple[dict, dict]:
         objects = {"scenes": self.scenes, "optimizers": self.optimizers, "guidance": self.guidance}
+        if self.redraw_fit is not None:
+            objects["redraw_fit"] = self.redraw_fit
         generators = {"camera_generator": self.camera_generator, "noise_generator": self.noise_generator}
         return objects, generators
 
@@ -125,6 +133,9 @@ class TextTo3D:
         c, timer = self.config, self.timer
         batch, size = c.train.batch_size, self.stage.resolution_at(self.step)
         progress = self.step / self.steps
+        if self.redraw_fit is not None and self.redraw_fit.is_round(self.step, self.steps):
+            with timer("redraw"):
+                self.redraw_fit.redraw(self.scenes, self.step, self.run_dir / "validation")
         with timer("render"):
             cameras = sample_cameras(c.camera, batch * len(self.scenes), self.camera_generator).to(self.device)
             shading = self.shading_for_step()
@@ -150,16 +161,13 @@ class TextTo3D:
             self.stage.regularisation(scene, out, progress, self.camera_generator, particle_denoised)
             for scene, out, particle_denoised in zip(self.scenes, outs, denoised)
         )
-        loss = guided.loss * len(self.scenes) + regularisation
-        reference = torch.zeros((), device=self.device)
+        reference = redrawn = torch.zeros((), device=self.device)
         if self.reference is not None:
-            with timer("render"):
-                views = [
-                    scene.render(self.reference.camera, size, size, stratified=True, generator=self.camera_generator)
-                    for scene in self.scenes
-                ]
-            reference = sum(self.reference.loss(view) for view in views)
-            loss = loss + reference
+            reference = self.held_view_loss(self.reference.camera, lambda particle, out: self.reference.loss(out))
+        if self.redraw_fit is not None and self.redraw_fit.views:
+            camera = self.redraw_fit.camera(self.step)
+            redrawn = self.held_view_loss(camera, partial(self.redraw_fit.loss, step=self.step))
+        loss = guided.loss * len(self.scenes) + regularisation + reference + redrawn
         for optimizer in self.optimizers:
             optimizer.zero_grad(set_to_none=True)
         with timer("backward"):
@@ -179,8 +187,20 @@ class TextTo3D:
             "samples": samples,
             "shading": shading,
             "reference": reference.item(),
+            "redraw_fit": redrawn.item(),
             **guided.diagnostics,
         }
+
+    def held_view_loss(self, camera: Cameras, loss: Callable[[int, RenderOutput], torch.Tensor]) -> torch.Tensor:
+        """The sum over particles of ``loss(particle, render)`` of each particle's albedo render from ``camera`` (a
+        batch of one) at this step's size: a reference view's, or a redraw-and-fit view's."""
+        size = self.stage.resolution_at(self.step)
+        with self.timer("render"):
+            outs = [
+                scene.render(camera, size, size, stratified=True, generator=self.camera_generator)
+                for scene in self.scenes
+            ]
+        return sum(loss(particle, out) for particle, out in enumerate(outs))
 
     # --- validation -------------------------------------------------------------------------------------------
     @torch.no_grad()
