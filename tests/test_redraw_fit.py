@@ -34,6 +34,14 @@ def test_the_rounds_fall_at_their_fractions_and_the_cameras_ring_the_object():
     assert all(v.rgb_weight == v.mask_weight == 300.0 for v in views)
 
 
+def test_with_every_2_every_other_step_holds_a_view_and_the_views_take_turns(tiny_prior):
+    config = RedrawFitConfig(rounds=1, every=2)
+    fit = RedrawFit(config, tiny_prior, prompts=None, seed=0)
+    fit.load_state_dict({"pictures": torch.zeros(1, 11, 4, 8, 8)})
+    assert [step for step in range(8) if fit.holds(step)] == [0, 2, 4, 6]
+    assert [fit.view(step) for step in range(0, 44, 2)] == [*range(11), *range(11)]
+
+
 @pytest.mark.parametrize(
     "override, message",
     [
@@ -43,6 +51,7 @@ def test_the_rounds_fall_at_their_fractions_and_the_cameras_ring_the_object():
         ("redraw_fit.elevations=[15, 50, 90]", r"\(-90, 90\)"),
         ("redraw_fit.redraw.strength=0", "strength must be > 0"),
         ("redraw_fit.fov=0", "fov in"),
+        ("redraw_fit.every=0", "every >= 1"),
     ],
 )
 def test_bad_redraw_fit_settings_are_usage_errors(override, message):
@@ -71,8 +80,7 @@ def test_a_round_holds_each_view_to_its_redrawing_and_checkpoints_it(tiny_prior,
     scene.before_step(0, 0.0)  # its occupancy grid, as the trainer's first step sets it
     prompts = PromptEmbeddings(tiny_prior, config.prompt, "", True)
     fit = RedrawFit(config.redraw_fit, tiny_prior, prompts, seed=7)
-    render = scene.render(fit.camera(3), 16, 16)
-    assert fit.loss(0, render, step=3).item() == 0  # nothing held before the first round
+    assert not fit.holds(3)  # nothing held before the first round
 
     fit.redraw([scene], step=2, validation_dir=tmp_path)
     ((seed, shape, elevations),) = stand_in.calls
@@ -85,6 +93,7 @@ def test_a_round_holds_each_view_to_its_redrawing_and_checkpoints_it(tiny_prior,
     assert iio.imread(tmp_path / "redraw_000002.png").shape == (32, 11 * 16, 3)  # renders above, redrawings below
 
     # Step 14 holds view 14 mod 11 = 3, the second camera of the second ring, with ReferenceView's loss.
+    assert fit.holds(14) and fit.view(14) == 3
     camera = fit.camera(14)
     assert torch.equal(camera.c2w, config.redraw_fit.views()[3].camera().c2w)
     scene.train()  # the round left it in eval mode, as the trainer's next step does not

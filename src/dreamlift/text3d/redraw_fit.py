@@ -53,6 +53,10 @@ class RedrawFitConfig:
     """Distance of the cameras from the origin (world units)."""
     fov: float = 47.5
     """Vertical field of view of the cameras (degrees)."""
+    every: int = 1
+    """Steps from one held view to the next: each costs a render and its backward, so 2 halves what holding costs."""
+    resolution: int = 64
+    """Side in pixels of the render of a held view (the redrawing is area-averaged to it)."""
     weight: float = 300.0
     """Weight of each held view's colour and mask terms (:class:`~dreamlift.text3d.reference.ReferenceConfig`)."""
     redraw: RedrawConfig = dataclasses.field(default_factory=lambda: RedrawConfig(strength=0.5))
@@ -68,6 +72,8 @@ class RedrawFitConfig:
             raise ValueError("redraw_fit.elevations must lie in (-90, 90) degrees")
         if self.distance <= 0 or not 0 < self.fov < 180 or self.weight < 0:
             raise ValueError("redraw_fit.distance must be > 0, redraw_fit.fov in (0, 180) and redraw_fit.weight >= 0")
+        if self.resolution < 8 or self.every < 1:
+            raise ValueError("redraw_fit.resolution must be >= 8 and redraw_fit.every >= 1")
         if self.rounds and self.redraw.strength == 0:
             raise ValueError("redraw_fit.redraw.strength must be > 0: at 0 the prior redraws nothing")
 
@@ -101,8 +107,8 @@ class RedrawFitConfig:
 class RedrawFit:
     """The redraw rounds of one stage-1 run and the views they hold, per particle.
 
-    Before the first round nothing is held and :meth:`loss` is zero; after it, step ``n`` holds view ``n mod V``
-    of the V fixed cameras.
+    Before the first round nothing is held; after it, every ``every``-th step ``n`` holds view ``n / every mod V``
+    of the V fixed cameras, so that the views take turns.
     """
 
     def __init__(self, config: RedrawFitConfig, prior: DiffusionPrior, prompts: PromptEmbeddings, seed: int):
@@ -133,16 +139,22 @@ class RedrawFit:
         write_png(torch.cat(strips, dim=1), validation_dir / f"redraw_{step:06d}.png")
         self.load_state_dict({"pictures": torch.stack(pictures)})
 
+    def holds(self, step: int) -> bool:
+        """Whether step ``step`` holds a view (a round has redrawn, and it is an ``every``-th step)."""
+        return bool(self.views) and step % self.config.every == 0
+
+    def view(self, step: int) -> int:
+        """Which of the fixed cameras' views step ``step`` holds."""
+        return step // self.config.every % len(self.view_configs)
+
     def camera(self, step: int) -> Cameras:
         """The camera (a batch of one, on the prior's device) of the view held at ``step``."""
-        return self.view_configs[step % len(self.view_configs)].camera().to(self.prior.device)
+        return self.view_configs[self.view(step)].camera().to(self.prior.device)
 
     def loss(self, particle: int, out: RenderOutput, step: int) -> torch.Tensor:
-        """The loss of particle ``particle``'s render ``out`` (albedo, from :meth:`camera` of ``step``) against the
-        redrawing it holds; zero before the first round."""
-        if not self.views:
-            return out.rgb.new_zeros(())
-        return self.views[particle][step % len(self.view_configs)].loss(out)
+        """The loss of particle ``particle``'s render ``out`` (albedo, from :meth:`camera` of a ``step`` that
+        :meth:`holds`) against the redrawing it holds."""
+        return self.views[particle][self.view(step)].loss(out)
 
     # --- checkpoints: the redrawings ---------------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -163,10 +163,11 @@ class TextTo3D:
         )
         reference = redrawn = torch.zeros((), device=self.device)
         if self.reference is not None:
-            reference = self.held_view_loss(self.reference.camera, lambda particle, out: self.reference.loss(out))
-        if self.redraw_fit is not None and self.redraw_fit.views:
+            reference = self.held_view_loss(self.reference.camera, size, lambda particle, out: self.reference.loss(out))
+        if self.redraw_fit is not None and self.redraw_fit.holds(self.step):
             camera = self.redraw_fit.camera(self.step)
-            redrawn = self.held_view_loss(camera, partial(self.redraw_fit.loss, step=self.step))
+            fit_size = c.redraw_fit.resolution
+            redrawn = self.held_view_loss(camera, fit_size, partial(self.redraw_fit.loss, step=self.step))
         loss = guided.loss * len(self.scenes) + regularisation + reference + redrawn
         for optimizer in self.optimizers:
             optimizer.zero_grad(set_to_none=True)
@@ -191,10 +192,11 @@ class TextTo3D:
             **guided.diagnostics,
         }
 
-    def held_view_loss(self, camera: Cameras, loss: Callable[[int, RenderOutput], torch.Tensor]) -> torch.Tensor:
+    def held_view_loss(
+        self, camera: Cameras, size: int, loss: Callable[[int, RenderOutput], torch.Tensor]
+    ) -> torch.Tensor:
         """The sum over particles of ``loss(particle, render)`` of each particle's albedo render from ``camera`` (a
-        batch of one) at this step's size: a reference view's, or a redraw-and-fit view's."""
-        size = self.stage.resolution_at(self.step)
+        batch of one) at size×size pixels: a reference view's, or a redraw-and-fit view's."""
         with self.timer("render"):
             outs = [
                 scene.render(camera, size, size, stratified=True, generator=self.camera_generator)
