@@ -20,9 +20,10 @@ FAST_TEXT3D = [
     "export.turntable_frames=2",
     "export.turntable_resolution=16",
     "export.redraw.strength=0",
+    "redraw_fit.rounds=0",
 ]
 """text3d overrides for a run of seconds on a tiny prior (a small field, few samples, a 2-frame turntable, the
-colours not redrawn: test_export.py and test_cli.py test the redrawing)."""
+colours not redrawn, no redraw-and-fit rounds: test_export.py, test_cli.py and test_redraw_fit.py test those)."""
 
 FAST_REFINE = [
     "refine.steps=2",
@@ -62,6 +63,8 @@ TINY_RUN = [
     "export.turntable_resolution=16",
     "export.redraw.steps=1",
     "export.redraw.size=16",
+    "redraw_fit.redraw.steps=4",
+    "redraw_fit.redraw.size=16",
 ]
 """text3d overrides of the trainer's tests: a small field, every shading mode within a few steps, checkpoints every
 two steps and validation every three."""

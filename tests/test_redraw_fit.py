@@ -22,7 +22,8 @@ def test_the_rounds_fall_at_their_fractions_and_the_cameras_ring_the_object():
     config = RedrawFitConfig(rounds=6)
     assert config.round_steps(800) == [200, 300, 400, 500, 600, 700]
     assert RedrawFitConfig(rounds=3, start=0.25, end=0.5).round_steps(4) == [1, 2]  # 1, 1.5 → 2, 2: no repeats
-    assert RedrawFitConfig().round_steps(800) == []  # off by default
+    assert RedrawFitConfig(rounds=6).round_steps(2) == [1, 2]  # never step 0, where nothing is drawn yet
+    assert RedrawFitConfig().round_steps(800) == []  # off unless a preset or override sets rounds
     views = config.views()
     assert [(v.azimuth, v.elevation) for v in views] == [
         *((a, 15.0) for a in (0.0, 60.0, 120.0, 180.0, 240.0, 300.0)),
@@ -75,7 +76,7 @@ class RedSquare:
 def test_a_round_holds_each_view_to_its_redrawing_and_checkpoints_it(tiny_prior, tmp_path, monkeypatch):
     stand_in = RedSquare()
     monkeypatch.setattr(PriorRedraw, "__call__", lambda self, images, cameras: stand_in(self, images, cameras))
-    config = tiny_config(10, **{"redraw_fit.rounds": 1, "redraw_fit.redraw.size": 16})
+    config = tiny_config(10, **{"redraw_fit.rounds": 1, "redraw_fit.every": 1})
     scene = NeRFStage(config).make_scene(torch.device("cpu"))
     scene.before_step(0, 0.0)  # its occupancy grid, as the trainer's first step sets it
     prompts = PromptEmbeddings(tiny_prior, config.prompt, "", True)
@@ -114,7 +115,7 @@ def test_a_round_holds_each_view_to_its_redrawing_and_checkpoints_it(tiny_prior,
 def test_a_run_with_redraw_rounds_resumes_as_if_never_stopped(tiny_prior, tmp_path, monkeypatch, one_thread):
     def config():
         rounds = {"redraw_fit.rounds": 2, "redraw_fit.start": 0.2, "redraw_fit.end": 0.7}  # at steps 1 and 4 of 6
-        return tiny_config(6, **rounds, **{"redraw_fit.redraw.size": 16, "redraw_fit.redraw.steps": 4})
+        return tiny_config(6, **rounds)
 
     straight = TextTo3D(config(), tiny_prior, tmp_path / "straight", torch.device("cpu"))
     metrics = straight.run()

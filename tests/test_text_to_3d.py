@@ -24,7 +24,9 @@ def test_every_preset_loads_and_trains_two_steps(tiny_prior_dir, tmp_path, prese
 def test_run_writes_every_output(tiny_prior, tmp_path):
     metrics = TextTo3D(tiny_config(4), tiny_prior, tmp_path, torch.device("cpu")).run()
     assert (tmp_path / "checkpoints" / "last.pt").is_file()
-    assert sorted(p.name for p in (tmp_path / "validation").iterdir()) == ["guidance_000003.png", "step_000003.png"]
+    validation = sorted(p.name for p in (tmp_path / "validation").iterdir())
+    # the default preset's redraw-and-fit rounds fall at steps 1, 2 and 3 of 4 (0.25…0.875 of them, rounded)
+    assert validation == ["guidance_000003.png", *(f"redraw_00000{n}.png" for n in (1, 2, 3)), "step_000003.png"]
     assert iio.imread(tmp_path / "validation" / "step_000003.png").shape == (32, 64, 3)
     # render, noised, one-step denoised by the prior; four views at the prior's 32 pixels
     assert iio.imread(tmp_path / "validation" / "guidance_000003.png").shape == (96, 128, 3)

@@ -78,11 +78,12 @@ class RedrawFitConfig:
             raise ValueError("redraw_fit.redraw.strength must be > 0: at 0 the prior redraws nothing")
 
     def round_steps(self, steps: int) -> list[int]:
-        """The steps (of a stage of ``steps``) at which the rounds redraw, ascending, without repeats."""
+        """The steps (of a stage of ``steps``) at which the rounds redraw, ascending, without repeats; never step 0,
+        before the scene has a shape to render."""
         if not self.rounds:
             return []
         fractions = torch.linspace(self.start, self.end, self.rounds).tolist()
-        return sorted({round(f * steps) for f in fractions})
+        return sorted({max(1, round(f * steps)) for f in fractions})
 
     def views(self) -> list[ReferenceConfig]:
         """The fixed cameras, ring after ring, each as the reference view it holds (its camera and weights)."""
@@ -132,7 +133,8 @@ class RedrawFit:
         pictures, strips = [], []
         for scene in scenes:
             scene.eval()
-            renders = scene.render(cameras, c.size, c.size).rgb  # V×3×S×S
+            # A view at a time: early in the stage, while the surface is soft, a ray takes many samples.
+            renders = torch.cat([scene.render(cameras[v], c.size, c.size).rgb for v in range(len(cameras))])  # V×3×S×S
             drawn = redraw(renders, cameras)
             pictures.append(torch.stack([with_border_mask(image, c.background_tolerance) for image in drawn.cpu()]))
             strips.append(torch.cat([torch.cat(list(renders), dim=2), torch.cat(list(drawn), dim=2)], dim=1).cpu())
