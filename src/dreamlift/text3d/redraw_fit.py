@@ -115,6 +115,7 @@ class RedrawFit:
     def __init__(self, config: RedrawFitConfig, prior: DiffusionPrior, prompts: PromptEmbeddings, seed: int):
         self.config, self.prior, self.prompts, self.seed = config, prior, prompts, seed
         self.view_configs = config.views()
+        self.cameras = Cameras.cat([view.camera() for view in self.view_configs]).to(prior.device)
         self.pictures: torch.Tensor | None = None  # P×V×4×S×S: each particle's redrawings, their masks in alpha
         self.views: list[list[ReferenceView]] = []  # [particle][view], held on the prior's device
 
@@ -129,7 +130,7 @@ class RedrawFit:
         renders and redrawings to ``validation_dir/redraw_<step>.png``."""
         c = self.config.redraw
         redraw = PriorRedraw(self.prior, self.prompts, c, self.seed + step)
-        cameras = Cameras.cat([view.camera() for view in self.view_configs]).to(self.prior.device)
+        cameras = self.cameras  # V of them
         pictures, strips = [], []
         for scene in scenes:
             scene.eval()
@@ -151,7 +152,7 @@ class RedrawFit:
 
     def camera(self, step: int) -> Cameras:
         """The camera (a batch of one, on the prior's device) of the view held at ``step``."""
-        return self.view_configs[self.view(step)].camera().to(self.prior.device)
+        return self.cameras[self.view(step)]
 
     def loss(self, particle: int, out: RenderOutput, step: int) -> torch.Tensor:
         """The loss of particle ``particle``'s render ``out`` (albedo, from :meth:`camera` of a ``step`` that
