@@ -12,7 +12,7 @@ folders are tagged ``+image``.
 
 Runs the real text3d stages (embedded prior) per preset, prompt and seed into OUT/<preset>[+TAG]/<prompt>-seed<S>/
 (a finished run is reused, an interrupted one resumed), then grades what the user gets (the exported mesh.ply;
-magic3d: stage 1 and the mesh stage in refine/ as separate rows):
+magic3d: stage 1 and the refine stage in refine/ as separate rows):
 
 - judge: colour and shape of the mesh file rendered from eight views, by the independent judge network;
 - pieces, genus of the largest piece (true: 0, torus 1), area over convex-hull area, best-fit IoU against the
@@ -42,7 +42,6 @@ from pathlib import Path
 
 import torch
 
-from dreamlift.cli.common import slugify
 from dreamlift.config import load_config
 from dreamlift.embedded import EMBEDDED_PRIOR_DIR
 from dreamlift.embedded.cross_sections import OUTLINE_MARKS, cross_sections, outline_matches
@@ -57,19 +56,19 @@ from dreamlift.embedded.fidelity import (
     is_solid,
     read_exported_mesh,
     surface_over_primitive,
-    topology,
 )
 from dreamlift.embedded.judge import ShapeJudge
 from dreamlift.embedded.mesh_judge import judge_mesh
 from dreamlift.embedded.shapes import caption, reference_picture
-from dreamlift.io import write_png
+from dreamlift.io import slugify, write_png
 from dreamlift.loading import load_prior_model
 from dreamlift.runtime import resolve_device
 from dreamlift.scene.cameras import turntable_cameras
+from dreamlift.scene.topology import topology
 from dreamlift.text3d.config import Text3DConfig
 from dreamlift.text3d.reference import ReferenceConfig
 from dreamlift.text3d.runs import load_scenes, refine_dir, run_stages
-from dreamlift.text3d.scenes import MeshScene
+from dreamlift.text3d.scenes import VolumeScene
 from dreamlift.text3d.turntable import camera_coordinates
 
 QUICK = ["a red cube", "a blue sphere", "a yellow cone", "a green cylinder", "a purple torus"]
@@ -80,9 +79,9 @@ FOG_VIEWS, FOG_SIZE = 4, 256
 @torch.no_grad()
 def scene_fog(run_dir: Path, config: Text3DConfig, device: torch.device) -> float:
     """Fog of the run's stage-1 scene (particle 0: a NeRF or Gaussians) in renders from four views around it;
-    NaN for a mesh-stage run."""
-    scene = load_scenes(run_dir, config, device)[0]
-    if isinstance(scene, MeshScene):
+    NaN for a refine-stage run (a mesh: it has no fog)."""
+    scene = load_scenes(run_dir, config, device)[0][0]
+    if not isinstance(scene, VolumeScene):
         return math.nan
     scene.eval()
     cameras = turntable_cameras(FOG_VIEWS, 15.0, 1.8, 47.5).to(device)
@@ -161,7 +160,7 @@ def print_table(title: str, rows: list[tuple[str, int, dict]]) -> None:
     for prompt, seed, r in rows:
         judged = ("✓ " if r["colour_ok"] and r["shape_ok"] else "✗ ") + r["seen"]
         genus = "-" if r["genus"] is None else str(r["genus"])
-        fog = "-" if math.isnan(r["fog"]) else f"{r['fog']:.1%}"  # a mesh stage is opaque: no fog to measure
+        fog = "-" if math.isnan(r["fog"]) else f"{r['fog']:.1%}"  # a refine stage is opaque: no fog to measure
         print(
             f"{prompt:<20}{seed:>5}  {judged:<18}{r['pieces']:>7}{genus:>6}{r['area']:>10.2f}{r['iou']:>6.2f}"
             f"{r['outline']:>8}{r['fill']:>6.2f}{r['smooth']:>7.2f}{fog:>7}{r['hue']:>6.2f}{r['saturation']:>6.2f}"
@@ -228,7 +227,7 @@ def main() -> None:
                     )
                 device = resolve_device(config.device)
                 stages = [("stage 1", run_dir)] + (
-                    [("mesh stage", refine_dir(run_dir))] if config.refine.enabled else []
+                    [("refine stage", refine_dir(run_dir))] if config.refine.enabled else []
                 )
                 if not (stages[-1][1] / "metrics.json").is_file():
                     prior = prior or load_prior_model(config.prior, device)

@@ -26,7 +26,7 @@ from dreamlift.loading import load_motion_adapter, load_prior_model
 from dreamlift.priors.diffusion import DiffusionPrior
 from dreamlift.video.config import Text2VideoConfig
 from dreamlift.video.inflation import frame_windows
-from dreamlift.video.pipeline import TextToVideo
+from dreamlift.video.sampler import VideoSampler
 from dreamlift.video.temporal import TemporalAdapter
 
 PAIRS = [
@@ -43,7 +43,7 @@ PAIRS = [
 def sample(model: DiffusionPrior, adapter: TemporalAdapter, **settings) -> torch.Tensor:
     """Videos B×F×3×H×W of the Text2VideoConfig ``settings``, sampled without writing anything."""
     config = Text2VideoConfig(**settings)
-    return TextToVideo(config, model, adapter if config.mode == "animate" else None, run_dir=".").sample(
+    return VideoSampler(config, model, adapter if config.mode == "animate" else None, run_dir=".").sample(
         show_progress=False
     )
 
@@ -62,14 +62,14 @@ def main() -> None:
     parser.add_argument("--motion-adapter", default="embedded")
     parser.add_argument("--clips", type=int, default=2)
     parser.add_argument("--steps", type=int, default=25)
-    parser.add_argument("--guidance", type=float, default=Text2VideoConfig.guidance)
+    parser.add_argument("--guidance", type=float, default=Text2VideoConfig.guidance_scale)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     args = parser.parse_args()
     base = Text2VideoConfig(motion_adapter=args.motion_adapter)
     base.prior.model = args.model
     prior = load_prior_model(base.prior, torch.device(args.device))
     adapter = load_motion_adapter(base.motion_adapter, prior.unet)
-    common = {"steps": args.steps, "guidance": args.guidance, "prior": base.prior}
+    common = {"steps": args.steps, "guidance_scale": args.guidance, "prior": base.prior}
 
     start, passed, total = time.time(), 0, 0
     per_motion = {m: [0, 0] for m in MOTIONS}

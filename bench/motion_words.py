@@ -12,7 +12,7 @@ any difference in the ε error comes from the word alone. Two readings per times
 - read: the fraction of clips whose own word gives the smallest error of the six, per motion (1/6 by chance):
   it shows which words the layers tell apart, not only opposites (e.g. "right" read as "up").
 
-Much cheaper than sampling (bench/motion_quality.py), so it is the first check of a new motion model.
+Much cheaper than sampling (bench/motion_quality.py), so it is the first check of a new motion adapter.
 """
 
 from __future__ import annotations

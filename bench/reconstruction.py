@@ -26,13 +26,14 @@ import torch
 
 from dreamlift.config import load_config
 from dreamlift.embedded.cross_sections import OUTLINE_MARKS, cross_sections, outline_matches
-from dreamlift.embedded.fidelity import best_fit_iou, read_exported_mesh, surface_over_primitive, topology
+from dreamlift.embedded.fidelity import best_fit_iou, read_exported_mesh, surface_over_primitive
 from dreamlift.embedded.shapes import SHAPES, reference_picture
+from dreamlift.scene.topology import topology
 from dreamlift.text3d import DEFAULT_PRESET
 from dreamlift.text3d.config import Text3DConfig
 from dreamlift.text3d.export import export_scene
 from dreamlift.text3d.reference import ReferenceConfig, ReferenceView, with_border_mask
-from dreamlift.text3d.stages import first_stage
+from dreamlift.text3d.scene_kinds import first_stage
 
 
 def ground_truth_views(shape: str, views: int, elevations: list[float], config: ReferenceConfig) -> list[ReferenceView]:

@@ -3,7 +3,7 @@
     python bench/video_speed.py [--frames 8] [--steps 25] [--repeats 3] [--device cpu]
 
 Both sample one video of the embedded prior at its size, with the same scheduler, steps, frames and CFG, and
-the same temporal layers: a MotionAdapter-compatible set (no text attention, random weights) that ours loads
+the same temporal layers: a TemporalAdapter-compatible set (no text attention, random weights) that ours loads
 into an InflatedUNet and diffusers into a UNetMotionModel. Runs alternate; the median of each is reported,
 with the ratio ours / diffusers (below 1: ours is faster).
 """
@@ -20,7 +20,7 @@ from diffusers import AnimateDiffPipeline
 from dreamlift.loading import load_prior_model
 from dreamlift.priors.diffusion import quiet_libraries
 from dreamlift.video.config import Text2VideoConfig
-from dreamlift.video.pipeline import TextToVideo
+from dreamlift.video.sampler import VideoSampler
 from dreamlift.video.temporal import TemporalAdapter
 
 
@@ -42,7 +42,7 @@ def main() -> None:
     with torch.no_grad():
         for p in adapter.parameters():
             p.normal_(0, 0.02)
-    ours = TextToVideo(config, prior, adapter, run_dir=".")
+    ours = VideoSampler(config, prior, adapter, run_dir=".")
     with quiet_libraries():
         theirs = AnimateDiffPipeline(
             vae=prior.vae,
@@ -65,7 +65,7 @@ def main() -> None:
             height=size,
             width=size,
             num_inference_steps=args.steps,
-            guidance_scale=config.guidance,
+            guidance_scale=config.guidance_scale,
             generator=torch.Generator().manual_seed(0),
             output_type="pt",
         )

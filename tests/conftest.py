@@ -33,7 +33,7 @@ FAST_REFINE = [
     "refine.dmtet.hashgrid.num_levels=2",
     "export.texture_resolution=32",
 ]
-"""Mesh-stage overrides for seconds more: two steps on a coarse DMTet grid, a small texture."""
+"""Refine-stage overrides for seconds more: two steps on a coarse DMTet grid, a small texture."""
 
 
 @pytest.fixture

@@ -185,13 +185,13 @@ def test_failures_are_retried_and_out_of_memory_shrinks_the_job(tiny_prior_dir, 
     out.mkdir()
     seen, real_run = [], TextTo3D.run
 
-    def flaky_run(self, resume=False):
+    def flaky_run(self, resume=False, callback=None):
         seen.append(self.config.train.resolution)
         if len(seen) == 1:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         if len(seen) == 2:
             raise RuntimeError("a transient failure")
-        return real_run(self, resume)
+        return real_run(self, resume, callback)
 
     monkeypatch.setattr(TextTo3D, "run", flaky_run)
     record = JobRunner("local").run(job, out, retries=2)
@@ -268,7 +268,7 @@ def test_a_refused_vsd_job_leaves_the_cached_prior_plain_and_later_vsd_jobs_run(
     out, runner = tmp_path / "out", JobRunner("local")
     out.mkdir()
     vsd = [*fast(tiny_prior_dir, steps=2), "guidance.kind=vsd", "guidance.scale=7.5"]
-    # The mesh stage refuses before its first step: the NeRF has no surface at an absurd threshold.
+    # The refine stage refuses before its first step: the NeRF has no surface at an absurd threshold.
     (refused,), _ = parse_manifest(
         "text3d",
         write(tmp_path / "a.txt", "a red cube\n"),

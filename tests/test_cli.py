@@ -8,7 +8,7 @@ import trimesh
 from conftest import FAST_TEXT3D
 
 from dreamlift.cli import text2video_main, text3d_main
-from dreamlift.cli.common import slugify
+from dreamlift.io import slugify
 
 
 def error_line(capsys) -> str:
@@ -140,5 +140,5 @@ def test_a_seed_out_of_range_is_one_line_exit_2_and_writes_nothing(seed, tiny_pr
     png = tmp_path / "samples.png"
     argv = ["sample-prior", "a cube", "--seed", seed, "--model", str(tiny_prior_dir), "--steps", "1", "--out", str(png)]
     assert text3d_main(argv) == 2
-    assert f"--seed must be a whole number between 0 and {2**32 - 1} (got {seed})" in error_line(capsys)
+    assert f"seed must be a whole number between 0 and {2**32 - 1} (got {seed})" in error_line(capsys)
     assert not png.exists()

@@ -14,23 +14,14 @@ from dreamlift.scene.background import Background, BackgroundConfig
 from dreamlift.scene.fields import FieldConfig
 from dreamlift.scene.gaussians import GaussianConfig
 from dreamlift.scene.hashgrid import HashGridConfig
-from dreamlift.text3d.export import (
-    ExportConfig,
-    density_grid,
-    extract_mesh,
-    scene_mesh,
-    silhouette_threshold,
-    surface_colour,
-    write_meshes,
-)
-from dreamlift.text3d.scenes import GaussianScene, NeRFScene
-from dreamlift.text3d.surface_colours import (
-    PriorRedraw,
-    RedrawConfig,
-    RenderedColours,
-    colour_cameras,
-    with_brightness_of,
-)
+from dreamlift.text3d.export import scene_mesh
+from dreamlift.text3d.export_config import ExportConfig
+from dreamlift.text3d.gaussians import GaussianScene, silhouette_threshold
+from dreamlift.text3d.mesh_files import write_meshes
+from dreamlift.text3d.nerf import NeRFScene
+from dreamlift.text3d.redraw import PriorRedraw, RedrawConfig
+from dreamlift.text3d.surface import density_grid, extract_mesh
+from dreamlift.text3d.surface_colours import RenderedColours, colour_cameras, with_brightness_of
 
 
 def red_sphere_scene() -> NeRFScene:
@@ -48,7 +39,7 @@ def red_sphere_scene() -> NeRFScene:
 
 def test_sphere_exports_watertight_coloured_meshes(tmp_path):
     scene = red_sphere_scene()
-    mesh, stats = scene_mesh(scene, ExportConfig(resolution=48), surface_colour(scene))
+    mesh, stats = scene_mesh(scene, ExportConfig(resolution=48), scene.surface_colour())
     assert stats["threshold"] > 0 and stats["watertight"] and not stats["textured"]
     assert (stats["pieces"], stats["genus"]) == (1, 0)
     assert mesh.is_watertight
@@ -138,7 +129,7 @@ def test_a_gaussian_surface_takes_the_colour_its_renders_show_not_the_hidden_gau
     red, green = torch.tensor([0.9, 0.1, 0.1]), torch.tensor([0.1, 0.9, 0.1])
     with torch.no_grad():
         scene.gaussians.colour_logits.copy_(torch.where(shell[:, None], red, green).logit())
-    mesh, stats = scene_mesh(scene, ExportConfig(resolution=32), surface_colour(scene))
+    mesh, stats = scene_mesh(scene, ExportConfig(resolution=32), scene.surface_colour())
     assert (stats["pieces"], stats["genus"]) == (1, 0)
     colours = np.asarray(mesh.visual.vertex_colors)[:, :3] / 255
     assert colours[:, 0].min() > 0.8 and colours[:, 1].max() < 0.2, (colours.min(0), colours.max(0))
@@ -202,12 +193,12 @@ def test_a_nerf_is_coloured_by_its_albedo_field_or_with_a_redraw_by_the_redrawin
     scene = red_sphere_scene()
     scene.before_step(0)  # the occupancy grid the renderer skips empty space by
     scene.eval()
-    assert surface_colour(scene) == scene.albedo
+    assert scene.surface_colour() == scene.albedo
     covered = scene.covered_pixels(colour_cameras(4, (0.0,)), 32)
     radius = covered.points.norm(dim=-1)  # the blob's surface, where its renders turn opaque
     assert covered.mask.any() and radius.min() > 0.3 and radius.max() < 0.6
     torch.testing.assert_close(covered.albedo.mean(0), scene.albedo(covered.points).mean(0), atol=0.03, rtol=0)
-    colours = surface_colour(scene, PaintBlue())
+    colours = scene.surface_colour(PaintBlue())
     assert isinstance(colours, RenderedColours)
     brightness = scene.albedo(torch.tensor([[0.0, 0.0, 0.5]])).amax()
     torch.testing.assert_close(
@@ -253,7 +244,7 @@ def test_mp4_without_imageio_ffmpeg_is_a_one_line_error_and_writes_nothing(tmp_p
 
 
 def test_the_surface_volume_samples_its_values_at_cell_centres_and_between_them():
-    from dreamlift.text3d.export import SurfaceVolume
+    from dreamlift.text3d.surface import SurfaceVolume
 
     values = np.random.default_rng(0).random((10, 10, 10)).astype(np.float32)  # 8 cells a side, padded
     volume = SurfaceVolume(values, level=0.5, threshold=1.0, bound=1.0)

@@ -16,10 +16,10 @@ from dreamlift.embedded.fidelity import (
     is_solid,
     read_exported_mesh,
     surface_over_primitive,
-    topology,
 )
 from dreamlift.embedded.shapes import COLOURS, SHAPES, signed_distance
-from dreamlift.text3d.export import write_meshes
+from dreamlift.scene.topology import topology
+from dreamlift.text3d.mesh_files import write_meshes
 
 
 def voxel_mesh(occupied: np.ndarray, bound: float = 1.0) -> trimesh.Trimesh:
@@ -31,7 +31,8 @@ def voxel_mesh(occupied: np.ndarray, bound: float = 1.0) -> trimesh.Trimesh:
 
 def solidified_mesh(occupied: np.ndarray) -> trimesh.Trimesh:
     """The export's solid (default ExportConfig) of a 64³ occupancy grid over [−1, 1]³, meshed by marching cubes."""
-    from dreamlift.text3d.export import ExportConfig, solid_grid
+    from dreamlift.text3d.export_config import ExportConfig
+    from dreamlift.text3d.solid import solid_grid
 
     smooth = solid_grid(np.pad(occupied, 1), ExportConfig())
     vertices, faces, _, _ = measure.marching_cubes(smooth, level=0.5)

@@ -8,17 +8,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from dreamlift.config import load_config
-from dreamlift.embedded.fidelity import best_fit_iou, hull_area_ratio, is_solid, topology
+from dreamlift.embedded.fidelity import best_fit_iou, hull_area_ratio, is_solid
 from dreamlift.render.volume import OccupancyGrid, VolumeRenderer, VolumeRendererConfig
 from dreamlift.scene.background import Background, BackgroundConfig
 from dreamlift.scene.cameras import orbit_cameras
 from dreamlift.scene.fields import FieldConfig, FieldOutput
 from dreamlift.scene.hashgrid import HashGridConfig
+from dreamlift.scene.topology import topology
 from dreamlift.text3d import DEFAULT_PRESET
 from dreamlift.text3d.config import OptimConfig, Text3DConfig
-from dreamlift.text3d.export import extract_mesh
-from dreamlift.text3d.scenes import NeRFScene
-from dreamlift.text3d.stages import build_optimizer
+from dreamlift.text3d.nerf import NeRFScene, NeRFStage
+from dreamlift.text3d.surface import extract_mesh
 
 TARGET_PSNR = 23.0
 """Held-out PSNR (dB) the fit must reach in STEPS CPU steps; it reaches 25.1 dB (seed 0)."""
@@ -82,7 +82,7 @@ def test_nerf_fits_known_shape():
         hashgrid=HashGridConfig(num_levels=8, log2_hashmap_size=14, max_resolution=128), blob_density=5.0
     )
     scene = NeRFScene(field, renderer_config, background, torch.device("cpu"))
-    optimizer = build_optimizer(scene, OptimConfig(lr_grid=3e-2, lr_mlp=3e-3))
+    optimizer = NeRFStage(Text3DConfig(optim=OptimConfig(lr_grid=3e-2, lr_mlp=3e-3))).make_optimizer(scene)
     fit(scene, optimizer, train_views, targets)
 
     with torch.no_grad():
@@ -123,7 +123,7 @@ def test_a_fit_to_renders_of_a_box_exports_a_solid_box():
             .rgb
         )
     scene = NeRFScene(field, defaults.renderer, background, torch.device("cpu"))
-    optimizer = build_optimizer(scene, defaults.optim)
+    optimizer = NeRFStage(defaults).make_optimizer(scene)
     fit(scene, optimizer, train_views, targets)
     scene.eval()
     mesh, _ = extract_mesh(scene, dataclasses.replace(defaults.export, resolution=64))

@@ -228,13 +228,13 @@ def tiny_gaussian_config(steps: int) -> Text3DConfig:
 
 
 def test_the_gaussian_stage_weighs_the_render_regularisers_as_the_nerf_stage_does():
-    from dreamlift.text3d.stages import GaussianStage
+    from dreamlift.text3d.gaussians import GaussianStage
 
     config = tiny_gaussian_config(10)
     config.regularisers.sparsity, config.regularisers.carve = 2.0, 3.0  # until 0.3 (dreamfusion's) and 0.5
     config.regularisers.carve_until = 0.5
     # The preset's opacity entropy and pixel target are not what this test weighs.
-    config.regularisers.opaque, config.regularisers.pixel_target = 0.0, 0.0
+    config.regularisers.opacity_entropy, config.regularisers.pixel_target = 0.0, 0.0
     stage = GaussianStage(config)
     torch.manual_seed(0)
     scene = stage.make_scene(torch.device("cpu"))

@@ -11,6 +11,7 @@ LAYERS = [
     {"cli"},
     {"report"},
     {"batch"},
+    {"pipelines"},
     {"loading"},
     {"text3d", "video"},
     {"embedded"},
@@ -20,7 +21,7 @@ LAYERS = [
     {"priors"},
     {"training"},
     {"locks"},
-    {"config", "io", "runtime", "timing"},
+    {"config", "io", "progress", "runtime", "timing"},
     {"errors"},
 ]
 """Top-level modules and packages of dreamlift, from the entry points down. A module may import its own package

@@ -11,10 +11,10 @@ from dreamlift.config import load_config
 from dreamlift.errors import UsageError
 from dreamlift.priors.prompts import PromptEmbeddings
 from dreamlift.text3d.config import Text3DConfig
+from dreamlift.text3d.nerf import NeRFStage
+from dreamlift.text3d.redraw import PriorRedraw
 from dreamlift.text3d.redraw_fit import RedrawFit, RedrawFitConfig
 from dreamlift.text3d.reference import ReferenceView
-from dreamlift.text3d.stages import NeRFStage
-from dreamlift.text3d.surface_colours import PriorRedraw
 from dreamlift.text3d.trainer import TextTo3D
 
 

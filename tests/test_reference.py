@@ -17,9 +17,8 @@ from dreamlift.report.run_page import run_page
 from dreamlift.scene.hashgrid import HashGridConfig
 from dreamlift.text3d import DEFAULT_PRESET
 from dreamlift.text3d.config import Text3DConfig
+from dreamlift.text3d.nerf import NeRFScene, NeRFStage
 from dreamlift.text3d.reference import REFERENCE_FILE, ReferenceConfig, ReferenceView, read_picture
-from dreamlift.text3d.scenes import NeRFScene
-from dreamlift.text3d.stages import build_optimizer
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +69,7 @@ def test_a_scene_fitted_to_the_reference_alone_shows_the_picture_from_its_camera
         defaults.field, hashgrid=HashGridConfig(num_levels=6, log2_hashmap_size=14, max_resolution=64)
     )
     scene = NeRFScene(field, defaults.renderer, defaults.background, torch.device("cpu"))
-    optimizer = build_optimizer(scene, defaults.optim)
+    optimizer = NeRFStage(defaults).make_optimizer(scene)
     reference = ReferenceView(ReferenceConfig(), read_picture(red_cube, 0.08), torch.device("cpu"))
     for step in range(150):
         scene.before_step(step, step / 150)

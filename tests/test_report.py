@@ -35,7 +35,7 @@ VIEWER_TIMEOUT_S = 90
 
 @pytest.fixture(scope="module")
 def run_dir(tiny_prior_dir, tmp_path_factory):
-    """A magic3d run: a NeRF stage with a vertex-coloured mesh, and a mesh stage with a textured one."""
+    """A magic3d run: a NeRF stage with a vertex-coloured mesh, and a refine stage with a textured one."""
     out = tmp_path_factory.mktemp("report") / "run"
     args = ["a red cube", "--config", "magic3d", "--model", str(tiny_prior_dir), "--out", str(out), "--steps", "4"]
     extra = ["train.validate_every=2", "export.turntable_resolution=64", "redraw_fit.rounds=1"]
@@ -73,7 +73,7 @@ def test_run_report_embeds_the_mesh_and_links_the_runs_files(run_dir):
     assert index == run_dir / "report" / "index.html"
     html = index.read_text()
     assert html.count("<model-viewer") == 2 and html.count("<svg") == 4 and "guidance schedule" in html
-    assert "genus" in html and "Validation views" in html and "Mesh stage (DMTet)" in html
+    assert "genus" in html and "Validation views" in html and "Refine stage (DMTet)" in html
     assert "redraw_000001" in html  # redraw-and-fit's one round
     for key, folder in (("stage", run_dir), ("refine", run_dir / "refine")):
         script = (index.parent / f"{key}.glb.js").read_text()
@@ -372,7 +372,7 @@ def errors_logged(browser) -> list[dict]:
 
 
 def recoloured_copy(run_dir: Path, folder: Path) -> Path:
-    """A copy of the run whose NeRF-stage mesh has red vertex colours and whose mesh stage's texture is blue, so a
+    """A copy of the run whose NeRF-stage mesh has red vertex colours and whose refine stage's texture is blue, so a
     screenshot tells whether the viewer shows each kind of colour."""
     import trimesh
     from PIL import Image

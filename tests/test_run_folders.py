@@ -230,7 +230,7 @@ def test_refine_refused_leaves_no_folder(run, tmp_path, capsys):
     assert "is not a checkpoint" in error_line(capsys)
     assert not (tmp_path / "deep").exists()
     assert text3d_main(["refine", str(run), "--out", str(run)]) == 2
-    assert "--out must name another folder" in error_line(capsys)
+    assert "must name another folder" in error_line(capsys)
 
 
 def test_claimed_folder_removes_what_it_made_when_refused_and_keeps_what_it_found(tmp_path):
@@ -277,7 +277,7 @@ def test_a_full_disk_is_one_line_naming_the_file(tmp_path, monkeypatch):
 
 
 def test_a_training_stage_checkpoint_that_would_run_code_is_refused(tmp_path):
-    """The prior's and the motion model's training resume from ``<stage>.ckpt`` in their work folder the same way."""
+    """The prior's and the motion adapter's training resume from ``<stage>.ckpt`` in their work folder the same way."""
     from dreamlift.training.staged import StagedTrainer
 
     marker = tmp_path / MARKER_NAME

@@ -4,14 +4,16 @@ import numpy as np
 import pytest
 import torch
 
-from dreamlift.embedded.fidelity import best_fit_iou, topology
+from dreamlift.embedded.fidelity import best_fit_iou
 from dreamlift.render.volume import VolumeRendererConfig
 from dreamlift.scene.background import BackgroundConfig
 from dreamlift.scene.cameras import turntable_cameras
 from dreamlift.scene.fields import FieldConfig, RadianceField
 from dreamlift.scene.hashgrid import HashGridConfig
-from dreamlift.text3d.export import ExportConfig, extract_mesh
-from dreamlift.text3d.scenes import NeRFScene
+from dreamlift.scene.topology import topology
+from dreamlift.text3d.export_config import ExportConfig
+from dreamlift.text3d.nerf import NeRFScene
+from dreamlift.text3d.surface import extract_mesh
 
 SMALL_GRID = HashGridConfig(num_levels=4, log2_hashmap_size=12, max_resolution=64)
 

@@ -1,4 +1,5 @@
-"""The embedded motion model that ships inside the package: it loads offline, fits the embedded prior and its budget."""
+"""The embedded motion adapter that ships inside the package: it loads offline, fits the embedded prior and its
+budget."""
 
 import json
 
@@ -14,7 +15,7 @@ def test_ships_loads_offline_and_fits_the_embedded_prior():
     assert load_temporal_adapter(EMBEDDED_MOTION_DIR).config == adapter.config
     prior = load_prior(PriorConfig(), EMBEDDED_PRIOR_DIR, torch.device("cpu"))
     adapter.check_fits(prior.unet)
-    # Trained against exactly the shipped prior's weights: a retrained prior needs a retrained motion model.
+    # Trained against exactly the shipped prior's weights: a retrained prior needs a retrained motion adapter.
     assert json.loads((EMBEDDED_MOTION_DIR / "training.json").read_text())["prior_fingerprint"] == prior.fingerprint()
     assert adapter.config.cross_attention_dim == prior.unet.config.cross_attention_dim  # motion words reach it
     assert adapter.config.prompt_embedding_dim and adapter.config.prompt_frame_basis == 2  # and say which way

@@ -97,7 +97,7 @@ def test_staged_settings_follow_the_step():
 def nerf_stage_with(**regularisers):
     """The tiny run's NeRF stage whose only regularisers are those given (``name=value`` of ``regularisers.``),
     and a scene of it."""
-    from dreamlift.text3d.stages import NeRFStage
+    from dreamlift.text3d.nerf import NeRFStage
 
     values = {f"regularisers.{name}": 0.0 for name in ("eikonal", "orientation", "sparsity", "carve")}
     values.update({f"regularisers.{name}": value for name, value in regularisers.items()})

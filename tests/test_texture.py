@@ -8,8 +8,8 @@ import torch.nn.functional as F
 import trimesh
 
 from dreamlift.render.raster import RasterizerConfig, clip_space, interpolate, rasterize
-from dreamlift.scene.cameras import orbit_cameras
-from dreamlift.text3d.export import Z_UP_TO_Y_UP, write_meshes
+from dreamlift.scene.cameras import Z_UP_TO_Y_UP, orbit_cameras
+from dreamlift.text3d.mesh_files import write_meshes
 from dreamlift.text3d.texture import dilate, textured_mesh
 
 

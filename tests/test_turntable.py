@@ -5,7 +5,7 @@ import torch
 import trimesh
 
 from dreamlift.scene.cameras import turntable_cameras
-from dreamlift.text3d.export import ExportConfig
+from dreamlift.text3d.export_config import ExportConfig
 from dreamlift.text3d.turntable import FRAME_MARGIN, camera_coordinates, turntable_orbit
 
 

@@ -16,7 +16,7 @@ from dreamlift.cli import text2video_main
 from dreamlift.training.clips import reversed_caption
 from dreamlift.video.config import Text2VideoConfig
 from dreamlift.video.inflation import InflatedUNet, frame_windows, window_weights
-from dreamlift.video.pipeline import TextToVideo
+from dreamlift.video.sampler import VideoSampler
 from dreamlift.video.temporal import TemporalAdapter, frame_basis, load_temporal_adapter
 from dreamlift.video.zero_shot import CrossFrameAttnProcessor, cross_frame_attention, translate_latents
 
@@ -191,7 +191,7 @@ def test_windowed_layers_match_unwindowed_when_one_window_holds_the_clip(tiny_pr
 def run_pipeline(prior, tmp_path, name, **overrides):
     config = Text2VideoConfig(**{"prompt": "a red cube moving left", "steps": 3, "frames": 4, **overrides})
     adapter = randomised(TemporalAdapter.for_unet(prior.unet, num_attention_heads=2, trained_frames=4))
-    return TextToVideo(config, prior, adapter if config.mode == "animate" else None, tmp_path / name)
+    return VideoSampler(config, prior, adapter if config.mode == "animate" else None, tmp_path / name)
 
 
 def test_videos_in_one_batch_are_the_single_videos_of_their_seeds(tiny_prior, tmp_path):

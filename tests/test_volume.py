@@ -97,8 +97,8 @@ def test_shaded_render_has_normals_and_orientation():
     assert out.normal[0, 0, 16, 16].item() == pytest.approx(1.0, abs=0.05)
     inward = render_shaded(SolidSphere(normal_sign=-1.0))
     # Only the faint samples just behind the surface face away when normals point out; all do when they point in.
-    assert out.orientation.item() < 1e-3
-    assert inward.orientation.item() > 100 * out.orientation.item()
+    assert out.backfacing.mean().item() < 1e-3
+    assert inward.backfacing.mean().item() > 100 * out.backfacing.mean().item()
     assert inward.rgb[0, 0, 16, 16].item() == pytest.approx(0.0, abs=0.05)  # lit from behind: dark
 
 

@@ -19,6 +19,7 @@ import dataclasses
 import math
 import os
 import re
+import sys
 import types
 import typing
 from pathlib import Path
@@ -189,6 +190,7 @@ def from_dict(cls: type[ConfigT], data: dict[str, Any], path: str = "") -> Confi
     """Construct dataclass ``cls`` from a mapping; unknown keys and wrong types raise :class:`UsageError`."""
     if not isinstance(data, dict):
         raise UsageError(f"config section '{path or '<root>'}' must be a mapping, got {data!r}")
+    data = renamed_keys_read(cls, data, path)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = [k for k in data if k not in fields]
     if unknown:
@@ -200,13 +202,30 @@ def from_dict(cls: type[ConfigT], data: dict[str, Any], path: str = "") -> Confi
         default = fields[name].default_factory
         if dataclasses.is_dataclass(hints[name]) and isinstance(value, dict) and default is not dataclasses.MISSING:
             # A section given in part keeps the rest of its field's default, not of its class: a RefineConfig's
-            # dmtet section with one key set keeps the mesh stage's grid resolution.
+            # dmtet section with one key set keeps the refine stage's grid resolution.
             value = deep_merge(to_dict(default()), value)
         kwargs[name] = _coerce(hints[name], value, f"{path}.{name}" if path else name)
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as err:
         raise UsageError(f"config '{path or '<root>'}': {err}") from None
+
+
+def renamed_keys_read(cls: type, data: dict[str, Any], path: str) -> dict[str, Any]:
+    """``data`` with the keys a config class has renamed (its ``RENAMED_KEYS``, old name → new name) under their
+    new names, each said once on stderr: a run folder's config.yaml from an older version still loads."""
+    renamed = getattr(cls, "RENAMED_KEYS", {})
+    if not any(old in data for old in renamed):
+        return data
+    data = dict(data)
+    for old, new in renamed.items():
+        if old in data:
+            where = f"{path}." if path else ""
+            if new in data:
+                raise UsageError(f"config keys '{where}{old}' and '{where}{new}' are one setting; give only '{new}'")
+            print(f"warning: config key '{where}{old}' is now '{where}{new}'", file=sys.stderr)
+            data[new] = data.pop(old)
+    return data
 
 
 def _coerce(hint: Any, value: Any, path: str) -> Any:

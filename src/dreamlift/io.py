@@ -17,6 +17,7 @@ import io
 import json
 import os
 import pickle
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -126,6 +127,15 @@ def open_in_place(path: Path | str, flags: int) -> int:
         raise UsageError(f"cannot write {path}: {err.strerror or first_line(err)}") from None
 
 
+def copy_files(files: dict[str, Path], out_dir: Path | str) -> Path:
+    """Copy each of ``files`` (name → path) to ``out_dir/name``, each written atomically; returns ``out_dir``."""
+    out_dir = Path(out_dir)
+    for name, path in files.items():
+        with atomic_path(out_dir / name) as tmp:
+            shutil.copyfile(path, tmp)
+    return out_dir
+
+
 def write_text(path: Path | str, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
@@ -214,3 +224,27 @@ def write_video(frames: np.ndarray, path: Path | str, fps: int) -> None:
             )
         except ImportError:
             raise UsageError("writing .mp4 needs the imageio-ffmpeg package: pip install imageio-ffmpeg") from None
+
+
+def slugify(prompt: str) -> str:
+    """A folder name from a prompt: ``"A red cube!"`` → ``"a-red-cube"``."""
+    return re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")[:60] or "run"
+
+
+def fresh_run_dir(prompt: str, root: Path = Path("outputs")) -> Path:
+    """``outputs/<slug>``, or ``outputs/<slug>-2``, ``-3``… if taken."""
+    base = root / slugify(prompt)
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+def latest_run_dir(prompt: str, root: Path = Path("outputs")) -> Path:
+    """The most recent default run folder of a prompt (for ``--resume`` without ``--out``)."""
+    base = root / slugify(prompt)
+    runs = [p for p in [base, *root.glob(f"{base.name}-*")] if (p / "config.yaml").is_file()]
+    if not runs:
+        raise UsageError(f"no earlier run of this prompt under {root}/ to resume; pass --out RUN_DIR")
+    return max(runs, key=lambda p: (p / "config.yaml").stat().st_mtime)

@@ -47,7 +47,7 @@ def load_motion_adapter(source: str, unet) -> TemporalAdapter:
             source = EMBEDDED_MOTION_DIR
         else:
             print(
-                "warning: this install carries no trained embedded motion model; using zero-initialised temporal "
+                "warning: this install carries no trained embedded motion adapter; using zero-initialised temporal "
                 "layers, so every frame is the same image (pass --motion-adapter, or --mode zero-shot)",
                 file=sys.stderr,
             )

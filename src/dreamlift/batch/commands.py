@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dreamlift.errors import UsageError
-from dreamlift.text3d import DEFAULT_PRESET
+from dreamlift.pipelines import DEFAULT_PRESET
 
 if TYPE_CHECKING:
     import torch
@@ -66,19 +66,17 @@ def shrink_text2video(config: dict[str, Any]) -> None:
 
 def run_text3d(config, models: ModelCache, folder: Path, device: torch.device, resume: bool) -> None:
     """The stages of a :class:`~dreamlift.text3d.config.Text3DConfig` into ``folder``."""
-    from dreamlift.text3d.runs import run_stages
+    from dreamlift.pipelines import TextTo3DPipeline
 
-    run_stages(config, models.prior(config.prior, device), folder, device, resume=resume)
+    TextTo3DPipeline(models=models).run_in_held_folder(config, folder, device, resume)
 
 
 def run_text2video(config, models: ModelCache, folder: Path, device: torch.device, resume: bool) -> None:
     """The clips of a :class:`~dreamlift.video.config.Text2VideoConfig` into ``folder`` (sampling is short:
     nothing to resume)."""
-    from dreamlift.video.pipeline import TextToVideo
+    from dreamlift.pipelines import TextToVideoPipeline
 
-    prior = models.prior(config.prior, device)
-    adapter = models.motion_adapter(config.motion_adapter, prior) if config.mode == "animate" else None
-    TextToVideo(config, prior, adapter, folder).run()
+    TextToVideoPipeline(models=models).run_in_held_folder(config, folder, device)
 
 
 COMMANDS: dict[str, BatchCommand] = {

@@ -65,30 +65,6 @@ def split_prompt(prompt: str | None, overrides: list[str]) -> tuple[str | None, 
     return prompt, overrides
 
 
-def slugify(prompt: str) -> str:
-    """A folder name from a prompt: ``"A red cube!"`` → ``"a-red-cube"``."""
-    return re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")[:60] or "run"
-
-
-def fresh_run_dir(prompt: str, root: Path = Path("outputs")) -> Path:
-    """``outputs/<slug>``, or ``outputs/<slug>-2``, ``-3``… if taken."""
-    base = root / slugify(prompt)
-    candidate, n = base, 1
-    while candidate.exists():
-        n += 1
-        candidate = base.with_name(f"{base.name}-{n}")
-    return candidate
-
-
-def latest_run_dir(prompt: str, root: Path = Path("outputs")) -> Path:
-    """The most recent default run folder of a prompt (for ``--resume`` without ``--out``)."""
-    base = root / slugify(prompt)
-    runs = [p for p in [base, *root.glob(f"{base.name}-*")] if (p / "config.yaml").is_file()]
-    if not runs:
-        raise UsageError(f"no earlier run of this prompt under {root}/ to resume; pass --out RUN_DIR")
-    return max(runs, key=lambda p: (p / "config.yaml").stat().st_mtime)
-
-
 def guarded(
     prog: str, command: Callable[[list[str]], int], argv: list[str], on_interrupt: str = KEEPS_CHECKPOINT
 ) -> int:

@@ -36,6 +36,7 @@ from dreamlift.embedded.occupancy import inside_mesh
 from dreamlift.embedded.shapes import COLOURS, signed_distance
 from dreamlift.scene.cameras import Z_UP_TO_Y_UP
 from dreamlift.scene.fields import cell_centres
+from dreamlift.scene.topology import Topology
 
 SHAPE_GENUS = {"cube": 0, "sphere": 0, "cone": 0, "cylinder": 0, "torus": 1}
 """The genus of each primitive's surface."""
@@ -60,27 +61,6 @@ def read_exported_mesh(path) -> trimesh.Trimesh:
     mesh = trimesh.load(path, force="mesh", process=True)
     mesh.apply_transform(np.linalg.inv(Z_UP_TO_Y_UP))
     return mesh
-
-
-@dataclass
-class Topology:
-    pieces: int
-    """Connected pieces of the mesh."""
-    genus: int | None
-    """Genus of the largest piece (by area); None when that piece is not closed (its genus is undefined)."""
-    watertight: bool
-    """Whether the largest piece is closed."""
-
-
-def topology(mesh: trimesh.Trimesh) -> Topology:
-    """Pieces, and the genus of the largest piece from its Euler characteristic χ = 2 − 2g."""
-    if len(mesh.faces) == 0:
-        return Topology(0, None, False)
-    pieces = mesh.split(only_watertight=False, repair=False)  # as it is: no holes filled
-    largest = max(pieces, key=lambda piece: piece.area)
-    closed = bool(largest.is_watertight)
-    genus = (2 - largest.euler_number) // 2 if closed else None
-    return Topology(len(pieces), genus, closed)
 
 
 def is_solid(shape: str, shape_topology: Topology, area_over_hull: float) -> bool:

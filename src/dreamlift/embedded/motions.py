@@ -1,4 +1,4 @@
-"""Procedural motion clips of the embedded prior's objects, for training the embedded motion model.
+"""Procedural motion clips of the embedded prior's objects, for training the embedded motion adapter.
 
 Each clip shows one object of the embedded prior's vocabulary (same renderer, cameras, light and background
 as its images) moving across the frame or changing size, captioned "a {colour} {shape} {motion}", e.g.
@@ -15,7 +15,7 @@ from dreamlift.scene.cameras import CameraConfig
 from dreamlift.training.clips import Clips
 
 MOTIONS = ("moving left", "moving right", "moving up", "moving down", "growing", "shrinking")
-"""Motions the embedded motion model knows, as they appear at the end of a caption."""
+"""Motions the embedded motion adapter knows, as they appear at the end of a caption."""
 
 
 def motion_caption(colour: str, shape: str, motion: str) -> str:

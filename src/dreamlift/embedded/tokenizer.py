@@ -16,7 +16,7 @@ from dreamlift.embedded.shapes import COLOURS, SHAPES
 from dreamlift.priors.views import VIEWS
 
 MOTION_WORDS = tuple(dict.fromkeys(word for motion in MOTIONS for word in motion.split()))
-"""Words of the motion captions of the embedded motion model."""
+"""Words of the motion captions of the embedded motion adapter."""
 WORDS = ("a", "an", "view", *COLOURS, *SHAPES, *VIEWS, *MOTION_WORDS)
 """Every word the embedded prior's tokenizer encodes as a single token."""
 MAX_LENGTH = 16

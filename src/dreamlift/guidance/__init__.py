@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dreamlift.guidance.base import Guidance, PerpNegConfig
 from dreamlift.guidance.config import GuidanceConfig
+from dreamlift.guidance.esd import ESDConfig, ESDGuidance
 from dreamlift.guidance.ism import ISMConfig, ISMGuidance
 from dreamlift.guidance.sds import SDSGuidance
 from dreamlift.guidance.sjc import SJCConfig, SJCGuidance
-from dreamlift.guidance.vsd import ESDConfig, ESDGuidance, VSDConfig, VSDGuidance
+from dreamlift.guidance.vsd import VSDConfig, VSDGuidance
 from dreamlift.priors.diffusion import DiffusionPrior
 
 GUIDANCE_KINDS: dict[str, type[Guidance]] = {

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from dreamlift.guidance.base import PerpNegConfig
+from dreamlift.guidance.esd import ESDConfig
 from dreamlift.guidance.ism import ISMConfig
 from dreamlift.guidance.sjc import SJCConfig
-from dreamlift.guidance.vsd import ESDConfig, VSDConfig
+from dreamlift.guidance.vsd import VSDConfig
 
 KIND_SECTIONS = {
     "vsd": (VSDConfig, ("vsd", "esd")),

@@ -1,4 +1,5 @@
-"""Variational score distillation (ProlificDreamer, Wang et al. 2023) and entropic score distillation (ESD).
+"""Variational score distillation (ProlificDreamer, Wang et al. 2023); entropic score distillation (guidance/esd.py)
+is a variant of it.
 
 VSD learns the score of the current 3D distribution with a LoRA of the prior's U-Net (peft, on the attention
 projections), conditioned on the camera by a learned embedding of its camera-to-world matrix added to the
@@ -8,9 +9,8 @@ U-Net's timestep embedding. Both start at zero, so the LoRA model starts as the 
 - the LoRA takes ``vsd.lora_steps`` steps of the ordinary diffusion loss on the detached renders, with its
   own AdamW and learning rate, the camera condition dropped (zeros) for a fraction of samples.
 
-ESD (``kind: esd``) subtracts λ·ε_LoRA(no camera) + (1 − λ)·ε_LoRA(camera) instead, which adds an entropy
-term that keeps views of the object diverse. Epsilon- and v-prediction priors both work: the LoRA is
-trained on the prior's own target, and its prediction is read as ε the same way the prior's is.
+Epsilon- and v-prediction priors both work: the LoRA is trained on the prior's own target, and its prediction is
+read as ε the same way the prior's is.
 """
 
 from __future__ import annotations
@@ -55,18 +55,6 @@ class VSDConfig:
             raise ValueError("lora_lr must be > 0 and lora_steps >= 0")
         if not 0 <= self.camera_dropout < 1:
             raise ValueError("camera_dropout must lie in [0, 1)")
-
-
-@dataclass
-class ESDConfig:
-    """Entropic score distillation (Wang et al. 2024)."""
-
-    entropy_weight: float = 0.5
-    """λ: the LoRA score subtracted is λ·ε_LoRA(no camera) + (1 − λ)·ε_LoRA(camera)."""
-
-    def __post_init__(self):
-        if not 0 <= self.entropy_weight <= 1:
-            raise ValueError("esd.entropy_weight must lie in [0, 1]")
 
 
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
@@ -220,10 +208,3 @@ class VSDGuidance(Guidance):
         self._closed = True
         self._hook.remove()
         self.prior.unet.delete_adapters(self.adapter_name)
-
-
-class ESDGuidance(VSDGuidance):
-    """ESD: VSD whose subtracted LoRA score mixes in the camera-free one with weight ``esd.entropy_weight``."""
-
-    def __init__(self, config: GuidanceConfig, prior: DiffusionPrior):
-        super().__init__(config, prior, entropy_weight=config.esd.entropy_weight)

@@ -76,7 +76,7 @@ class DiffusionPrior:
 
     def fingerprint(self) -> str:
         """Hex digest (16 characters) of the U-Net's and text encoder's weights: temporal layers are trained
-        against exactly these, so a motion model records the fingerprint of the prior it was trained for."""
+        against exactly these, so a motion adapter records the fingerprint of the prior it was trained for."""
         digest = hashlib.sha256()
         for module in (self.unet, self.text_encoder):
             for name, tensor in sorted(module.state_dict().items()):

@@ -1,6 +1,6 @@
 """Rendering of a triangle mesh whose albedo comes from a field queried at the surface points.
 
-The mesh stage's counterpart of the volume renderer, with the same shading modes and output: the rasterizer
+The refine stage's counterpart of the volume renderer, with the same shading modes and output: the rasterizer
 gives each pixel its triangle and barycentrics; the pixel's world point (interpolated) is looked up in the
 albedo field; Lambertian shading uses the interpolated, area-weighted vertex normals; the background fills the
 pixels no triangle covers; silhouette antialiasing turns coverage into an opacity with gradients.

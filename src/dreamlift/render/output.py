@@ -14,7 +14,9 @@ Shading = Literal["albedo", "lambertian", "textureless"]
 @dataclass
 class RenderOutput:
     """A rendered batch. rgb B×3×H×W composited on the background; opacity and depth B×1×H×W; normal
-    B×3×H×W (world, composited) or None; orientation: DreamFusion's orientation penalty (scalar) or None;
+    B×3×H×W (world, composited) or None; backfacing: B×1×H×W, Σ_i sg(w_i)·max(0, n_i·d)² along each ray, how much
+    the visible normals face away from the camera (shaded volume renders; None otherwise: DreamFusion's orientation
+    penalty is its mean, text3d/nerf.py);
     samples: how many samples reached the field (volume) or how many pixels a surface covers (mesh);
     mesh: the rasterized mesh (vertices M×3, faces K×3), for the mesh regularisers; None for volume renders;
     optical_depth: B×1×H×W, Σ_i σ_i·δ_i along each ray (volume renders; for Gaussians Σ −log(1 − α_i) over the
@@ -28,7 +30,7 @@ class RenderOutput:
     opacity: torch.Tensor
     depth: torch.Tensor
     normal: torch.Tensor | None
-    orientation: torch.Tensor | None
+    backfacing: torch.Tensor | None
     samples: int
     mesh: tuple[torch.Tensor, torch.Tensor] | None = None
     optical_depth: torch.Tensor | None = None

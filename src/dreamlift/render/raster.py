@@ -10,14 +10,12 @@ The steps follow nvdiffrast's split, so either backend serves the same calls:
 4. :func:`antialias` blends colours across silhouette edges by where the edge crosses the segment between
    neighbouring pixel centres, so coverage (the mask) gets gradients with respect to vertex positions.
 
-The PyTorch visibility pass is bounding-box based: every triangle is tested against the pixel centres of its
-screen bounding box only, in chunks of at most ``max_candidates`` (pixel, triangle) pairs, and a running z-buffer
-keeps the nearest. Its cost grows with the summed bounding-box area, not triangles × pixels
-(bench/raster_speed.py measures it).
-
-Pixel (row i, column j) has its centre at NDC x = 2(j + ½)/W − 1, y = 1 − 2(i + ½)/H: row 0 is the top, as in
-:func:`dreamlift.scene.cameras.generate_rays`, so rasterized and ray-marched images line up. Triangles with
-a vertex behind the near plane are dropped, not clipped (cameras orbit outside the scene).
+The PyTorch visibility pass tests each triangle against the pixel centres of its screen bounding box only, in
+chunks of at most ``max_candidates`` pairs, keeping the nearest in a running z-buffer: its cost grows with the
+summed bounding-box area, not triangles × pixels. Pixel (row i, column j) has its centre at NDC
+x = 2(j + ½)/W − 1, y = 1 − 2(i + ½)/H: row 0 is the top, as in :func:`dreamlift.scene.cameras.generate_rays`,
+so rasterized and ray-marched images line up. Triangles with a vertex behind the near plane are dropped, not
+clipped (cameras orbit outside the scene).
 """
 
 from __future__ import annotations
@@ -30,7 +28,7 @@ import torch
 
 from dreamlift.errors import UsageError
 from dreamlift.scene.cameras import Cameras
-from dreamlift.scene.mesh_geometry import edge_neighbours
+from dreamlift.scene.mesh_geometry import silhouette_edges
 
 NEAR, FAR = 0.01, 100.0
 """Clip planes of :func:`clip_space` (world units)."""
@@ -307,17 +305,6 @@ def antialias(
         delta = delta.index_put((b, near_i, near_j), to_near, accumulate=True)
         result = result + delta
     return result
-
-
-def silhouette_edges(x: torch.Tensor, y: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
-    """Which triangle edges are silhouettes in each image (pixel coordinates x, y B×V): B×F×3, entry k for the
-    edge opposite corner k. An edge is one when it bounds the mesh or its two triangles face opposite ways."""
-    cx, cy = x[:, faces], y[:, faces]  # B×F×3
-    area = (cx[..., 1] - cx[..., 0]) * (cy[..., 2] - cy[..., 0]) - (cy[..., 1] - cy[..., 0]) * (cx[..., 2] - cx[..., 0])
-    facing = area > 0  # B×F
-    neighbour = edge_neighbours(faces)  # F×3, −1 on the boundary
-    other = facing[:, neighbour.clamp(min=0)]  # B×F×3
-    return (neighbour < 0)[None] | (other != facing[..., None])
 
 
 def _rasterize_nvdiffrast(clip: torch.Tensor, faces: torch.Tensor, height: int, width: int) -> Fragments:

@@ -222,22 +222,23 @@ class VolumeRenderer:
         bg = background(directions.reshape(batch, height, width, 3)).reshape(-1, 3)
         rgb = rgb + (1 - opacity) * bg
 
-        normal_image, orientation = None, None
-        if with_normals:
-            normal_image = accumulate(scatter(normal))
-            # DreamFusion's orientation penalty Σ sg(w_i)·max(0, n_i·d)²: it turns normals, not weights.
-            facing_away = (normal * directions[sample_rays]).sum(-1, keepdim=True).clamp(min=0) ** 2
-            orientation = accumulate(scatter(facing_away), weights.detach()).mean()
-
         def image(values: torch.Tensor) -> torch.Tensor:
             return values.reshape(batch, height, width, -1).permute(0, 3, 1, 2)
+
+        normal_image, backfacing = None, None
+        if with_normals:
+            normal_image = image(accumulate(scatter(normal)))
+            # Σ sg(w_i)·max(0, n_i·d)² per ray (what DreamFusion's orientation penalty averages): with the weights
+            # held, its gradient turns normals, not weights.
+            facing_away = (normal * directions[sample_rays]).sum(-1, keepdim=True).clamp(min=0) ** 2
+            backfacing = image(accumulate(scatter(facing_away), weights.detach()))
 
         return RenderOutput(
             image(rgb),
             image(opacity),
             image(depth),
-            image(normal_image) if normal_image is not None else None,
-            orientation,
+            normal_image,
+            backfacing,
             int(points.shape[0]),
             optical_depth=image(optical_depth),
         )

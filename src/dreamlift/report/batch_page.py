@@ -59,7 +59,7 @@ def job_card(out: Path, job: JobState, job_page: Path | None, page_dir: Path) ->
 
 
 def job_thumbnail(folder: Path, page_dir: Path) -> str:
-    """The job's turntable (plays on hover; the mesh stage's when there is one), a video job's first GIF, or an
+    """The job's turntable (plays on hover; the refine stage's when there is one), a video job's first GIF, or an
     empty box."""
     for turntable in (folder / "refine" / "turntable.mp4", folder / "turntable.mp4"):
         if turntable.is_file():

@@ -7,12 +7,17 @@ from pathlib import Path
 
 from dreamlift.config import read_preset
 from dreamlift.errors import UsageError
+from dreamlift.pipelines.text3d import REFERENCE_FILE
 from dreamlift.report.folders import FolderKind, folder_kind, read_metrics
 from dreamlift.report.html import VIEWER_SCRIPT, escape, glb_script, image, page, relative, table, video, viewer
 from dreamlift.report.plots import loss_plot, schedule_plot
-from dreamlift.text3d.reference import REFERENCE_FILE
 
-STAGE_TITLES = {"nerf": "NeRF", "gaussians": "Gaussians", "mesh": "mesh stage (DMTet)"}
+STAGE_TITLES = {
+    "nerf": "NeRF",
+    "gaussians": "Gaussians",
+    "refine": "refine stage (DMTet)",
+    "mesh": "refine stage (DMTet)",
+}
 
 
 def run_page(run: Path, page_dir: Path, write_dir: Path, assets: Path) -> str:
@@ -49,7 +54,7 @@ def run_prompt(run: Path) -> str:
 
 # --- text3d ---------------------------------------------------------------------------------------------------
 def text3d_sections(run: Path, page_dir: Path, write_dir: Path) -> tuple[str, list[str]]:
-    """The sections of a text3d run: its stage, then its mesh stage (``refine/``) when there is one; and the GLB
+    """The sections of a text3d run: its stage, then its refine stage (``refine/``) when there is one; and the GLB
     scripts the page loads."""
     stages = [(run, "stage")]
     if folder_kind(run / "refine") is FolderKind.TEXT3D:
@@ -120,12 +125,11 @@ def stage_plot(folder: Path, metrics: dict) -> str:
     """The stage's loss and guidance schedule (from its config), two inline SVGs; a config this version cannot read
     (from another version of dreamlift) is said in one line instead, so one odd run does not stop a batch's
     report."""
-    from dreamlift.text3d.config import read_run_config
-    from dreamlift.text3d.stages import STAGES
+    from dreamlift.pipelines.text3d import read_run
 
     try:
-        stage = STAGES[metrics["stage"]](read_run_config(folder))
-    except (UsageError, KeyError) as err:
+        stage = read_run(folder).stage
+    except UsageError as err:
         return f"<p>No training plot: {escape(err)}</p>"
     steps = metrics.get("steps", stage.steps)
     return loss_plot(metrics.get("loss", []), steps) + schedule_plot(stage.guidance_config(), steps)

@@ -1,4 +1,4 @@
-"""DMTet (Shen et al. 2021), the geometry of Magic3D's mesh stage: a deformable tetrahedral grid with an SDF.
+"""DMTet (Shen et al. 2021), the geometry of Magic3D's refine stage: a deformable tetrahedral grid with an SDF.
 
 - :func:`tetrahedral_grid` builds the grid here (no downloaded grid files): a cube of R³ cells, each split into
   six tetrahedra along its main diagonal (the Kuhn/Freudenthal split, which neighbouring cells share faces with,

@@ -1,4 +1,4 @@
-"""Triangle-mesh quantities: normals, edge adjacency, and the smoothness regularisers of the mesh stage.
+"""Triangle-mesh quantities: normals, edge adjacency, and the smoothness regularisers of the refine stage.
 
 Meshes are vertices V×3 (float, world units) and faces F×3 (long vertex indices, counter-clockwise seen from
 outside, so face normals point out).
@@ -84,3 +84,14 @@ def laplacian_smoothing(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Te
     used = degree > 0
     offsets = vertices[used] - total[used] / degree[used, None]
     return (offsets**2).sum(-1).mean() if used.any() else vertices.new_zeros(())
+
+
+def silhouette_edges(x: torch.Tensor, y: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """Which triangle edges are silhouettes in each image (pixel coordinates x, y B×V): B×F×3, entry k for the
+    edge opposite corner k. An edge is one when it bounds the mesh or its two triangles face opposite ways."""
+    cx, cy = x[:, faces], y[:, faces]  # B×F×3
+    area = (cx[..., 1] - cx[..., 0]) * (cy[..., 2] - cy[..., 0]) - (cy[..., 1] - cy[..., 0]) * (cx[..., 2] - cx[..., 0])
+    facing = area > 0  # B×F
+    neighbour = edge_neighbours(faces)  # F×3, −1 on the boundary
+    other = facing[:, neighbour.clamp(min=0)]  # B×F×3
+    return (neighbour < 0)[None] | (other != facing[..., None])

@@ -1,7 +1,7 @@
 """The configuration of a text3d run: one dataclass per component, composed in :class:`Text3DConfig`.
 
 The NeRF stage reads ``train``, ``optim``, ``regularisers`` and ``shading``; with ``scene: gaussians`` stage 1
-reads ``gaussians`` in place of the field, renderer, optimiser and regularisers; the mesh stage (Magic3D's
+reads ``gaussians`` in place of the field, renderer, optimiser and regularisers; the refine stage (Magic3D's
 second stage) reads ``refine``; all read the prior, guidance, camera, background and export sections.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from dreamlift.config import load_config
 from dreamlift.errors import UsageError
@@ -25,7 +25,7 @@ from dreamlift.scene.cameras import CameraConfig
 from dreamlift.scene.dmtet import DMTetConfig
 from dreamlift.scene.fields import FieldConfig
 from dreamlift.scene.gaussians import GaussianConfig
-from dreamlift.text3d.export import ExportConfig
+from dreamlift.text3d.export_config import ExportConfig
 from dreamlift.text3d.redraw_fit import RedrawFitConfig
 from dreamlift.text3d.reference import ReferenceConfig
 
@@ -69,13 +69,16 @@ class OptimConfig:
 class RegularisersConfig:
     """Weights of the regularisers added to the guidance loss."""
 
+    RENAMED_KEYS: ClassVar[dict[str, str]] = {"opaque": "opacity_entropy"}
+    """Keys of older versions' config.yaml files, read under their new names."""
+
     orientation: float = 0.01
     """DreamFusion's penalty on visible normals facing away from the camera (shaded steps only)."""
     sparsity: float = 0.0
     """Mean opacity: discourages filling space."""
     sparsity_until: float = 1.0
     """Fraction of stage 1's steps (NeRF or Gaussians) during which the sparsity term applies."""
-    opaque: float = 0.0
+    opacity_entropy: float = 0.0
     """Entropy of the opacity: pushes each pixel to fully clear or fully covered."""
     eikonal: float = 0.0
     """``field.geometry: sdf``: weight of the mean (‖∇s‖ − 1)² at random points of the scene cube."""
@@ -109,7 +112,14 @@ class RegularisersConfig:
     encodes a pink cube and a red one alike — and this term is not: it carries the prior's colour to the render."""
 
     def __post_init__(self):
-        weights = (self.orientation, self.sparsity, self.opaque, self.eikonal, self.normal_smoothness, self.carve)
+        weights = (
+            self.orientation,
+            self.sparsity,
+            self.opacity_entropy,
+            self.eikonal,
+            self.normal_smoothness,
+            self.carve,
+        )
         if min(*weights, self.pixel_target) < 0:
             raise ValueError("regulariser weights must be >= 0")
         if not 0 <= self.sparsity_until <= 1 or not 0 <= self.carve_until <= 1:
@@ -170,12 +180,12 @@ class TrainConfig:
 
 @dataclass
 class RefineConfig:
-    """The mesh stage (Magic3D): a DMTet mesh started from the NeRF, refined by the same guidance, textured."""
+    """The refine stage (Magic3D): a DMTet mesh started from the NeRF, refined by the same guidance, textured."""
 
     enabled: bool = False
     """Run this stage after the NeRF stage in the same command (``text3d refine RUN_DIR`` runs it regardless)."""
     steps: int = 300
-    """Optimisation steps of the mesh stage."""
+    """Optimisation steps of the refine stage."""
     resolution: int = 128
     """Render size in pixels (rasterizing is cheap, so higher than stage 1; renders are resized to the prior's, so
     twice its size supersamples the edges)."""
@@ -296,8 +306,6 @@ class Text3DConfig:
 
     def __post_init__(self):
         check_seed(self.seed)
-        if self.scene == "gaussians" and self.refine.enabled:
-            raise ValueError("refine (the mesh stage) starts from a NeRF; it cannot follow scene: gaussians")
 
 
 def read_run_config(run_dir: Path, overrides: list[str] = (), values: dict | None = None) -> Text3DConfig:

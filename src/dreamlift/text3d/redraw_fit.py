@@ -21,6 +21,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -29,9 +30,11 @@ from dreamlift.priors.diffusion import DiffusionPrior
 from dreamlift.priors.prompts import PromptEmbeddings
 from dreamlift.render.output import RenderOutput
 from dreamlift.scene.cameras import Cameras
+from dreamlift.text3d.redraw import PriorRedraw, RedrawConfig
 from dreamlift.text3d.reference import ReferenceConfig, ReferenceView, with_border_mask
-from dreamlift.text3d.scenes import Scene
-from dreamlift.text3d.surface_colours import PriorRedraw, RedrawConfig
+
+if TYPE_CHECKING:
+    from dreamlift.text3d.scenes import Scene
 
 
 @dataclass

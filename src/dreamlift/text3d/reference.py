@@ -14,7 +14,7 @@ at a time, leaves free.
 
 The run folder keeps the picture as it was read, with its mask in the alpha channel (``reference.png``), and a
 resumed run reads that copy, so it needs nothing outside the folder. The reference holds stage 1 (the NeRF or the
-Gaussians); the mesh stage starts from it and refines it by the guidance alone.
+Gaussians); the refine stage starts from it and refines it by the guidance alone.
 """
 
 from __future__ import annotations

@@ -23,17 +23,19 @@ from dreamlift.guidance import make_guidance
 from dreamlift.io import read_json_object, remove_leftovers, write_png, write_text
 from dreamlift.priors.diffusion import DiffusionPrior
 from dreamlift.priors.prompts import PromptEmbeddings
+from dreamlift.progress import Progress, ProgressCallback
 from dreamlift.render.output import RenderOutput
 from dreamlift.render.shading import fixed_light, sample_lights
 from dreamlift.runtime import seed_everything
 from dreamlift.scene.cameras import Cameras, sample_cameras, turntable_cameras
 from dreamlift.text3d.config import Text3DConfig
 from dreamlift.text3d.export import METRICS_FILE, export_particles
+from dreamlift.text3d.redraw import PriorRedraw
 from dreamlift.text3d.redraw_fit import RedrawFit
 from dreamlift.text3d.reference import ReferenceView, draw_picture
-from dreamlift.text3d.scenes import NeRFScene
-from dreamlift.text3d.stages import FirstStage, Stage, first_stage
-from dreamlift.text3d.surface_colours import PriorRedraw
+from dreamlift.text3d.scene_kinds import first_stage
+from dreamlift.text3d.scenes import Scene
+from dreamlift.text3d.stages import Stage
 from dreamlift.timing import PhaseTimer
 from dreamlift.training.checkpoints import read_checkpoint, restore_checkpoint, save_checkpoint
 
@@ -41,7 +43,7 @@ from dreamlift.training.checkpoints import read_checkpoint, restore_checkpoint, 
 class TextTo3D:
     """Runs one stage of a text3d optimisation in a run folder (see :mod:`dreamlift.text3d.runs` for its layout).
 
-    The mesh stage's scenes start from ``start_from`` (the stage-1 NeRF of each particle) unless the run resumes
+    The refine stage's scenes start from ``start_from`` (the stage-1 NeRF of each particle) unless the run resumes
     from its own checkpoint.
     """
 
@@ -52,12 +54,13 @@ class TextTo3D:
         run_dir: Path,
         device: torch.device,
         stage: Stage | None = None,
-        start_from: list[NeRFScene] | None = None,
+        start_from: list[Scene] | None = None,
     ):
         self.config, self.prior, self.run_dir, self.device = config, prior, run_dir, device
-        self.stage = stage or first_stage(config)
         self.start_from = start_from
         seed_everything(config.seed)
+        self.stage = stage or first_stage(config)
+        guidance_config = self.stage.guidance_config()
         self.scenes = [self.stage.make_scene(device) for _ in range(config.train.particles)]
         self.optimizers = [self.stage.make_optimizer(scene) for scene in self.scenes]
         self.prompts = PromptEmbeddings(
@@ -67,13 +70,13 @@ class TextTo3D:
         self.noise_generator = torch.Generator(device).manual_seed(config.seed + 1)
         self.reference: ReferenceView | None = None  # set by run() for an image-to-3D run
         fit = config.redraw_fit
-        first = isinstance(self.stage, FirstStage)  # the mesh stage starts from stage 1 and is held by neither
-        self.redraw_fit = RedrawFit(fit, prior, self.prompts, config.seed) if fit.rounds and first else None
+        held = fit.rounds and self.stage.takes_reference_views
+        self.redraw_fit = RedrawFit(fit, prior, self.prompts, config.seed) if held else None
         self.step = 0
         self.metrics: dict = {"loss": [], "train_seconds": 0.0}
         self.timer = PhaseTimer(device)
         # Last: VSD changes the prior when it is made, and nothing may fail between that and run()'s `with`.
-        self.guidance = make_guidance(self.stage.guidance_config(), prior)
+        self.guidance = make_guidance(guidance_config, prior)
 
     @property
     def steps(self) -> int:
@@ -105,7 +108,7 @@ class TextTo3D:
 
     def load_checkpoint(self) -> None:
         state = read_checkpoint(self.checkpoint_path, {"step": int, "metrics": dict, "stage": str})
-        if state["stage"] != self.stage.name:
+        if state["stage"] not in (self.stage.name, *self.stage.former_names):
             raise UsageError(
                 f"{self.checkpoint_path} is a {state['stage']}-stage checkpoint, not a {self.stage.name}-stage one"
             )
@@ -230,19 +233,20 @@ class TextTo3D:
         return path
 
     # --- the run ----------------------------------------------------------------------------------------------
-    def run(self, resume: bool = False) -> dict:
+    def run(self, resume: bool = False, callback: ProgressCallback | None = None) -> dict:
         """Optimise (from the last checkpoint when resuming), export, and write metrics.json; returns the metrics.
         Resuming a stage that has finished and exported does nothing and returns its metrics; resuming one that
         stopped before its first checkpoint starts it over from step 0. What a killed writer left in the folder
         (temporary files, a half-moved export) is removed first.
 
         The guidance is attached to the prior (VSD's LoRA) for this call alone: whatever ends it, a refusal before
-        the first step included, the prior is left as it was."""
+        the first step included, the prior is left as it was. ``callback`` hears of every step and of the
+        export."""
         metrics_path = self.run_dir / METRICS_FILE
         remove_leftovers(self.run_dir, ("checkpoints", "validation"))
         resuming = resume and self.checkpoint_path.is_file()
         reference = self.config.reference
-        if reference.enabled and isinstance(self.stage, FirstStage):  # the mesh stage starts from stage 1
+        if reference.enabled and self.stage.takes_reference_views:
             draw = partial(draw_picture, self.prior, self.config.prompt, reference, self.config.seed)
             self.reference = ReferenceView.for_run(reference, self.run_dir, self.device, resuming, draw)
         with self.guidance:
@@ -255,11 +259,17 @@ class TextTo3D:
                 if records:
                     self.metrics["initial_sdf"] = records
             write_text(self.run_dir / "config.yaml", dump_yaml(self.config))
-            self.optimise()
-        return self.finish()
+            self.optimise(callback)
+        if callback is not None:
+            callback(Progress("export", 0, 1))
+        metrics = self.finish()
+        if callback is not None:
+            callback(Progress("export", 1, 1))
+        return metrics
 
-    def optimise(self) -> None:
-        """Steps up to the stage's count, with logging, validation and checkpoints (one on Ctrl-C too)."""
+    def optimise(self, callback: ProgressCallback | None = None) -> None:
+        """Steps up to the stage's count, with logging, validation and checkpoints (one on Ctrl-C too); each step
+        done is told to ``callback``."""
         c, train = self.config, self.config.train
         where = f" from step {self.step}" if self.step else ""
         tqdm.write(
@@ -278,12 +288,16 @@ class TextTo3D:
                 if self.step % train.log_every == 0 or self.step == self.steps:
                     self.metrics["loss"].append([self.step, round(scalars["loss"], 6)])
                     progress.set_postfix(loss=f"{scalars['loss']:.3g}", t=f"{scalars['t']:.0f}")
+                preview = None
                 if train.validate_every and self.step % train.validate_every == 0:
-                    self.validate()
+                    preview = self.validate()
                 if self.step % train.checkpoint_every == 0 or self.step == self.steps:
                     self.metrics["train_seconds"] += time.time() - start
                     start = time.time()
                     self.save_checkpoint()
+                if callback is not None:
+                    label = self.stage.progress_label
+                    callback(Progress(label, self.step, self.steps, scalars["loss"], preview))
         except KeyboardInterrupt:
             self.metrics["train_seconds"] += time.time() - start
             self.save_checkpoint()

@@ -1,2 +1,2 @@
-"""Training shared by the embedded prior and the motion model: staged resumable trainers, schedules and loss
+"""Training shared by the embedded prior and the motion adapter: staged resumable trainers, schedules and loss
 weights, clip datasets and cached latents."""

@@ -1,4 +1,4 @@
-"""One checkpoint format for every resumable loop (text3d's stages, the prior's and the motion model's training).
+"""One checkpoint format for every resumable loop (text3d's stages, the prior's and the motion adapter's training).
 
 A checkpoint is a dict written atomically with ``torch.save``: the state dict of each named object (modules,
 optimisers, guidance — anything with ``state_dict``/``load_state_dict``, or a list of such), the state of each

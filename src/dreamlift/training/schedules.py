@@ -1,4 +1,4 @@
-"""Learning-rate schedules and per-sample loss weights of diffusion training (the prior and the motion model)."""
+"""Learning-rate schedules and per-sample loss weights of diffusion training (the prior and the motion adapter)."""
 
 from __future__ import annotations
 

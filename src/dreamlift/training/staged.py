@@ -1,4 +1,4 @@
-"""Resumable staged training, shared by the embedded prior and the motion model.
+"""Resumable staged training, shared by the embedded prior and the motion adapter.
 
 A trainer runs named stages in order inside a work folder. Each stage's completion (with its measurements)
 is recorded in ``log.json`` and a finished stage is skipped, so an interrupted run picks up where it

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 from dreamlift.priors.diffusion import PriorConfig
 from dreamlift.runtime import check_seed
@@ -55,6 +55,9 @@ class ZeroShotConfig:
 class Text2VideoConfig:
     """Everything a text2video run depends on; config.yaml of a run folder holds the resolved values."""
 
+    RENAMED_KEYS: ClassVar[dict[str, str]] = {"guidance": "guidance_scale"}
+    """Keys of older versions' config.yaml files, read under their new names."""
+
     prompt: str = ""
     """What to show, e.g. "a blue sphere moving right"."""
     seed: int = 0
@@ -63,7 +66,7 @@ class Text2VideoConfig:
     prior: PriorConfig = field(default_factory=PriorConfig)
     motion_adapter: str = "embedded"
     """Temporal layers: ``embedded`` (shipped with dreamlift), a folder or hub id (ours or an AnimateDiff
-    MotionAdapter), or an AnimateDiff checkpoint file. Unused in zero-shot mode."""
+    TemporalAdapter), or an AnimateDiff checkpoint file. Unused in zero-shot mode."""
     mode: Literal["animate", "zero-shot"] = "animate"
     frames: int = 8
     """Frames per video, 1 to :data:`MAX_FRAMES` (256)."""
@@ -71,11 +74,9 @@ class Text2VideoConfig:
     """Frames per second of the written videos, 1 to :data:`MAX_FPS` (100)."""
     steps: int = 25
     """Denoising steps of the prior's scheduler, 1 to :data:`MAX_STEPS` (1000); zero-shot mode needs 2."""
-    guidance: float = 4.0
-    """Classifier-free guidance scale s in ε_u + s·(ε_c − ε_u). 4 suited the embedded motion model of the first
-    embedded prior best (its bench passed 26/72 clips at 12, 35 at 7.5, 37 at 5.5, 41 at 4, 37 at 2.5); the
-    current pair is flat around it (52, 53, 53 of 72 at 2.5, 4, 6). AnimateDiff with Stable Diffusion weights is
-    usually sampled at 7.5."""
+    guidance_scale: float = 4.0
+    """Classifier-free guidance scale s in ε_u + s·(ε_c − ε_u), as diffusers names it. 4 suits the embedded motion
+    model (docs/benchmarks.md); AnimateDiff with Stable Diffusion weights is usually sampled at 7.5."""
     videos: int = 1
     """Videos of the prompt, sampled in one batch: 1 to :data:`MAX_VIDEOS` (64), and videos × frames at most
     :data:`MAX_BATCH_FRAMES` (1024)."""

@@ -1,4 +1,4 @@
-"""The mesh stage end to end on a tiny prior: the magic3d preset in one command, `text3d refine`, re-export."""
+"""The refine stage end to end on a tiny prior: the magic3d preset in one command, `text3d refine`, re-export."""
 
 import json
 
@@ -11,7 +11,7 @@ from dreamlift.cli import text3d_main
 
 def assert_textured_stage(folder):
     metrics = json.loads((folder / "metrics.json").read_text())
-    assert metrics["stage"] == "mesh" and metrics["export"]["textured"]
+    assert metrics["stage"] == "refine" and metrics["export"]["textured"]
     loaded = trimesh.load(folder / "mesh.glb", force="mesh")
     assert (
         isinstance(loaded.visual, trimesh.visual.TextureVisuals) and len(loaded.faces) == metrics["export"]["faces"] > 0
@@ -43,7 +43,7 @@ def test_refine_an_existing_nerf_run_then_export_it_again(tmp_path, tiny_prior_d
     assert_textured_stage(out / "refine")
     capsys.readouterr()
     assert text3d_main(["refine", str(out), *FAST_REFINE]) == 2
-    assert "already holds a mesh stage" in capsys.readouterr().err
+    assert "already holds a refine stage" in capsys.readouterr().err
     assert text3d_main(["export", str(out / "refine"), "export.texture_resolution=64"]) == 0
     assert "textured" in capsys.readouterr().err
     assert imageio.imread(out / "refine" / "texture.png").shape == (64, 64, 3)

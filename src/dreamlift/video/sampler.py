@@ -20,8 +20,11 @@ Run folder layout (everything written atomically):
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -30,10 +33,18 @@ from dreamlift.errors import UsageError
 from dreamlift.io import write_gif, write_json, write_png, write_text, write_video
 from dreamlift.priors.diffusion import DiffusionPrior, quiet_libraries
 from dreamlift.priors.sampling import denoise_with_cfg
+from dreamlift.progress import Progress, ProgressCallback
 from dreamlift.video.config import Text2VideoConfig
 from dreamlift.video.inflation import InflatedUNet, resolve_window, run_per_frame
 from dreamlift.video.temporal import TemporalAdapter
 from dreamlift.video.zero_shot import cross_frame_attention, translate_latents
+
+
+def step_done(progress: tqdm, callback: ProgressCallback | None) -> None:
+    """One denoising step done: the bar moves and ``callback`` hears of it."""
+    progress.update(1)
+    if callback is not None:
+        callback(Progress("text2video", progress.n, progress.total))
 
 
 def video_names(videos: int) -> list[str]:
@@ -41,8 +52,9 @@ def video_names(videos: int) -> list[str]:
     return ["video"] if videos == 1 else [f"video-{i}" for i in range(videos)]
 
 
-class TextToVideo:
-    """Samples ``config.videos`` clips of ``config.prompt`` and writes them to ``run_dir``."""
+class VideoSampler:
+    """Samples ``config.videos`` clips of ``config.prompt`` and writes them to ``run_dir``; after :meth:`run`,
+    ``frames`` holds what it wrote (B×F×H×W×3 uint8)."""
 
     def __init__(self, config: Text2VideoConfig, prior: DiffusionPrior, adapter: TemporalAdapter | None, run_dir: Path):
         if prior.vae is None:
@@ -50,6 +62,7 @@ class TextToVideo:
         if config.mode == "animate" and adapter is None:
             raise UsageError("animate mode needs temporal layers")
         self.config, self.prior, self.adapter, self.run_dir = config, prior, adapter, Path(run_dir)
+        self.frames: np.ndarray | None = None
         if adapter is not None:
             adapter.check_fits(prior.unet)
             resolve_window(adapter, config.window or None, config.window_stride or None)
@@ -83,17 +96,17 @@ class TextToVideo:
         tokens = self.prior.embed_tokens(prompts).repeat_interleave(videos, dim=0).to(dtype)
         return text, tokens
 
-    def _denoise(self, model, latents: torch.Tensor, timesteps: torch.Tensor, progress: tqdm) -> torch.Tensor:
-        """Run ``timesteps`` of the scheduler on latents B×C×F×h×w with CFG; ``model`` (latents, timestep, text
-        states, token embeddings) predicts B×C×F×h×w."""
+    def _denoise(
+        self, model, latents: torch.Tensor, timesteps: torch.Tensor, step_done: Callable[[], None]
+    ) -> torch.Tensor:
+        """Run ``timesteps`` of the scheduler on latents B×C×F×h×w with CFG, calling ``step_done`` after each;
+        ``model`` (latents, timestep, text states, token embeddings) predicts B×C×F×h×w."""
         text, tokens = self._prompt_inputs()
 
         def guided(sample: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             return model(sample, t, text, tokens)
 
-        return denoise_with_cfg(
-            self.prior, guided, latents, timesteps, self.config.guidance, lambda: progress.update(1)
-        )
+        return denoise_with_cfg(self.prior, guided, latents, timesteps, self.config.guidance_scale, step_done)
 
     def _frames_model(
         self, sample: torch.Tensor, t: torch.Tensor, text: torch.Tensor, tokens: torch.Tensor
@@ -102,8 +115,8 @@ class TextToVideo:
         return run_per_frame(self.prior.unet, sample, t, text)
 
     @torch.no_grad()
-    def sample(self, show_progress: bool = True) -> torch.Tensor:
-        """Videos B×F×3×H×W in [0, 1] (float32, on the CPU)."""
+    def sample(self, show_progress: bool = True, callback: ProgressCallback | None = None) -> torch.Tensor:
+        """Videos B×F×3×H×W in [0, 1] (float32, on the CPU); ``callback`` hears of every denoising step."""
         config, prior = self.config, self.prior
         scheduler = prior.scheduler
         scheduler.set_timesteps(config.steps, device=prior.device)
@@ -116,12 +129,13 @@ class TextToVideo:
                 prior.unet, self.adapter, config.window or None, config.window_stride or None
             ) as inflated:
                 latents = self.initial_noise(shape, inflated.window) * scheduler.init_noise_sigma
-                latents = self._denoise(inflated, latents, timesteps, progress)
+                latents = self._denoise(inflated, latents, timesteps, partial(step_done, progress, callback))
         else:
             renoise_index, translate_index = self.zero_shot_indices(timesteps)
             total = translate_index + len(timesteps) - renoise_index
             progress = tqdm(total=total, desc="sample (zero-shot)", unit="step", disable=not show_progress)
-            latents = self._sample_zero_shot(shape, timesteps, renoise_index, translate_index, progress)
+            on_step = partial(step_done, progress, callback)
+            latents = self._sample_zero_shot(shape, timesteps, renoise_index, translate_index, on_step)
         progress.close()
         return self.decode(latents)
 
@@ -135,21 +149,26 @@ class TextToVideo:
         return renoise, translate
 
     def _sample_zero_shot(
-        self, shape: tuple[int, ...], timesteps: torch.Tensor, renoise_index: int, translate_index: int, progress: tqdm
+        self,
+        shape: tuple[int, ...],
+        timesteps: torch.Tensor,
+        renoise_index: int,
+        translate_index: int,
+        step_done: Callable[[], None],
     ) -> torch.Tensor:
         """Text2Video-Zero: the first frame alone down to the translation level, translated per frame, re-noised
         (one noise shared by all frames) to the re-noising level, then all frames with cross-frame attention."""
         prior = self.prior
         single = (*shape[:2], 1, *shape[3:])
         first = self.initial_noise(single) * prior.scheduler.init_noise_sigma
-        first = self._denoise(self._frames_model, first, timesteps[:translate_index], progress)[:, :, 0]
+        first = self._denoise(self._frames_model, first, timesteps[:translate_index], step_done)[:, :, 0]
         frames = translate_latents(first, shape[2], self.config.zero_shot.motion)
         t_from, t_to = int(timesteps[translate_index]), int(timesteps[renoise_index])
         ratio = prior.alphas_cumprod[t_to] / prior.alphas_cumprod[t_from]
         noise = torch.randn(single, generator=torch.Generator().manual_seed(self.config.seed + 10**6)).to(prior.device)
         latents = ratio.sqrt() * frames + (1 - ratio).sqrt() * noise
         with cross_frame_attention(prior.unet, shape[2]):
-            return self._denoise(self._frames_model, latents, timesteps[renoise_index:], progress)
+            return self._denoise(self._frames_model, latents, timesteps[renoise_index:], step_done)
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Video latents B×C×F×h×w → frames B×F×3×H×W in [0, 1], decoded ``decode_chunk`` frames at a time."""
@@ -158,14 +177,16 @@ class TextToVideo:
         images = [self.prior.decode(chunk).cpu() for chunk in flat.split(self.config.decode_chunk)]
         return torch.cat(images).reshape(batch, frames, *images[0].shape[1:])
 
-    def run(self) -> dict:
-        """Sample, then write the run folder (nothing is written before sampling ends); returns the metrics."""
+    def run(self, callback: ProgressCallback | None = None) -> dict:
+        """Sample, then write the run folder (nothing is written before sampling ends); returns the metrics.
+        ``callback`` hears of every denoising step."""
         start = time.time()
-        videos = self.sample()
+        videos = self.sample(callback=callback)
         sample_seconds = time.time() - start
         self.run_dir.mkdir(parents=True, exist_ok=True)
         write_text(self.run_dir / "config.yaml", dump_yaml(self.config))
         frames = (videos * 255).round().to(torch.uint8).permute(0, 1, 3, 4, 2).numpy()  # B×F×H×W×3
+        self.frames = frames
         for name, clip in zip(video_names(self.config.videos), frames):
             write_video(clip, self.run_dir / f"{name}.mp4", self.config.fps)
             write_gif(clip, self.run_dir / f"{name}.gif", self.config.fps)

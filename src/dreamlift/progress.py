@@ -1,0 +1,28 @@
+"""What a long job tells a caller as it goes (a GUI's progress bar and preview): :class:`Progress`, handed to the
+``callback`` of the pipelines (dreamlift.pipelines) after every step."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One step of a job done."""
+
+    stage: str
+    """What runs: ``text3d`` (stage 1), ``text3d refine``, ``export``, ``text2video``."""
+    step: int
+    """Steps done in this stage."""
+    steps: int
+    """Steps of this stage in all."""
+    loss: float | None = None
+    """The step's loss (optimisation stages)."""
+    preview: Path | None = None
+    """A picture written at this step (text3d's validation views every ``train.validate_every`` steps), or None."""
+
+
+ProgressCallback = Callable[[Progress], None]
+"""Called with each :class:`Progress`; it runs in the job's thread, so it should return quickly."""
