@@ -9,6 +9,8 @@ from conftest import FAST_REFINE, FAST_TEXT3D
 from dreamlift import TextTo3DPipeline, TextToImagePipeline, TextToVideoPipeline
 from dreamlift.errors import UsageError
 from dreamlift.progress import Progress
+from dreamlift.text3d.refine import RefineStage
+from dreamlift.text3d.scene_kinds import STAGES
 
 
 @pytest.fixture(scope="module")
@@ -79,10 +81,16 @@ def test_text_to_video_returns_its_frames_and_reports_each_step(tiny_prior_dir, 
     assert {"video.mp4", "video.gif", "config.yaml", "metrics.json"} == {p.name for p in saved.iterdir()}
 
 
-def test_text_to_video_reads_the_old_name_of_the_guidance_scale(tiny_prior_dir, capsys):
+def test_old_names_in_run_folders_still_read(tiny_prior_dir, capsys):
     config = TextToVideoPipeline(model=str(tiny_prior_dir)).config("a cube", overrides=["guidance=6"])
     assert config.guidance_scale == 6.0
     assert "config key 'guidance' is now 'guidance_scale'" in capsys.readouterr().err
+    config = TextTo3DPipeline().config("a cube", overrides=["regularisers.opaque=3"])
+    assert config.regularisers.opacity_entropy == 3.0
+    assert "config key 'regularisers.opaque' is now 'regularisers.opacity_entropy'" in capsys.readouterr().err
+    with pytest.raises(UsageError, match="give only 'opacity_entropy'"):
+        TextTo3DPipeline().config("a cube", overrides=["regularisers.opaque=3", "regularisers.opacity_entropy=1"])
+    assert STAGES["mesh"] is STAGES["refine"] is RefineStage  # checkpoints of the refine stage's former name
 
 
 def test_text_to_image_samples_the_prior(tiny_prior_dir):

@@ -203,7 +203,8 @@ def from_dict(cls: type[ConfigT], data: dict[str, Any], path: str = "") -> Confi
         if dataclasses.is_dataclass(hints[name]) and isinstance(value, dict) and default is not dataclasses.MISSING:
             # A section given in part keeps the rest of its field's default, not of its class: a RefineConfig's
             # dmtet section with one key set keeps the refine stage's grid resolution.
-            value = deep_merge(to_dict(default()), value)
+            section = f"{path}.{name}" if path else name
+            value = deep_merge(to_dict(default()), renamed_keys_read(hints[name], value, section))
         kwargs[name] = _coerce(hints[name], value, f"{path}.{name}" if path else name)
     try:
         return cls(**kwargs)

@@ -18,6 +18,7 @@ STAGE_TITLES = {
     "refine": "refine stage (DMTet)",
     "mesh": "refine stage (DMTet)",
 }
+"""The title of each stage a run's metrics name (``mesh``: the refine stage, as earlier versions named it)."""
 
 
 def run_page(run: Path, page_dir: Path, write_dir: Path, assets: Path) -> str:

@@ -196,8 +196,8 @@ class RefineConfig:
     threshold: float | None = None
     """Density of the initial surface; null: the NeRF's automatic export threshold."""
     normal_consistency: float = 50.0
-    """Weight of the mean 1 − cos between neighbouring face normals. SDS noise roughens the surface: at 5 (and
-    Laplacian 100) the refined cube (bench/fidelity.py --configs magic3d) came out shredded, at 50 (and 1000) solid."""
+    """Weight of the mean 1 − cos between neighbouring face normals: SDS noise roughens the surface, and weaker
+    smoothing (with a weaker Laplacian) shreds it."""
     laplacian: float = 1000.0
     """Weight of the mean squared uniform Laplacian of the vertices (world units²)."""
     dmtet: DMTetConfig = dataclasses.field(default_factory=lambda: DMTetConfig(grid_resolution=48))
@@ -264,9 +264,9 @@ class GaussianSceneConfig:
     optim: GaussianOptimConfig = dataclasses.field(default_factory=GaussianOptimConfig)
     surface_density: float | None = None
     """Density Σ opacity · Gaussian of the exported surface, when ``export.threshold`` is null; null: the density
-    whose level set best matches the silhouettes of the Gaussians' renders (text3d/export.py,
-    ``silhouette_threshold``). DreamGaussian's fixed 1 lies above a fog of faint Gaussians that renders opaque
-    (red cube, 15,000 Gaussians: 3 pieces at 1, IoU 0.20; one piece, IoU 0.81, by the silhouettes)."""
+    whose level set best matches the silhouettes of the Gaussians' renders (text3d/gaussians.py,
+    ``silhouette_threshold``). DreamGaussian's fixed 1 lies above a fog of faint Gaussians that renders opaque,
+    and breaks the surface into pieces."""
 
     def __post_init__(self):
         if self.surface_density is not None and self.surface_density <= 0:

@@ -28,14 +28,14 @@ class ExportConfig:
     handle_size: int = 6
     """Radius in grid cells of the morphological closing of ``solidify``: tunnels and crevices up to about twice
     as wide are filled (6 at 128 cells: 0.2 scene units; the embedded prior's torus holes are 0.3 and more
-    across). On the bench, 4 left the cube's crevices as genus 2 and area 1.20 × hull; 6 closes them."""
+    across); a smaller closing leaves SDS crevices in the cube as handles."""
     bridge_size: int = 4
     """Radius in grid cells of the opening of ``solidify``: bridges and spikes thinner than about twice this go
     (4 at 128 cells: 0.14 scene units; the embedded prior's torus tubes are 0.18 and more thick, and an opening of
     6 erases the thinnest)."""
     smoothing: float = 2.0
     """``solidify``: standard deviation in grid cells of the Gaussian that blurs the solid before marching cubes
-    (1 left the SDS lumps; 2, with a closing of 6, brought area over hull to 0.89–1.03 on nine bench runs)."""
+    (a narrower one leaves the SDS lumps)."""
     formats: tuple[str, ...] = ("glb", "obj", "ply")
     """Mesh files to write (mesh.<format>)."""
     textured: bool = False

@@ -16,17 +16,17 @@ from dreamlift.scene.cameras import Cameras
 
 @dataclass
 class RedrawConfig:
-    """The prior's redrawing of a scene's renders: the export's colours (see the module's docstring), and stage 1's
+    """The prior's redrawing of a scene's renders: the export's colours (text3d/surface_colours.py), and stage 1's
     redraw-and-fit views (text3d/redraw_fit.py)."""
 
     strength: float = 0.0
     """How far into the noise schedule each view is noised before the prior denoises it again (0–1; diffusers'
     img2img ``strength``); 0 turns the redrawing off and keeps the renders' own colours. (DreamGaussian's
-    refinement, with Stable Diffusion at CFG 100, noises a fifth of the way; 0.6 is what corrected the embedded
-    prior's colours, on the bench.)"""
+    refinement, with Stable Diffusion at CFG 100, noises a fifth of the way; the embedded prior's colours need
+    more: see the presets.)"""
     steps: int = 20
-    """Steps of the full schedule, of which the last ``strength`` share are run (the embedded prior at 0.6:
-    with 10, two of the five purples came out magenta and were judged red; with 20, none)."""
+    """Steps of the full schedule, of which the last ``strength`` share are run (too few turn some colours into
+    their neighbours)."""
     guidance_scale: float = 7.5
     """Classifier-free guidance scale of the redrawing (the prior's sampling scale, not distillation's)."""
     background_tolerance: float = 0.08

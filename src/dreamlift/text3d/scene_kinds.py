@@ -32,9 +32,8 @@ def check_stages(config: Text3DConfig, device: torch.device) -> None:
     """Refuse (UsageError), before anything is written, a run whose stages cannot run: a refine stage after a
     stage 1 it cannot start from, or a backend ``device`` cannot run (gsplat or nvdiffrast asked for without
     CUDA, or without the library installed)."""
-    stage = first_stage(config)
-    if config.refine.enabled and not stage.starts_refine:
+    stages = [first_stage(config), *([RefineStage(config)] if config.refine.enabled else [])]
+    if len(stages) > 1 and not stages[0].starts_refine:
         raise UsageError(f"refine.enabled needs a NeRF to start from; scene: {config.scene} cannot be refined")
-    stage.check_device(device)
-    if config.refine.enabled:
-        RefineStage(config).check_device(device)
+    for stage in stages:
+        stage.check_device(device)

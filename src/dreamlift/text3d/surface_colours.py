@@ -17,10 +17,9 @@ whose colours are the prior's own. With ``redraw`` so does this, for every scene
 to their expected ray distance): each covered pixel takes the hue and saturation the prior's redrawing of its view
 has there, at the brightness of the render (the prior draws its objects shaded, and a mesh's colours are albedo);
 pixels the redrawing shows as background (its silhouette is not quite the render's) are left out, and the surface
-takes its colour from the others. On the embedded prior's 30 prompts, taking those pixels too made a red sphere
-blotchy with the background's grey (judged a torus); shifting every colour by the redrawings' mean hue and
-saturation instead kept the renders' speckles and made two purples red (bench/fidelity.py, 27 and 26/30 against
-28/30).
+takes its colour from the others: taking those pixels too makes a surface blotchy with the background's grey, and
+shifting every colour by the redrawings' mean hue and saturation instead keeps the renders' speckles
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations

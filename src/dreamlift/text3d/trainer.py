@@ -59,13 +59,13 @@ class TextTo3D:
         self.config, self.prior, self.run_dir, self.device = config, prior, run_dir, device
         self.start_from = start_from
         seed_everything(config.seed)
+        self.prompts = PromptEmbeddings(
+            prior, config.prompt, config.guidance.negative_prompt, config.guidance.view_dependent
+        )
         self.stage = stage or first_stage(config)
         guidance_config = self.stage.guidance_config()
         self.scenes = [self.stage.make_scene(device) for _ in range(config.train.particles)]
         self.optimizers = [self.stage.make_optimizer(scene) for scene in self.scenes]
-        self.prompts = PromptEmbeddings(
-            prior, config.prompt, config.guidance.negative_prompt, config.guidance.view_dependent
-        )
         self.camera_generator = torch.Generator().manual_seed(config.seed)
         self.noise_generator = torch.Generator(device).manual_seed(config.seed + 1)
         self.reference: ReferenceView | None = None  # set by run() for an image-to-3D run

@@ -43,8 +43,7 @@ class ZeroShotConfig:
     translate_at: float = 0.04
     """Noise level down to which the first frame is denoised alone before it is translated; below renoise_to.
     Text2Video-Zero uses 0.88 → 0.94 with Stable Diffusion, whose layout is settled early; the embedded prior
-    pulls objects back to the centre until late, so its default translates late: with the current prior, +x
-    moved 8 of 12 clips right at 0.08 → 0.04, 4 of 12 at 0.2 → 0.1 (bench/motion_quality.py's pairs, 2 seeds)."""
+    pulls objects back to the centre until late, so its default translates late (docs/benchmarks.md)."""
 
     def __post_init__(self):
         if not 0 < self.translate_at < self.renoise_to <= 1:
