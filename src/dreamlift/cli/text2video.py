@@ -36,9 +36,9 @@ def text2video_parser() -> OneLineParser:
 
 
 def run_text2video(argv: list[str]) -> int:
+    args = text2video_parser().parse_intermixed_args(argv)
     from dreamlift.pipelines import TextToVideoPipeline
 
-    args = text2video_parser().parse_intermixed_args(argv)
     pipeline = TextToVideoPipeline(args.model, args.motion_adapter, args.device)
     values = {
         "frames": args.frames, "fps": args.fps, "steps": args.steps, "guidance_scale": args.guidance,
@@ -53,8 +53,6 @@ def run_text2video(argv: list[str]) -> int:
 
 
 def run_train_motion(argv: list[str]) -> int:
-    from dreamlift.pipelines import train_motion
-
     parser = training_parser(
         "text2video train", "Train temporal layers for an image prior (its weights frozen) on clips; resumable.",
         "folder for the trained temporal layers", "TrainMotionConfig", "steps=500",
@@ -64,6 +62,8 @@ def run_train_motion(argv: list[str]) -> int:
     )
     parser.add_argument("--model", default="embedded", help="image prior: hub id, diffusers folder, or 'embedded'")
     args = parser.parse_intermixed_args(argv)
+    from dreamlift.pipelines import train_motion
+
     train_motion(args.out, work_folder(args), args.clips, args.model, args.config, args.overrides, args.device)
     print(f"text2video train: temporal layers → {args.out}", file=sys.stderr)
     return 0

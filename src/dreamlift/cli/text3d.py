@@ -43,10 +43,10 @@ def text3d_parser() -> OneLineParser:
 
 
 def run_text3d(argv: list[str]) -> int:
+    args = text3d_parser().parse_intermixed_args(argv)
     from dreamlift.io import latest_run_dir
     from dreamlift.pipelines import TextTo3DPipeline
 
-    args = text3d_parser().parse_intermixed_args(argv)
     prompt, overrides = split_prompt(args.prompt, args.overrides)
     pipeline = TextTo3DPipeline(args.model, args.device)
     if args.resume:
@@ -93,8 +93,6 @@ def export_summary(result) -> str:
 
 
 def run_export(argv: list[str]) -> int:
-    from dreamlift.pipelines import TextTo3DPipeline
-
     parser = OneLineParser(prog="text3d export", description="Export the mesh and turntable of a run again.")
     parser.add_argument("run_dir", type=Path)
     parser.add_argument(
@@ -102,14 +100,14 @@ def run_export(argv: list[str]) -> int:
     )
     device_argument(parser, "auto")
     args = parser.parse_intermixed_args(argv)
+    from dreamlift.pipelines import TextTo3DPipeline
+
     result = TextTo3DPipeline(device=args.device).export(args.run_dir, args.overrides)
     print(f"text3d export: {export_details(result.metrics['export'])} → {args.run_dir}", file=sys.stderr)
     return 0
 
 
 def run_refine(argv: list[str]) -> int:
-    from dreamlift.pipelines import TextTo3DPipeline
-
     parser = OneLineParser(
         prog="text3d refine",
         description="Run the refine stage (Magic3D: DMTet from the NeRF, textured export) on a finished NeRF run.",
@@ -121,6 +119,8 @@ def run_refine(argv: list[str]) -> int:
     device_argument(parser, None)
     parser.add_argument("--resume", action="store_true", help="continue the refine stage in --out from its checkpoint")
     args = parser.parse_intermixed_args(argv)
+    from dreamlift.pipelines import TextTo3DPipeline
+
     pipeline = TextTo3DPipeline(device=args.device)
     result = pipeline.refine(args.run_dir, args.overrides, steps=args.steps, out_dir=args.out, resume=args.resume)
     print(f"text3d refine: wrote {export_summary(result)}", file=sys.stderr)
@@ -128,9 +128,6 @@ def run_refine(argv: list[str]) -> int:
 
 
 def run_sample_prior(argv: list[str]) -> int:
-    from dreamlift.io import image_grid, slugify, write_png
-    from dreamlift.pipelines import TextToImagePipeline
-
     parser = OneLineParser(prog="text3d sample-prior", description="Write a grid of 2D samples of the prior.")
     parser.add_argument("prompt")
     parser.add_argument("--model", default="embedded")
@@ -141,6 +138,9 @@ def run_sample_prior(argv: list[str]) -> int:
     device_argument(parser, "auto")
     parser.add_argument("--out", type=Path, default=None, help="PNG path (default: outputs/<prompt>-samples.png)")
     args = parser.parse_args(argv)
+    from dreamlift.io import image_grid, slugify, write_png
+    from dreamlift.pipelines import TextToImagePipeline
+
     pipeline = TextToImagePipeline(args.model, args.device)
     images = pipeline(
         args.prompt, num_images=args.num, steps=args.steps, guidance_scale=args.guidance, seed=args.seed,
@@ -153,13 +153,13 @@ def run_sample_prior(argv: list[str]) -> int:
 
 
 def run_train_prior(argv: list[str]) -> int:
-    from dreamlift.pipelines import train_prior
-
     parser = training_parser(
         "text3d train-prior", "Train the embedded prior (resumable).", "folder for the diffusers-format model",
         "TrainPriorConfig", "unet_steps=100",
     )  # fmt: skip
     args = parser.parse_intermixed_args(argv)
+    from dreamlift.pipelines import train_prior
+
     train_prior(args.out, work_folder(args), args.config, args.overrides, args.device)
     print(f"text3d train-prior: prior → {args.out}", file=sys.stderr)
     return 0
