@@ -7,8 +7,9 @@ from diffusers import StableDiffusionPipeline
 
 from dreamlift.embedded.judge import ShapeJudge, augment
 from dreamlift.embedded.shapes import COLOURS, SHAPES, caption, sample_shapes
-from dreamlift.embedded.tokenizer import MAX_LENGTH, WORDS, build_tokenizer
+from dreamlift.embedded.tokenizer import MAX_LENGTH, build_tokenizer
 from dreamlift.embedded.train import PriorTrainer, TrainPriorConfig
+from dreamlift.embedded.vocabulary import WORDS
 from dreamlift.priors.views import VIEWS
 
 

@@ -11,14 +11,8 @@ import string
 
 from transformers import CLIPTokenizer
 
-from dreamlift.embedded.motions import MOTIONS
-from dreamlift.embedded.shapes import COLOURS, SHAPES
-from dreamlift.priors.views import VIEWS
+from dreamlift.embedded.vocabulary import WORDS
 
-MOTION_WORDS = tuple(dict.fromkeys(word for motion in MOTIONS for word in motion.split()))
-"""Words of the motion captions of the embedded motion adapter."""
-WORDS = ("a", "an", "view", *COLOURS, *SHAPES, *VIEWS, *MOTION_WORDS)
-"""Every word the embedded prior's tokenizer encodes as a single token."""
 MAX_LENGTH = 16
 """Tokens per prompt (with start and end tokens); captions need at most 9."""
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"

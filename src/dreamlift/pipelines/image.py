@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from dreamlift.embedded.vocabulary import warn_of_unknown_words
 from dreamlift.errors import UsageError
 from dreamlift.loading import ModelCache
 from dreamlift.priors.diffusion import PriorConfig
@@ -42,6 +43,7 @@ class TextToImagePipeline:
         if num_images < 1 or steps < 1:
             raise UsageError("the number of images and of steps must be >= 1")
         check_seed(seed, "seed")
+        warn_of_unknown_words(self.model, prompt)
         prior = self.models.prior(PriorConfig(model=self.model), resolve_device(self.device))
         generator = torch.Generator().manual_seed(seed)
         prompts = [prompt.strip()] * num_images

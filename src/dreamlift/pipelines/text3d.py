@@ -26,6 +26,7 @@ import torch
 import trimesh
 
 from dreamlift.config import load_config
+from dreamlift.embedded.vocabulary import warn_of_unknown_words
 from dreamlift.errors import UsageError
 from dreamlift.io import copy_files, fresh_run_dir, read_json_object, remove_leftovers
 from dreamlift.loading import ModelCache
@@ -228,6 +229,7 @@ class TextTo3DPipeline:
         resume: bool,
         callback: ProgressCallback | None,
     ) -> TextTo3DOutput:
+        warn_of_unknown_words(config.prior.model, config.prompt)
         metrics = run_stages(config, prior, run_dir, device, resume, callback)
         return TextTo3DOutput(refine_dir(run_dir) if config.refine.enabled else run_dir, config, metrics)
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from dreamlift.config import load_config
+from dreamlift.embedded.vocabulary import warn_of_unknown_words
 from dreamlift.errors import UsageError
 from dreamlift.io import copy_files, fresh_run_dir
 from dreamlift.loading import ModelCache
@@ -141,6 +142,7 @@ class TextToVideoPipeline:
     def sampler(self, config: Text2VideoConfig, run_dir: Path, device: torch.device) -> VideoSampler:
         """The sampler of ``config`` into ``run_dir`` on ``device``, its models loaded (once per pipeline) and
         checked against each other."""
+        warn_of_unknown_words(config.prior.model, config.prompt)
         prior = self.models.prior(config.prior, device)
         adapter = self.models.motion_adapter(config.motion_adapter, prior) if config.mode == "animate" else None
         return VideoSampler(config, prior, adapter, run_dir)
