@@ -5,6 +5,7 @@ import sys
 import numpy as np
 import pytest
 import trimesh
+import yaml
 from conftest import FAST_TEXT3D
 
 from dreamlift.cli import text2video_main, text3d_main
@@ -142,3 +143,40 @@ def test_a_seed_out_of_range_is_one_line_exit_2_and_writes_nothing(seed, tiny_pr
     assert text3d_main(argv) == 2
     assert f"seed must be a whole number between 0 and {2**32 - 1} (got {seed})" in error_line(capsys)
     assert not png.exists()
+
+
+def test_version_subcommands_presets_and_the_make_alias(capsys):
+    assert text3d_main(["--version"]) == 0 and capsys.readouterr().out.startswith("text3d 0.")
+    assert text2video_main(["-V"]) == 0 and capsys.readouterr().out.startswith("text2video 0.")
+    with pytest.raises(SystemExit):
+        text3d_main(["--help"])
+    help_text = capsys.readouterr().out
+    for name in ("export", "refine", "config", "report", "batch", "sample-prior", "train-prior"):
+        assert f"text3d {name} " in help_text
+    for preset in ("dreamfusion", "dreamgaussian", "magic3d", "prolificdreamer", "esd", "sjc"):
+        assert f"\n  {preset} " in help_text
+    with pytest.raises(SystemExit):
+        text2video_main(["--help"])
+    assert "text2video train " in capsys.readouterr().out
+    assert text3d_main(["make", "  "]) == 2  # `make` is the default command, named
+    assert "the prompt is empty" in capsys.readouterr().err
+
+
+def test_config_prints_the_resolved_config_and_refuses_bad_keys(capsys):
+    assert text3d_main(["config", "a corgi", "--config", "dreamgaussian", "train.steps=5"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["prompt"] == "a corgi" and printed["scene"] == "gaussians" and printed["train"]["steps"] == 5
+    assert text3d_main(["config", "train.stepz=5"]) == 2
+    assert "unknown config key 'train.stepz'" in capsys.readouterr().err
+
+
+def test_help_imports_no_torch():
+    code = (
+        "import sys\nfrom dreamlift.cli import text3d_main, text2video_main\n"
+        "for main, argv in ((text3d_main, ['--help']), (text3d_main, ['batch', '--help']),"
+        " (text3d_main, ['report', '--help']), (text2video_main, ['--help'])):\n"
+        "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+        "print('torch' in sys.modules, file=sys.stderr)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stderr.strip() == "False"

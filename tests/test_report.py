@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import webbrowser
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -84,11 +85,16 @@ def test_run_report_embeds_the_mesh_and_links_the_runs_files(run_dir):
     assert (index.parent / "assets" / "LICENSE-model-viewer.txt").is_file()
 
 
-def test_a_refreshed_report_replaces_the_old_one_whole(run_dir, capsys):
+def test_a_refreshed_report_replaces_the_old_one_whole_and_opens_in_a_browser(run_dir, capsys, monkeypatch):
+    opened = []
+    monkeypatch.setattr(webbrowser, "open", lambda uri: opened.append(uri) or True)
     write_report(run_dir)
     (run_dir / "report" / "stale.txt").write_text("from an older report")
     assert text3d_main(["report", str(run_dir), "--open"]) == 0
-    assert capsys.readouterr().out.strip() == (run_dir / "report" / "index.html").resolve().as_uri()
+    assert opened == [(run_dir / "report" / "index.html").resolve().as_uri()]
+    monkeypatch.setattr(webbrowser, "open", lambda uri: False)  # no browser: the address is said instead
+    assert text3d_main(["report", str(run_dir), "--open"]) == 0
+    assert f"no web browser to open; open {opened[0]}" in capsys.readouterr().err
     assert not (run_dir / "report" / "stale.txt").exists()
     assert [p.name for p in run_dir.iterdir() if p.name.startswith(".")] == [LOCK_FILE]  # no staging folder left
 

@@ -46,6 +46,12 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
 
+def preset_summary(name: str) -> str:
+    """The first line of a shipped preset's opening comment: what it is."""
+    first = (PRESET_DIR / f"{name}.yaml").read_text().splitlines()[0]
+    return first.removeprefix("#").strip()
+
+
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 """yaml.safe_load's loader, in C where PyYAML was built with libyaml (8× faster on a run's config.yaml)."""
 

@@ -57,6 +57,7 @@ def run_batch_command(kind: str) -> Callable[[list[str]], int]:
 
 def run_batch(kind: str, argv: list[str]) -> int:
     """Parse the batch command line, run what is left, print the summary; 0 when every job is done."""
+    args = batch_parser(kind).parse_intermixed_args(argv)
     from dreamlift.batch.commands import batch_command
     from dreamlift.batch.manifest import parse_manifest
     from dreamlift.batch.status import is_done, job_states, summary_table
@@ -64,7 +65,6 @@ def run_batch(kind: str, argv: list[str]) -> int:
     from dreamlift.locks import claimed_folder
 
     command = batch_command(kind)
-    args = batch_parser(kind).parse_intermixed_args(argv)
     if (
         min(args.retries, args.workers, args.gpus_per_task) < 0
         or min(args.time_min, args.chunk, args.cpus_per_task) <= 0

@@ -11,12 +11,43 @@ import argparse
 import re
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 from dreamlift.errors import UsageError
 
 KEEPS_CHECKPOINT = "the last checkpoint is kept, continue with --resume"
 """What an interrupted text3d run keeps."""
+TRAINING_RESUMES = "the last checkpoint is kept; run the same command to resume"
+"""What an interrupted training keeps."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: the function of its arguments, a line for the help, and what an interrupted run keeps."""
+
+    run: Callable[[list[str]], int]
+    summary: str
+    on_interrupt: str = "nothing is lost"
+
+
+def print_version(prog: str) -> int:
+    """Print ``PROG VERSION`` (the installed package's); returns 0."""
+    print(f"{prog} {version('dreamlift')}")
+    return 0
+
+
+def subcommands_epilog(prog: str, commands: dict[str, Command], presets: bool = False) -> str:
+    """The end of a command's help: its subcommands, each with its line, and with ``presets`` the shipped presets."""
+    lines = [f"subcommands ({prog} NAME --help for each):"]
+    lines += [f"  {prog} {name:<13} {command.summary}" for name, command in commands.items()]
+    if presets:
+        from dreamlift.config import preset_names, preset_summary
+
+        lines += ["", "presets (--config NAME, or a YAML file with 'base: NAME'):"]
+        lines += [f"  {name:<16} {preset_summary(name)}" for name in preset_names()]
+    return "\n".join(lines)
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
 from dreamlift.cli.common import OneLineParser, device_argument, training_parser, work_folder
 
 DESCRIPTION = (
-    "Make a short video from a text prompt with an image prior and temporal layers. Subcommands: "
-    "'text2video train [--clips DIR] --out DIR' trains temporal layers; 'text2video batch MANIFEST --out DIR' "
-    "runs a manifest of prompts."
+    "Make a short video from a text prompt with an image prior animated by a motion adapter (AnimateDiff) or "
+    "zero-shot (Text2Video-Zero). Settings not given keep the defaults of Text2VideoConfig."
 )
 
 
-def text2video_parser() -> OneLineParser:
-    parser = OneLineParser(prog="text2video", description=DESCRIPTION)
+def text2video_parser(epilog: str = "") -> OneLineParser:
+    parser = OneLineParser(
+        prog="text2video", description=DESCRIPTION, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("prompt", help='what to show, e.g. "a blue sphere moving right"')
     parser.add_argument("overrides", nargs="*", help="dotted config overrides, e.g. zero_shot.motion=[0.05,0]")
     parser.add_argument("--config", default=None, help="YAML file of Text2VideoConfig fields")
@@ -35,8 +37,8 @@ def text2video_parser() -> OneLineParser:
     return parser
 
 
-def run_text2video(argv: list[str]) -> int:
-    args = text2video_parser().parse_intermixed_args(argv)
+def run_text2video(argv: list[str], epilog: str = "") -> int:
+    args = text2video_parser(epilog).parse_intermixed_args(argv)
     from dreamlift.pipelines import TextToVideoPipeline
 
     pipeline = TextToVideoPipeline(args.model, args.motion_adapter, args.device)

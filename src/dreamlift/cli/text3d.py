@@ -7,6 +7,7 @@ answer at once.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -15,20 +16,21 @@ from dreamlift.errors import UsageError
 from dreamlift.pipelines import DEFAULT_PRESET
 
 DESCRIPTION = (
-    "Make a 3D asset from a text prompt by score distillation. Subcommands: 'text3d export RUN_DIR', "
-    "'text3d refine RUN_DIR', 'text3d batch MANIFEST --out DIR', 'text3d sample-prior PROMPT', "
-    "'text3d train-prior --out DIR'."
+    "Make a 3D asset from a text prompt by score distillation: a NeRF (or 3D Gaussians) optimised against a 2D "
+    "diffusion prior, exported as GLB/OBJ/PLY with a turntable. Settings not given come from the preset."
 )
 
 
-def text3d_parser() -> OneLineParser:
-    parser = OneLineParser(prog="text3d", description=DESCRIPTION)
+def text3d_parser(epilog: str = "") -> OneLineParser:
+    parser = OneLineParser(
+        prog="text3d", description=DESCRIPTION, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("prompt", nargs="?", help='what to make, e.g. "a red cube" (optional with --image)')
     parser.add_argument("overrides", nargs="*", help="dotted config overrides, e.g. guidance.scale=50")
     parser.add_argument("--config", default=None, help=f"preset name or YAML path (default: {DEFAULT_PRESET})")
     parser.add_argument("--model", default=None, help="hub id or diffusers folder of the prior (default: embedded)")
-    parser.add_argument("--steps", type=int, default=None, help="optimisation steps")
-    parser.add_argument("--seed", type=int, default=None, help="random seed (recorded in config.yaml)")
+    parser.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the preset's)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed, recorded in config.yaml (default: 0)")
     parser.add_argument(
         "--image",
         type=Path,
@@ -42,8 +44,8 @@ def text3d_parser() -> OneLineParser:
     return parser
 
 
-def run_text3d(argv: list[str]) -> int:
-    args = text3d_parser().parse_intermixed_args(argv)
+def run_text3d(argv: list[str], epilog: str = "") -> int:
+    args = text3d_parser(epilog).parse_intermixed_args(argv)
     from dreamlift.io import latest_run_dir
     from dreamlift.pipelines import TextTo3DPipeline
 
@@ -66,6 +68,23 @@ def run_text3d(argv: list[str]) -> int:
         settings = {"config": args.config, "overrides": overrides, "image": args.image, "steps": args.steps}
         result = pipeline(prompt, **settings, seed=args.seed, out_dir=args.out)
     print(f"text3d: wrote {export_summary(result)}", file=sys.stderr)
+    return 0
+
+
+def run_config(argv: list[str]) -> int:
+    parser = OneLineParser(
+        prog="text3d config",
+        description="Print the config a run would resolve (the preset, then the overrides), as its config.yaml.",
+    )
+    parser.add_argument("prompt", nargs="?", help="the prompt (optional)")
+    parser.add_argument("overrides", nargs="*", help="dotted config overrides, e.g. guidance.scale=50")
+    parser.add_argument("--config", default=None, help=f"preset name or YAML path (default: {DEFAULT_PRESET})")
+    args = parser.parse_intermixed_args(argv)
+    from dreamlift.config import dump_yaml
+    from dreamlift.pipelines.text3d import text3d_config
+
+    prompt, overrides = split_prompt(args.prompt, args.overrides)
+    print(dump_yaml(text3d_config(prompt, args.config, overrides)), end="")
     return 0
 
 

@@ -93,6 +93,18 @@ class TextTo3DOutput:
         return copy_files(self.files, out_dir)
 
 
+def text3d_config(
+    prompt: str | None = None,
+    config: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    values: dict | None = None,
+) -> Text3DConfig:
+    """A run's config as the pipeline resolves it: preset ``config`` (default the default preset), then dotted
+    ``overrides``, then ``values`` (dotted key → value) and the prompt; bad keys or values are a UsageError."""
+    values = {**(values or {}), "prompt": (prompt or "").strip()}
+    return load_config(Text3DConfig, str(config or DEFAULT_PRESET), list(overrides), values)
+
+
 def read_run(run_dir: str | Path) -> TextTo3DOutput:
     """The run (or refine stage) in ``run_dir`` as it stands: its config.yaml and its metrics.json (empty before
     its export); a folder without a config is a UsageError."""
@@ -142,10 +154,10 @@ class TextTo3DPipeline:
         or a picture that cannot be read, is a UsageError."""
         if image is None and (prompt is None or not prompt.strip()):
             raise UsageError('the prompt is empty; say what to make, e.g. text3d "a red cube"')
-        values = self._values({"train.steps": steps, "seed": seed, "prompt": (prompt or "").strip()})
+        values = self._values({"train.steps": steps, "seed": seed})
         if image is not None:
             values["reference.image"] = str(Path(image).absolute())
-        run_config = load_config(Text3DConfig, str(config or DEFAULT_PRESET), list(overrides), values)
+        run_config = text3d_config(prompt, config, overrides, values)
         if run_config.reference.image:
             read_picture(run_config.reference.image, run_config.reference.background_tolerance)
         return run_config
