@@ -24,6 +24,11 @@ from dreamlift.embedded.train import (
 
 TINY = TrainPriorConfig(vae_channels=(8, 8), unet_channels=(16, 32), text_width=32, text_layers=1, resolution=32)
 """Toy sizes: 32-pixel images, 16×16 latents; a CFG U-Net call takes milliseconds on a CPU."""
+TINY_SD = TrainPriorConfig(
+    vae_channels=(8, 8, 8, 8), unet_channels=(16, 32), text_width=32, text_layers=1, resolution=512
+)
+"""Stable Diffusion's image and latent sizes (512 px ↔ 64×64×4, the VAE's three downsamplings) at toy widths: what
+the presets for SD-sized priors must fit."""
 
 
 def build_random_prior(
@@ -31,18 +36,20 @@ def build_random_prior(
     seed: int = 0,
     pixel_space: bool = False,
     prediction_type: Literal["epsilon", "v_prediction"] = "epsilon",
+    sizes: TrainPriorConfig = TINY,
 ) -> Path:
     """Save a random diffusers model folder at ``folder`` and return it.
 
-    Latent models get a VAE (32 px ↔ 16×16×4); pixel-space models a U-Net on 3-channel 16×16 images and no VAE.
+    Latent models get a VAE (with :data:`TINY`, 32 px ↔ 16×16×4); pixel-space models a U-Net on 3-channel 16×16
+    images and no VAE.
     """
     torch.manual_seed(seed)
     tokenizer = build_tokenizer()
-    text_encoder = make_text_encoder(TINY, len(tokenizer))
+    text_encoder = make_text_encoder(sizes, len(tokenizer))
     scheduler = make_sampling_scheduler(prediction_type)
-    unet = make_unet(TINY, latent_size=16)
+    unet = make_unet(sizes, latent_size=sizes.resolution // 2 ** (len(sizes.vae_channels) - 1))
     if not pixel_space:
-        save_diffusers_folder(folder, make_vae(TINY), text_encoder, tokenizer, unet, scheduler)
+        save_diffusers_folder(folder, make_vae(sizes), text_encoder, tokenizer, unet, scheduler)
         return folder
     unet = type(unet).from_config({**unet.config, "in_channels": 3, "out_channels": 3})
     folder.mkdir(parents=True, exist_ok=True)
