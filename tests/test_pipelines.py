@@ -93,6 +93,12 @@ def test_old_names_in_run_folders_still_read(tiny_prior_dir, capsys):
     assert STAGES["mesh"] is STAGES["refine"] is RefineStage  # checkpoints of the refine stage's former name
 
 
+def test_the_animatediff_preset_reads_and_asks_for_the_published_adapter():
+    config = TextToVideoPipeline().config("a corgi running", config="animatediff-sd")
+    assert config.motion_adapter == "guoyww/animatediff-motion-adapter-v1-5-2" and config.frames == 16
+    assert config.guidance_scale == 7.5
+
+
 def test_text_to_image_samples_the_prior(tiny_prior_dir):
     pipe = TextToImagePipeline(str(tiny_prior_dir), "cpu")
     images = pipe("a red cube", num_images=2, steps=2, seed=3)

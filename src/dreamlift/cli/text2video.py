@@ -20,7 +20,9 @@ def text2video_parser(epilog: str = "") -> OneLineParser:
     )
     parser.add_argument("prompt", help='what to show, e.g. "a blue sphere moving right"')
     parser.add_argument("overrides", nargs="*", help="dotted config overrides, e.g. zero_shot.motion=[0.05,0]")
-    parser.add_argument("--config", default=None, help="YAML file of Text2VideoConfig fields")
+    parser.add_argument(
+        "--config", default=None, help="preset (animatediff-sd: a SD-1.5 model's AnimateDiff) or YAML file of fields"
+    )
     parser.add_argument("--frames", type=int, default=None, help="frames per video (default 8)")
     parser.add_argument("--fps", type=int, default=None, help="frames per second (default 8)")
     parser.add_argument("--steps", type=int, default=None, help="denoising steps (default 25)")

@@ -31,7 +31,11 @@ from dreamlift.runtime import resolve_device
 from dreamlift.video.config import Text2VideoConfig
 from dreamlift.video.sampler import VideoSampler, video_names
 
+VIDEO_PRESET_DIR = Path(__file__).parent.parent / "configs" / "video"
+"""text2video's shipped presets (``--config NAME``)."""
 
+
+@dataclass
 @dataclass
 class TextToVideoOutput:
     """What a text2video run made, in ``run_dir``."""
@@ -90,14 +94,17 @@ class TextToVideoPipeline:
     def config(
         self, prompt: str, *, config: str | Path | None = None, overrides: Sequence[str] = (), **values
     ) -> Text2VideoConfig:
-        """The run config of ``prompt``: the YAML file ``config`` (or the defaults), dotted ``overrides``, then
-        ``values`` by field name (``frames``, ``fps``, ``steps``, ``guidance_scale``, ``seed``, ``videos``,
-        ``mode``…; None leaves a field as it is). An empty prompt is a UsageError."""
+        """The run config of ``prompt``: the preset ``config`` (a name in :data:`VIDEO_PRESET_DIR`, e.g.
+        ``animatediff-sd``, or a YAML file; none: the defaults), dotted ``overrides``, then ``values`` by field
+        name (``frames``, ``fps``, ``steps``, ``guidance_scale``, ``seed``, ``videos``, ``mode``…; None leaves a
+        field as it is). An empty prompt is a UsageError."""
         if not prompt or not prompt.strip():
             raise UsageError('the prompt is empty; say what to show, e.g. text2video "a blue sphere moving right"')
         given = {"prior.model": self.model, "motion_adapter": self.motion_adapter, "device": self.device, **values}
         given = {key: value for key, value in given.items() if value is not None}
-        return load_config(Text2VideoConfig, config, list(overrides), {**given, "prompt": prompt.strip()})
+        shipped = VIDEO_PRESET_DIR / f"{config}.yaml"
+        preset = str(shipped) if config and shipped.is_file() else config and str(config)
+        return load_config(Text2VideoConfig, preset, list(overrides), {**given, "prompt": prompt.strip()})
 
     def __call__(
         self,
