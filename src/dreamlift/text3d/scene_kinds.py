@@ -1,7 +1,8 @@
 """The scene kinds of text3d by name: which stage a config's ``scene`` runs in stage 1, which stage a checkpoint
 names, and what a run's stages need before anything is written.
 
-A new scene kind is one module (its scene and its stage, as text3d/nerf.py) named here, plus its preset.
+A new scene kind is one module (its scene and its stage, as text3d/nerf.py), its name here and among the config's
+``scene`` values, and its preset.
 """
 
 from __future__ import annotations
