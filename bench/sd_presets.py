@@ -102,7 +102,8 @@ def main() -> None:
                    args.dtype, "--out", str(args.out), "--one", preset]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
-            print(f"{preset:<20} failed: {done.stderr.strip().splitlines()[-1]}")
+            why = "killed (SIGKILL: out of memory?)" if done.returncode == -9 else done.stderr.strip().splitlines()[-1]
+            print(f"{preset:<20} failed: {why}")
             continue
         row = json.loads(done.stdout.strip().splitlines()[-1])
         print(f"{preset:<20} {row['s_per_step']:>8.2f} {row['wall_s']:>8.1f} {row['peak_rss_mib']:>13}")
