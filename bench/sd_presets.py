@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -98,6 +99,7 @@ def main() -> None:
         build_sd15_random(args.model)
     print(f"{'preset':<20} {'s/step':>8} {'wall s':>8} {'peak RSS MiB':>13}")
     for preset in args.presets:
+        shutil.rmtree(args.out / preset, ignore_errors=True)  # the last measurement's run would be resumed
         command = [sys.executable, __file__, "--model", str(args.model), "--device", args.device, "--dtype",
                    args.dtype, "--out", str(args.out), "--one", preset]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True)

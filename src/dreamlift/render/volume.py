@@ -22,6 +22,7 @@ from typing import Literal
 import nerfacc
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from dreamlift.errors import UsageError
 from dreamlift.render.output import RenderOutput, Shading
@@ -48,10 +49,16 @@ class VolumeRendererConfig:
     """``auto``: nerfacc's CUDA sampler on CUDA, the PyTorch sampler on the CPU."""
     normal_weight_threshold: float = 1e-3
     """Shaded renders compute normals (a double backward) only at samples whose weight exceeds this."""
+    ray_chunk: int = 16384
+    """Rays marched at once (a 128² render). Larger renders go chunk by chunk and, when training, recompute each
+    chunk's samples in the backward pass instead of keeping them: a 512² render's samples, hash-grid lookups
+    and double-backward normals would not fit in memory otherwise."""
 
     def __post_init__(self):
         if self.num_samples < 2 or self.occupancy_resolution < 1 or self.occupancy_update_every < 1:
             raise ValueError("num_samples >= 2, occupancy_resolution >= 1 and occupancy_update_every >= 1 are required")
+        if self.ray_chunk < 1:
+            raise ValueError("ray_chunk must be >= 1")
 
 
 def ray_aabb(origins: torch.Tensor, directions: torch.Tensor, bound: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -113,29 +120,58 @@ class OccupancyGrid(nn.Module):
         return self.estimator.binaries[0, cell[..., 0], cell[..., 1], cell[..., 2]]
 
 
+def stratified_offsets(
+    rays: int, stratified: bool, generator: torch.Generator | None, like: torch.Tensor
+) -> torch.Tensor:
+    """Where in its step each ray's samples sit (R×1, in [0, 1)): random per ray when ``stratified``, else ½."""
+    if stratified:
+        return torch.rand(rays, 1, generator=generator).to(like)
+    return torch.full((rays, 1), 0.5).to(like)
+
+
 def dense_samples(
-    origins: torch.Tensor,
-    directions: torch.Tensor,
-    grid: OccupancyGrid,
-    stratified: bool,
-    generator: torch.Generator | None,
+    origins: torch.Tensor, directions: torch.Tensor, offsets: torch.Tensor, grid: OccupancyGrid
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """PyTorch counterpart of ``OccGridEstimator.sampling`` in the batched layout.
+    """PyTorch counterpart of ``OccGridEstimator.sampling`` in the batched layout: rays R×3 (origins and
+    directions), each with its offset in the step (R×1, :func:`stratified_offsets`).
 
     Returns t_starts, t_ends (each R×S) and a mask R×S of samples inside the cube in occupied cells.
     """
-    rays = origins.shape[0]
     step = grid.step_size
     t_near, t_far = ray_aabb(origins, directions, grid.bound)
-    offset = (
-        torch.rand(rays, 1, generator=generator).to(origins) if stratified else torch.full((rays, 1), 0.5).to(origins)
-    )
     index = torch.arange(grid.config.num_samples, device=origins.device, dtype=origins.dtype)
-    t_mid = t_near[:, None] + (index[None] + offset) * step
+    t_mid = t_near[:, None] + (index[None] + offsets) * step
     inside = t_mid < t_far[:, None]
     points = origins[:, None] + t_mid[..., None] * directions[:, None]
     mask = inside & grid.occupied(points)
     return t_mid - step / 2, t_mid + step / 2, mask
+
+
+@dataclass
+class RayOutput:
+    """Per-ray sums for R rays, before the background: rgb R×3, opacity, depth and optical depth R×1, normal
+    R×3 and backfacing R×1 (shaded renders; None otherwise), and samples, how many samples reached the field."""
+
+    rgb: torch.Tensor
+    opacity: torch.Tensor
+    depth: torch.Tensor
+    optical_depth: torch.Tensor
+    normal: torch.Tensor | None
+    backfacing: torch.Tensor | None
+    samples: int
+
+
+def concatenate(chunks: list[RayOutput]) -> RayOutput:
+    """The rays of several :class:`RayOutput`, in order."""
+    if len(chunks) == 1:
+        return chunks[0]
+
+    def cat(name: str) -> torch.Tensor | None:
+        values = [getattr(chunk, name) for chunk in chunks]
+        return None if values[0] is None else torch.cat(values)
+
+    names = ("rgb", "opacity", "depth", "optical_depth", "normal", "backfacing")
+    return RayOutput(*(cat(name) for name in names), sum(chunk.samples for chunk in chunks))
 
 
 class VolumeRenderer:
@@ -165,22 +201,74 @@ class VolumeRenderer:
         stratified: bool = False,
         generator: torch.Generator | None = None,
     ) -> RenderOutput:
-        """Render B cameras at H×W. ``light`` (directions B×3, ambient B) is needed for the shaded modes."""
+        """Render B cameras at H×W. ``light`` (directions B×3, ambient B) is needed for the shaded modes.
+
+        More than ``ray_chunk`` rays are marched a chunk at a time; with gradients on, each chunk is
+        checkpointed (its samples are recomputed in the backward pass), so memory follows the chunk.
+        """
         batch = len(cameras)
         origins, directions = generate_rays(cameras, height, width)
         origins, directions = origins.reshape(-1, 3), directions.reshape(-1, 3)
         rays = origins.shape[0]
         ray_image = torch.arange(batch, device=origins.device).repeat_interleave(height * width)
+        # Drawn once for all rays, so that a checkpointed chunk's recomputation samples the same points.
+        offsets = None
+        if not self.use_nerfacc_sampler(origins.device):
+            offsets = stratified_offsets(rays, stratified, generator, origins)
+
+        chunk = self.config.ray_chunk
+        checkpointed = rays > chunk and torch.is_grad_enabled()
+        chunks = []
+        for start in range(0, rays, chunk):
+            part = slice(start, start + chunk)
+            arguments = (field, origins[part], directions[part], ray_image[part])
+            arguments += (None if offsets is None else offsets[part], stratified, shading, light)
+            if checkpointed:
+                chunks.append(checkpoint(self.march, *arguments, use_reentrant=False))
+            else:
+                chunks.append(self.march(*arguments))
+        out = concatenate(chunks)
+
+        bg = background(directions.reshape(batch, height, width, 3)).reshape(-1, 3)
+        rgb = out.rgb + (1 - out.opacity) * bg
+
+        def image(values: torch.Tensor | None) -> torch.Tensor | None:
+            return None if values is None else values.reshape(batch, height, width, -1).permute(0, 3, 1, 2)
+
+        return RenderOutput(
+            image(rgb),
+            image(out.opacity),
+            image(out.depth),
+            image(out.normal),
+            image(out.backfacing),
+            out.samples,
+            optical_depth=image(out.optical_depth),
+        )
+
+    def march(
+        self,
+        field: RadianceField,
+        origins: torch.Tensor,
+        directions: torch.Tensor,
+        ray_image: torch.Tensor,
+        offsets: torch.Tensor | None,
+        stratified: bool,
+        shading: Shading,
+        light: tuple[torch.Tensor, torch.Tensor] | None,
+    ) -> RayOutput:
+        """Sample R rays (origins and directions R×3; ray_image R, each ray's camera in the batch; offsets R×1
+        for the PyTorch sampler, None for nerfacc's), query the field and sum along each ray."""
+        rays = origins.shape[0]
         with_normals = shading != "albedo"
 
-        if self.use_nerfacc_sampler(origins.device):
+        if offsets is None:
             ray_indices, t_starts, t_ends = self.grid.estimator.sampling(
                 origins, directions, render_step_size=self.grid.step_size, stratified=stratified
             )
             sample_rays = ray_indices
             mask = None
         else:
-            t_starts, t_ends, mask = dense_samples(origins, directions, self.grid, stratified, generator)
+            t_starts, t_ends, mask = dense_samples(origins, directions, offsets, self.grid)
             ray_indices = None
             sample_rays = torch.arange(rays, device=origins.device)[:, None].expand_as(mask)[mask]
 
@@ -208,37 +296,24 @@ class VolumeRenderer:
                 return nerfacc.accumulate_along_rays(w, values)
             return nerfacc.accumulate_along_rays(w, values, ray_indices=ray_indices, n_rays=rays)
 
-        colour, normal = out.albedo, None
+        colour, normal, backfacing = out.albedo, None, None
         if with_normals:
             sample_weights = weights if mask is None else weights[mask]
             surface = sample_weights.detach() > self.config.normal_weight_threshold
             normal = torch.zeros_like(points)
             normal[surface] = field(points[surface], with_normals=True).normal
             colour = shade(colour, normal, shading, light, ray_image[sample_rays])
-        rgb = accumulate(scatter(colour))
-        opacity = accumulate(None)
-        optical_depth = accumulate(None, sigmas * (t_ends - t_starts))
-        depth = accumulate(t_mid[..., None])
-        bg = background(directions.reshape(batch, height, width, 3)).reshape(-1, 3)
-        rgb = rgb + (1 - opacity) * bg
-
-        def image(values: torch.Tensor) -> torch.Tensor:
-            return values.reshape(batch, height, width, -1).permute(0, 3, 1, 2)
-
-        normal_image, backfacing = None, None
-        if with_normals:
-            normal_image = image(accumulate(scatter(normal)))
             # Σ sg(w_i)·max(0, n_i·d)² per ray (what DreamFusion's orientation penalty averages): with the weights
             # held, its gradient turns normals, not weights.
             facing_away = (normal * directions[sample_rays]).sum(-1, keepdim=True).clamp(min=0) ** 2
-            backfacing = image(accumulate(scatter(facing_away), weights.detach()))
-
-        return RenderOutput(
-            image(rgb),
-            image(opacity),
-            image(depth),
-            normal_image,
-            backfacing,
-            int(points.shape[0]),
-            optical_depth=image(optical_depth),
+            backfacing = accumulate(scatter(facing_away), weights.detach())
+            normal = accumulate(scatter(normal))
+        return RayOutput(
+            rgb=accumulate(scatter(colour)),
+            opacity=accumulate(None),
+            depth=accumulate(t_mid[..., None]),
+            optical_depth=accumulate(None, sigmas * (t_ends - t_starts)),
+            normal=normal,
+            backfacing=backfacing,
+            samples=int(points.shape[0]),
         )
