@@ -471,6 +471,14 @@ def test_a_manifest_line_reads_configs_only_from_the_manifest_s_folder(tmp_path,
     assert "config 5 must be a preset name" in errors[7].message
 
 
+def test_a_video_manifest_names_the_video_presets(tmp_path):
+    lines = [{"prompt": "a corgi", "config": "animatediff-sd"}, {"prompt": "a corgi", "config": "dreamfusion"}]
+    manifest = write(tmp_path / "m.jsonl", "".join(json.dumps(line) + "\n" for line in lines))
+    jobs, errors = parse_manifest("text2video", manifest)
+    assert [job.config["frames"] for job in jobs] == [16]
+    assert [error.line for error in errors] == [2] and "(animatediff-sd)" in errors[0].message
+
+
 def test_the_batch_wide_config_may_be_any_path_and_a_refused_line_prints_no_file(tmp_path, capsys):
     trusted, secret = write(tmp_path / "trusted.yaml", "train:\n  steps: 6\n"), tmp_path / "secret.yaml"
     secret.write_text("private_token_123: 1\n")

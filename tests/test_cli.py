@@ -157,7 +157,9 @@ def test_version_subcommands_presets_and_the_make_alias(capsys):
         assert f"\n  {preset} " in help_text
     with pytest.raises(SystemExit):
         text2video_main(["--help"])
-    assert "text2video train " in capsys.readouterr().out
+    help_text = capsys.readouterr().out
+    assert "text2video train " in help_text and "\n  animatediff-sd " in help_text
+    assert "\n  dreamfusion " not in help_text  # text3d's presets are not text2video's
     assert text3d_main(["make", "  "]) == 2  # `make` is the default command, named
     assert "the prompt is empty" in capsys.readouterr().err
 

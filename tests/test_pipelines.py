@@ -97,6 +97,8 @@ def test_the_animatediff_preset_reads_and_asks_for_the_published_adapter():
     config = TextToVideoPipeline().config("a corgi running", config="animatediff-sd")
     assert config.motion_adapter == "guoyww/animatediff-motion-adapter-v1-5-2" and config.frames == 16
     assert config.guidance_scale == 7.5
+    with pytest.raises(UsageError, match=r"unknown config preset 'dreamfusion' \(known: animatediff-sd;"):
+        TextToVideoPipeline().config("a corgi running", config="dreamfusion")  # a text3d preset
 
 
 def test_text_to_image_samples_the_prior(tiny_prior_dir):

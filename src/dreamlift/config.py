@@ -33,7 +33,10 @@ _EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 """Numbers in exponent notation, which YAML 1.1 leaves as strings unless the mantissa has a dot."""
 
 PRESET_DIR = Path(__file__).parent / "configs"
-"""Folder of the YAML presets shipped with the package."""
+"""Folder of the text3d presets shipped with the package."""
+
+VIDEO_PRESET_DIR = PRESET_DIR / "video"
+"""Folder of the text2video presets shipped with the package."""
 
 BASE_KEY = "base"
 """The key of a preset that names the preset it inherits from."""
@@ -41,14 +44,14 @@ BASE_KEY = "base"
 ConfigT = TypeVar("ConfigT")
 
 
-def preset_names() -> list[str]:
-    """Names of the shipped presets, e.g. ``["dreamfusion"]``."""
-    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+def preset_names(folder: Path = PRESET_DIR) -> list[str]:
+    """Names of the presets shipped in ``folder``, e.g. ``["dreamfusion", …]``."""
+    return sorted(p.stem for p in folder.glob("*.yaml"))
 
 
-def preset_summary(name: str) -> str:
+def preset_summary(name: str, folder: Path = PRESET_DIR) -> str:
     """The first line of a shipped preset's opening comment: what it is."""
-    first = (PRESET_DIR / f"{name}.yaml").read_text().splitlines()[0]
+    first = (folder / f"{name}.yaml").read_text().splitlines()[0]
     return first.removeprefix("#").strip()
 
 
@@ -67,13 +70,13 @@ def names_a_file(name: str) -> bool:
     return Path(name).suffix in YAML_SUFFIXES or any(sep in name for sep in separators)
 
 
-def preset_path(name: str) -> Path:
-    """The file of the shipped preset ``name``; an unknown name is a UsageError that lists the known ones."""
-    if name not in preset_names():
-        raise UsageError(
-            f"unknown config preset '{name}' (known: {', '.join(preset_names())}; or give a path to a YAML file)"
-        )
-    return PRESET_DIR / f"{name}.yaml"
+def preset_path(name: str, folder: Path = PRESET_DIR) -> Path:
+    """The file of the preset ``name`` shipped in ``folder``; an unknown name is a UsageError that lists the known
+    ones."""
+    known = preset_names(folder)
+    if name not in known:
+        raise UsageError(f"unknown config preset '{name}' (known: {', '.join(known)}; or give a path to a YAML file)")
+    return folder / f"{name}.yaml"
 
 
 def is_inside(path: Path, folder: Path) -> bool:
@@ -85,14 +88,14 @@ def is_inside(path: Path, folder: Path) -> bool:
         return False
 
 
-def read_preset(name_or_path: str, _seen: tuple[str, ...] = (), within: Path | None = None) -> dict[str, Any]:
-    """Read a preset by name (``dreamfusion``) or by path to a YAML file, merged onto the preset its ``base`` key
-    names (if any); returns the mapping.
+def read_preset(name_or_path: str, within: Path | None = None, preset_dir: Path = PRESET_DIR) -> dict[str, Any]:
+    """Read a preset by name (``dreamfusion``: a file in ``preset_dir``, the shipped text3d presets by default)
+    or by path to a YAML file, merged onto the preset its ``base`` key names (if any); returns the mapping.
 
     A ``base`` that is a path (see :func:`names_a_file`) is found from the folder of the file that names it when
-    it is relative; any other ``base`` is a shipped preset's name. With ``within`` (a folder), a relative path is
-    taken from that folder, not the working one, and the YAML files of the whole chain must lie inside it,
-    symlinks resolved: a file that came with untrusted input (a batch manifest) may not pull in files from
+    it is relative; any other ``base`` is a preset's name in ``preset_dir``. With ``within`` (a folder), a
+    relative path is taken from that folder, not the working one, and the YAML files of the whole chain must lie
+    inside it, symlinks resolved: a file that came with untrusted input (a batch manifest) may not pull in files from
     elsewhere on the machine. A file that cannot be read or is not UTF-8 is a UsageError naming it.
     """
     path = Path(name_or_path) if within is None else Path(within, name_or_path)
@@ -101,13 +104,13 @@ def read_preset(name_or_path: str, _seen: tuple[str, ...] = (), within: Path | N
     except OSError as err:  # e.g. a name too long for the file system
         raise UsageError(f"cannot read config file {name_or_path}: {err.strerror or err}") from None
     if not is_path:
-        path = preset_path(name_or_path)
+        path = preset_path(name_or_path, preset_dir)
     elif within is not None and not is_inside(path, within):
         raise UsageError(f"config '{name_or_path}' must be a preset name or a YAML file in {within}")
-    return _read_preset_file(path, _seen, within)
+    return _read_preset_file(path, (), within, preset_dir)
 
 
-def _read_preset_file(path: Path, seen: tuple[str, ...], within: Path | None) -> dict[str, Any]:
+def _read_preset_file(path: Path, seen: tuple[str, ...], within: Path | None, preset_dir: Path) -> dict[str, Any]:
     """The mapping of the preset file ``path`` merged onto its ``base`` chain (see :func:`read_preset`)."""
     try:
         if not path.is_file():
@@ -129,14 +132,14 @@ def _read_preset_file(path: Path, seen: tuple[str, ...], within: Path | None) ->
     if not isinstance(base, str) or not base.strip() or str(path.resolve()) in seen:
         raise UsageError(f"config file {path}: '{BASE_KEY}' must name another preset, without a cycle")
     if not names_a_file(base):
-        base_path = preset_path(base)
+        base_path = preset_path(base, preset_dir)
     else:
         base_path = path.parent / base  # an absolute base stays as it is
         if within is not None and not is_inside(base_path, within):
             raise UsageError(
                 f"config file {path}: '{BASE_KEY}: {base}' must be a preset name or a YAML file in {within}"
             )
-    return deep_merge(_read_preset_file(base_path, (*seen, str(path.resolve())), within), data)
+    return deep_merge(_read_preset_file(base_path, (*seen, str(path.resolve())), within, preset_dir), data)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -179,11 +182,13 @@ def load_config(
     overrides: list[str] = (),
     values: dict[str, Any] | None = None,
     within: Path | None = None,
+    preset_dir: Path = PRESET_DIR,
 ) -> ConfigT:
     """Build a ``cls`` config from its defaults, an optional preset, dotted overrides (``"a.b=1"``, parsed as
     YAML) and then ``values`` (dotted key → Python value, e.g. from command-line flags); strictly checked.
-    ``within``: the folder the preset's files must lie in (see :func:`read_preset`)."""
-    data: dict[str, Any] = read_preset(preset, within=within) if preset else {}
+    ``within``: the folder the preset's files must lie in; ``preset_dir``: where a preset's name is looked up (see
+    :func:`read_preset`)."""
+    data: dict[str, Any] = read_preset(preset, within, preset_dir) if preset else {}
     for text in overrides:
         keys, value = parse_override(text)
         merge_override(data, keys, value)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dreamlift.config import PRESET_DIR, VIDEO_PRESET_DIR
 from dreamlift.errors import UsageError
 from dreamlift.pipelines import DEFAULT_PRESET
 
@@ -34,6 +35,8 @@ class BatchCommand:
     """``module:ClassName`` of the command's config dataclass."""
     default_preset: str | None
     """Preset of a job that names none."""
+    preset_dir: Path
+    """Where the command's shipped presets are (a preset's name is looked up there)."""
     steps_key: str
     """The config key that a manifest line's ``steps`` sets."""
     shrink: Callable[[dict[str, Any]], None]
@@ -81,10 +84,22 @@ def run_text2video(config, models: ModelCache, folder: Path, device: torch.devic
 
 COMMANDS: dict[str, BatchCommand] = {
     "text3d": BatchCommand(
-        "text3d", "dreamlift.text3d.config:Text3DConfig", DEFAULT_PRESET, "train.steps", shrink_text3d, run_text3d
+        "text3d",
+        "dreamlift.text3d.config:Text3DConfig",
+        DEFAULT_PRESET,
+        PRESET_DIR,
+        "train.steps",
+        shrink_text3d,
+        run_text3d,
     ),
     "text2video": BatchCommand(
-        "text2video", "dreamlift.video.config:Text2VideoConfig", None, "steps", shrink_text2video, run_text2video
+        "text2video",
+        "dreamlift.video.config:Text2VideoConfig",
+        None,
+        VIDEO_PRESET_DIR,
+        "steps",
+        shrink_text2video,
+        run_text2video,
     ),
 }
 

@@ -94,16 +94,17 @@ def read_manifest_lines(path: Path) -> list[tuple[int, Any]]:
     return entries
 
 
-def line_preset(config: Any, folder: Path) -> str:
-    """A manifest line's ``config``: a shipped preset's name as it is, or the real path of a YAML file inside the
-    manifest's ``folder`` (relative to it); anything else — an absolute path, a '..' or a symlink leading out of
-    the folder, a name that is no preset — is a UsageError that echoes only the value itself."""
+def line_preset(config: Any, folder: Path, preset_dir: Path) -> str:
+    """A manifest line's ``config``: the name of a preset shipped in ``preset_dir`` as it is, or the real path of a
+    YAML file inside the manifest's ``folder`` (relative to it); anything else — an absolute path, a '..' or a
+    symlink leading out of the folder, a name that is no preset — is a UsageError that echoes only the value
+    itself."""
     if isinstance(config, str) and config.strip():
-        if not names_a_file(config) and config in preset_names():
+        if not names_a_file(config) and config in preset_names(preset_dir):
             return config
         if names_a_file(config) and not Path(config).is_absolute() and is_inside(folder / config, folder):
             return str((folder / config).resolve())
-    known = ", ".join(preset_names())
+    known = ", ".join(preset_names(preset_dir))
     raise UsageError(f"config {config!r} must be a preset name ({known}) or a YAML file in the manifest's folder")
 
 
@@ -140,14 +141,14 @@ def resolve_job(
     line_config = settings.pop("config", None)
     job_preset, within = preset or command.default_preset, None
     if line_config is not None:
-        job_preset, within = line_preset(line_config, folder), folder
+        job_preset, within = line_preset(line_config, folder, command.preset_dir), folder
     values = {"prompt": prompt.strip()}
     if image is not None:
         values["reference.image"] = line_picture(image, folder)
     if "steps" in settings:
         values[command.steps_key] = settings.pop("steps")
     values.update(settings)
-    config = to_dict(load_config(command.config_class, job_preset, overrides, values, within=within))
+    config = to_dict(load_config(command.config_class, job_preset, overrides, values, within, command.preset_dir))
     return BatchJob(kind, job_id(kind, config), number, config)
 
 

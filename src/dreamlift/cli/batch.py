@@ -73,9 +73,8 @@ def run_batch(kind: str, argv: list[str]) -> int:
             "--retries, --workers and --gpus-per-task must be ≥ 0; --time-min, --chunk and --cpus-per-task > 0"
         )
     preset = args.config or command.default_preset
-    load_config(
-        command.config_class, preset, args.overrides, {"prompt": "check"}
-    )  # batch-wide settings fail once, here
+    # Batch-wide settings fail once, here.
+    load_config(command.config_class, preset, args.overrides, {"prompt": "check"}, preset_dir=command.preset_dir)
     jobs, errors = parse_manifest(kind, args.manifest, preset, args.overrides)
     for error in errors:
         print(f"{kind} batch: {error}", file=sys.stderr)

@@ -105,12 +105,13 @@ def text3d_config(
     return load_config(Text3DConfig, str(config or DEFAULT_PRESET), list(overrides), values)
 
 
-def read_run(run_dir: str | Path) -> TextTo3DOutput:
+def read_run(run_dir: str | Path, metrics: dict | None = None) -> TextTo3DOutput:
     """The run (or refine stage) in ``run_dir`` as it stands: its config.yaml and its metrics.json (empty before
-    its export); a folder without a config is a UsageError."""
+    its export; ``metrics``: already read); a folder without a config is a UsageError."""
     run_dir = Path(run_dir)
-    metrics_path = run_dir / METRICS_FILE
-    metrics = read_json_object(metrics_path) if metrics_path.is_file() else {}
+    if metrics is None:
+        metrics_path = run_dir / METRICS_FILE
+        metrics = read_json_object(metrics_path) if metrics_path.is_file() else {}
     return TextTo3DOutput(run_dir, read_run_config(run_dir), metrics)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dreamlift.config import load_config
+from dreamlift.config import VIDEO_PRESET_DIR, load_config
 from dreamlift.embedded.vocabulary import warn_of_unknown_words
 from dreamlift.errors import UsageError
 from dreamlift.io import copy_files, fresh_run_dir
@@ -31,11 +31,7 @@ from dreamlift.runtime import resolve_device
 from dreamlift.video.config import Text2VideoConfig
 from dreamlift.video.sampler import VideoSampler, video_names
 
-VIDEO_PRESET_DIR = Path(__file__).parent.parent / "configs" / "video"
-"""text2video's shipped presets (``--config NAME``)."""
 
-
-@dataclass
 @dataclass
 class TextToVideoOutput:
     """What a text2video run made, in ``run_dir``."""
@@ -102,9 +98,9 @@ class TextToVideoPipeline:
             raise UsageError('the prompt is empty; say what to show, e.g. text2video "a blue sphere moving right"')
         given = {"prior.model": self.model, "motion_adapter": self.motion_adapter, "device": self.device, **values}
         given = {key: value for key, value in given.items() if value is not None}
-        shipped = VIDEO_PRESET_DIR / f"{config}.yaml"
-        preset = str(shipped) if config and shipped.is_file() else config and str(config)
-        return load_config(Text2VideoConfig, preset, list(overrides), {**given, "prompt": prompt.strip()})
+        values = {**given, "prompt": prompt.strip()}
+        preset = config and str(config)
+        return load_config(Text2VideoConfig, preset, list(overrides), values, preset_dir=VIDEO_PRESET_DIR)
 
     def __call__(
         self,

@@ -4,21 +4,17 @@ strips and metrics) or a text2video output (each clip playing, its GIF and frame
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dreamlift.config import read_preset
 from dreamlift.errors import UsageError
-from dreamlift.pipelines.text3d import REFERENCE_FILE
+from dreamlift.pipelines.text3d import REFERENCE_FILE, read_run
 from dreamlift.report.folders import FolderKind, folder_kind, read_metrics
 from dreamlift.report.html import VIEWER_SCRIPT, escape, glb_script, image, page, relative, table, video, viewer
 from dreamlift.report.plots import loss_plot, schedule_plot
 
-STAGE_TITLES = {
-    "nerf": "NeRF",
-    "gaussians": "Gaussians",
-    "refine": "refine stage (DMTet)",
-    "mesh": "refine stage (DMTet)",
-}
-"""The title of each stage a run's metrics name (``mesh``: the refine stage, as earlier versions named it)."""
+if TYPE_CHECKING:
+    from dreamlift.text3d.stages import Stage
 
 
 def run_page(run: Path, page_dir: Path, write_dir: Path, assets: Path) -> str:
@@ -71,8 +67,8 @@ def text3d_sections(run: Path, page_dir: Path, write_dir: Path) -> tuple[str, li
 def stage_section(folder: Path, key: str, page_dir: Path, write_dir: Path) -> tuple[str, list[str]]:
     """One stage's section (viewer, turntable, metrics, plots, validation strips, particles) and its scripts."""
     metrics = read_metrics(folder)
-    stage = metrics.get("stage")
-    title = STAGE_TITLES.get(stage, stage) if stage else "in progress (no metrics.json yet)"
+    stage, plot = stage_and_plot(folder, metrics)
+    title = stage.title if stage else metrics.get("stage") or "in progress (no metrics.json yet)"
     media, scripts = [], []
     glb = folder / "mesh.glb"
     if glb.is_file():
@@ -92,8 +88,8 @@ def stage_section(folder: Path, key: str, page_dir: Path, write_dir: Path) -> tu
     parts.append(f'<div class="row">{"".join(media)}{table(stage_facts(metrics))}</div>')
     if files:
         parts.append(f"<p>Files: {' · '.join(files)}</p>")
-    if stage:
-        parts.append(f'<div class="plot">{stage_plot(folder, metrics)}</div>')
+    if plot:
+        parts.append(f'<div class="plot">{plot}</div>')
     parts.append(validation_strips(folder, page_dir))
     parts.append(particles(folder, page_dir))
     return "".join(parts), scripts
@@ -122,18 +118,18 @@ def stage_facts(metrics: dict) -> list[tuple[str, object]]:
     return facts
 
 
-def stage_plot(folder: Path, metrics: dict) -> str:
-    """The stage's loss and guidance schedule (from its config), two inline SVGs; a config this version cannot read
-    (from another version of dreamlift) is said in one line instead, so one odd run does not stop a batch's
-    report."""
-    from dreamlift.pipelines.text3d import read_run
-
+def stage_and_plot(folder: Path, metrics: dict) -> tuple[Stage | None, str]:
+    """The stage its metrics name, read with its config, and its loss and guidance schedule, two inline SVGs; no
+    stage and no plot before the first export; a config this version cannot read (from another version of
+    dreamlift) gives no stage and a plot that says why in one line, so one odd run does not stop a batch's report."""
+    if not metrics.get("stage"):
+        return None, ""
     try:
-        stage = read_run(folder).stage
+        stage = read_run(folder, metrics).stage
     except UsageError as err:
-        return f"<p>No training plot: {escape(err)}</p>"
+        return None, f"<p>No training plot: {escape(err)}</p>"
     steps = metrics.get("steps", stage.steps)
-    return loss_plot(metrics.get("loss", []), steps) + schedule_plot(stage.guidance_config(), steps)
+    return stage, loss_plot(metrics.get("loss", []), steps) + schedule_plot(stage.guidance_config(), steps)
 
 
 def validation_strips(folder: Path, page_dir: Path) -> str:

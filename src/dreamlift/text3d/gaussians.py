@@ -133,6 +133,7 @@ class GaussianStage(FirstStage):
     over the run, and densified and pruned every ``gaussians.model.densify_every`` steps (3DGS's rules)."""
 
     name = "gaussians"
+    title = "Gaussians"
 
     def check_device(self, device: torch.device) -> None:
         """gsplat asked for where it cannot run is a UsageError (:func:`~dreamlift.render.splatting.use_gsplat`)."""

@@ -125,6 +125,7 @@ class NeRFStage(FirstStage):
     """Stage 1: a NeRF, ray-marched, with DreamFusion's orientation penalty and optional opacity terms."""
 
     name = "nerf"
+    title = "NeRF"
     starts_refine = True
 
     def make_optimizer(self, scene: NeRFScene) -> torch.optim.Adam:

@@ -132,6 +132,7 @@ class RefineStage(Stage):
 
     name = "refine"
     former_names = ("mesh",)
+    title = "refine stage (DMTet)"
     progress_label = "text3d refine"
     takes_reference_views = False  # it starts from stage 1, which they held
 

@@ -26,6 +26,8 @@ class Stage:
     """Recorded in checkpoints, so that a run resumes (and exports) the stage that wrote them."""
     former_names: tuple[str, ...] = ()
     """Names older versions recorded for this stage (their checkpoints are read as this stage's)."""
+    title: str
+    """What the report calls this stage."""
     progress_label: str
     """The progress bar's label."""
     takes_reference_views: bool = True
