@@ -35,8 +35,13 @@ def write(path: Path, text: str) -> Path:
 
 
 def text3d_process(argv: list[str]) -> subprocess.Popen:
-    """``text3d ARGV`` in a process of its own session, which a test may kill (alone, or with its group)."""
-    main = "import sys; from dreamlift.cli import text3d_main; sys.exit(text3d_main(sys.argv[1:]))"
+    """``text3d ARGV`` in a process of its own session, which a test may kill (alone, or with its group) or
+    interrupt: its SIGINT is Python's Ctrl-C even where pytest runs in a background job, whose children inherit
+    SIGINT ignored."""
+    main = (
+        "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "from dreamlift.cli import text3d_main; sys.exit(text3d_main(sys.argv[1:]))"
+    )
     return subprocess.Popen(
         [sys.executable, "-c", main, *argv],
         stdout=subprocess.DEVNULL,
