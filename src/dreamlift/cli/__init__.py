@@ -26,12 +26,16 @@ from dreamlift.cli.text3d import run_config, run_export, run_refine, run_sample_
 
 def make_3d(argv: list[str]) -> int:
     """``text3d make``, its help ending with the subcommands and presets."""
-    return run_text3d(argv, subcommands_epilog("text3d", TEXT3D_COMMANDS))
+    from dreamlift.config import PRESET_DIR
+
+    return run_text3d(argv, subcommands_epilog("text3d", TEXT3D_COMMANDS, PRESET_DIR))
 
 
 def make_video(argv: list[str]) -> int:
     """``text2video make``, its help ending with the subcommands and presets."""
-    return run_text2video(argv, subcommands_epilog("text2video", TEXT2VIDEO_COMMANDS))
+    from dreamlift.config import VIDEO_PRESET_DIR
+
+    return run_text2video(argv, subcommands_epilog("text2video", TEXT2VIDEO_COMMANDS, VIDEO_PRESET_DIR))
 
 
 TEXT3D_COMMANDS = {

@@ -38,15 +38,15 @@ def print_version(prog: str) -> int:
     return 0
 
 
-def subcommands_epilog(prog: str, commands: dict[str, Command]) -> str:
-    """The end of a command's help: its subcommands, each with its line, and the presets shipped for it."""
-    from dreamlift.config import PRESET_DIR, VIDEO_PRESET_DIR, preset_names, preset_summary
+def subcommands_epilog(prog: str, commands: dict[str, Command], preset_dir: Path) -> str:
+    """The end of a command's help: its subcommands, each with its line, and the presets shipped in
+    ``preset_dir``."""
+    from dreamlift.config import preset_names, preset_summary
 
     lines = [f"subcommands ({prog} NAME --help for each):"]
     lines += [f"  {prog} {name:<13} {command.summary}" for name, command in commands.items()]
-    folder = PRESET_DIR if prog == "text3d" else VIDEO_PRESET_DIR
     lines += ["", "presets (--config NAME, or a YAML file with 'base: NAME'):"]
-    lines += [f"  {name:<16} {preset_summary(name, folder)}" for name in preset_names(folder)]
+    lines += [f"  {name:<16} {preset_summary(name, preset_dir)}" for name in preset_names(preset_dir)]
     return "\n".join(lines)
 
 

@@ -98,9 +98,9 @@ class TextToVideoPipeline:
             raise UsageError('the prompt is empty; say what to show, e.g. text2video "a blue sphere moving right"')
         given = {"prior.model": self.model, "motion_adapter": self.motion_adapter, "device": self.device, **values}
         given = {key: value for key, value in given.items() if value is not None}
-        values = {**given, "prompt": prompt.strip()}
+        settings = {**given, "prompt": prompt.strip()}
         preset = config and str(config)
-        return load_config(Text2VideoConfig, preset, list(overrides), values, preset_dir=VIDEO_PRESET_DIR)
+        return load_config(Text2VideoConfig, preset, list(overrides), settings, preset_dir=VIDEO_PRESET_DIR)
 
     def __call__(
         self,
