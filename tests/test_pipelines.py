@@ -1,5 +1,7 @@
 """The Python API: each pipeline driven on a tiny random prior, as a script would drive it."""
 
+import json
+
 import imageio.v3 as iio
 import pytest
 import torch
@@ -34,6 +36,18 @@ def test_text_to_3d_makes_a_mesh_reports_each_step_and_saves_its_files(pipe, tmp
     saved = result.save(tmp_path / "asset")
     assert sorted(p.name for p in saved.iterdir()) == sorted(result.files)
     assert (saved / "mesh.glb").read_bytes() == (tmp_path / "run" / "mesh.glb").read_bytes()
+
+
+def test_live_views_are_written_as_asked_and_change_nothing_of_the_run(pipe, tmp_path, one_thread):
+    heard: list[Progress] = []
+    plain = pipe("a red cube", overrides=FAST_TEXT3D, steps=3, out_dir=tmp_path / "plain")
+    watched_overrides = [*FAST_TEXT3D, "train.live_view_every_s=1e-9"]
+    pipe("a red cube", overrides=watched_overrides, steps=3, out_dir=tmp_path / "watched", callback=heard.append)
+    assert [p.preview.name for p in heard[:3]] == ["live.png"] * 3 and heard[3].preview is None
+    assert [p.title for p in heard] == ["NeRF"] * 3 + ["export"] * 2
+    assert iio.imread(heard[0].preview).shape == (16, 32, 3)  # a 16-pixel view, albedo beside shaded
+    assert (tmp_path / "watched" / "mesh.glb").read_bytes() == (tmp_path / "plain" / "mesh.glb").read_bytes()
+    assert plain.metrics["loss"] == json.loads((tmp_path / "watched" / "metrics.json").read_text())["loss"]
 
 
 def test_gaussians_come_out_with_their_3dgs_file(pipe, tmp_path):

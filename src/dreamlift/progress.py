@@ -21,7 +21,11 @@ class Progress:
     loss: float | None = None
     """The step's loss (optimisation stages)."""
     preview: Path | None = None
-    """A picture written at this step (text3d's validation views every ``train.validate_every`` steps), or None."""
+    """A picture written at this step, or None: text3d's validation views (every ``train.validate_every`` steps) or
+    its live view (every ``train.live_view_every_s`` seconds)."""
+    title: str = ""
+    """What a person calls what runs, for a label: the stage's title (NeRF, Gaussians, refine stage (DMTet)),
+    ``export``, ``denoising``; empty when the caller names none."""
 
 
 ProgressCallback = Callable[[Progress], None]

@@ -154,6 +154,9 @@ class TrainConfig:
     """Steps between checkpoints (one is always written at the end)."""
     validate_every: int = 200
     """Steps between validation renders; 0 disables them."""
+    live_view_every_s: float = 0.0
+    """Seconds between live views (``validation/live.png``: one view, albedo beside shaded, handed to the progress
+    callback as its preview) for someone watching the run, the studio; 0 writes none."""
     log_every: int = 10
     """Steps between points of the loss curve in metrics.json."""
 
@@ -164,8 +167,8 @@ class TrainConfig:
             raise ValueError(f"particles must be >= 1, got {self.particles}")
         if self.batch_size < 1 or self.resolution < 8 or self.checkpoint_every < 1 or self.log_every < 1:
             raise ValueError("batch_size >= 1, resolution >= 8, checkpoint_every >= 1 and log_every >= 1 are required")
-        if self.validate_every < 0:
-            raise ValueError("validate_every must be >= 0")
+        if self.validate_every < 0 or self.live_view_every_s < 0:
+            raise ValueError("validate_every and live_view_every_s must be >= 0")
         if self.high_resolution != 0 and self.high_resolution < 8:
             raise ValueError("high_resolution must be 0 (off) or >= 8")
         if not 0 <= self.high_resolution_from <= 1:

@@ -25,11 +25,12 @@ from dreamlift.priors.diffusion import DiffusionPrior
 from dreamlift.priors.prompts import PromptEmbeddings
 from dreamlift.progress import Progress, ProgressCallback
 from dreamlift.render.output import RenderOutput
-from dreamlift.render.shading import fixed_light, sample_lights
+from dreamlift.render.shading import sample_lights
 from dreamlift.runtime import seed_everything
 from dreamlift.scene.cameras import Cameras, sample_cameras, turntable_cameras
 from dreamlift.text3d.config import Text3DConfig
 from dreamlift.text3d.export import METRICS_FILE, export_particles
+from dreamlift.text3d.previews import albedo_and_shaded, side_by_side, write_live_view
 from dreamlift.text3d.redraw import PriorRedraw
 from dreamlift.text3d.redraw_fit import RedrawFit
 from dreamlift.text3d.reference import ReferenceView, draw_picture
@@ -216,13 +217,9 @@ class TextTo3D:
         e = self.config.export
         cameras = turntable_cameras(4, e.turntable_elevation, e.turntable_distance, e.turntable_fov).to(self.device)
         size = self.stage.resolution_at(self.step)
-        rows, albedo_views = [], None
-        for scene in self.scenes:
-            scene.eval()
-            albedo = scene.render(cameras, size, size).rgb
-            shaded = scene.render(cameras, size, size, "lambertian", fixed_light(4, self.device)).rgb
-            albedo_views = albedo if albedo_views is None else albedo_views
-            rows += [torch.cat(list(albedo), dim=2), torch.cat(list(shaded), dim=2)]  # each 3×H×4W
+        views = [albedo_and_shaded(scene, cameras, size) for scene in self.scenes]
+        rows = [side_by_side(row) for albedo, shaded in views for row in (albedo, shaded)]
+        albedo_views = views[0][0]
         path = self.run_dir / "validation" / f"step_{self.step:06d}.png"
         write_png(torch.cat(rows, dim=1), path)
         preview = self.guidance.preview(
@@ -261,10 +258,10 @@ class TextTo3D:
             write_text(self.run_dir / "config.yaml", dump_yaml(self.config))
             self.optimise(callback)
         if callback is not None:
-            callback(Progress("export", 0, 1))
+            callback(Progress("export", 0, 1, title="export"))
         metrics = self.finish()
         if callback is not None:
-            callback(Progress("export", 1, 1))
+            callback(Progress("export", 1, 1, title="export"))
         return metrics
 
     def optimise(self, callback: ProgressCallback | None = None) -> None:
@@ -280,7 +277,7 @@ class TextTo3D:
         progress = tqdm(
             total=self.steps, initial=self.step, desc=self.stage.progress_label, unit="step", dynamic_ncols=True
         )
-        start = time.time()
+        start = live_view_at = time.time()
         try:
             while self.step < self.steps:
                 scalars = self.train_step()
@@ -291,13 +288,19 @@ class TextTo3D:
                 preview = None
                 if train.validate_every and self.step % train.validate_every == 0:
                     preview = self.validate()
+                elif train.live_view_every_s and (
+                    time.time() - live_view_at >= train.live_view_every_s or self.step == self.steps
+                ):
+                    size = self.stage.resolution_at(self.step)
+                    preview = write_live_view(self.scenes[0], c.export, size, self.run_dir / "validation", self.device)
+                    live_view_at = time.time()
                 if self.step % train.checkpoint_every == 0 or self.step == self.steps:
                     self.metrics["train_seconds"] += time.time() - start
                     start = time.time()
                     self.save_checkpoint()
                 if callback is not None:
-                    label = self.stage.progress_label
-                    callback(Progress(label, self.step, self.steps, scalars["loss"], preview))
+                    label, title = self.stage.progress_label, self.stage.title
+                    callback(Progress(label, self.step, self.steps, scalars["loss"], preview, title))
         except KeyboardInterrupt:
             self.metrics["train_seconds"] += time.time() - start
             self.save_checkpoint()

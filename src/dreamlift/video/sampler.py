@@ -44,7 +44,7 @@ def step_done(progress: tqdm, callback: ProgressCallback | None) -> None:
     """One denoising step done: the bar moves and ``callback`` hears of it."""
     progress.update(1)
     if callback is not None:
-        callback(Progress("text2video", progress.n, progress.total))
+        callback(Progress("text2video", progress.n, progress.total, title="denoising"))
 
 
 def video_names(videos: int) -> list[str]:
