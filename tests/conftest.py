@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 import torch
@@ -126,3 +127,40 @@ def tiny_pixel_prior(tmp_path_factory):
 
     folder = build_random_prior(tmp_path_factory.mktemp("prior") / "pixel", seed=2, pixel_space=True)
     return load_prior(PriorConfig(model=str(folder), pixel_space=True), folder, torch.device("cpu"))
+
+
+# --- a real browser (the report's and the studio's pages) ---------------------------------------------------------
+BROWSER_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--use-angle=swiftshader",  # WebGL on the CPU
+    "--enable-unsafe-swiftshader",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1280,900",
+]
+VIEWER_TIMEOUT_S = 90
+"""Software WebGL on two cores takes 10–20 s to show the first model."""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if not (chromium and driver):
+        pytest.skip("no headless Chromium here (Debian: apt-get install chromium chromium-driver)")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in BROWSER_FLAGS:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    session = webdriver.Chrome(service=webdriver.ChromeService(driver), options=options)
+    yield session
+    session.quit()
+
+
+def errors_logged(browser) -> list[dict]:
+    return [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]

@@ -11,26 +11,12 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from conftest import FAST_REFINE, FAST_TEXT3D
+from conftest import FAST_REFINE, FAST_TEXT3D, VIEWER_TIMEOUT_S, errors_logged
 
 from dreamlift.batch.status import read_status
 from dreamlift.cli import text2video_main, text3d_main
 from dreamlift.locks import LOCK_FILE
 from dreamlift.report import write_report
-
-BROWSER_FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--use-angle=swiftshader",  # WebGL on the CPU
-    "--enable-unsafe-swiftshader",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--window-size=1280,900",
-]
-VIEWER_TIMEOUT_S = 90
-"""Software WebGL on two cores takes 10–20 s to show the first model."""
 
 
 @pytest.fixture(scope="module")
@@ -346,30 +332,9 @@ def test_a_video_outputs_metrics_are_checked_and_the_rest_shown_as_text(tmp_path
 
 
 # --- in a real browser -----------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def browser():
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    if not (chromium and driver):
-        pytest.skip("no headless Chromium here (Debian: apt-get install chromium chromium-driver)")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in BROWSER_FLAGS:
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    session = webdriver.Chrome(service=webdriver.ChromeService(driver), options=options)
-    yield session
-    session.quit()
-
-
 def screenshot(element) -> np.ndarray:
     """The element's pixels (RGB)."""
     return iio.imread(element.screenshot_as_png)[..., :3]
-
-
-def errors_logged(browser) -> list[dict]:
-    return [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
 
 
 def recoloured_copy(run_dir: Path, folder: Path) -> Path:

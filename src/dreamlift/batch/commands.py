@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import torch
 
     from dreamlift.loading import ModelCache
+    from dreamlift.progress import ProgressCallback
 
 MIN_RESOLUTION = 16
 """Render sizes are not halved below this many pixels."""
@@ -41,8 +42,9 @@ class BatchCommand:
     """The config key that a manifest line's ``steps`` sets."""
     shrink: Callable[[dict[str, Any]], None]
     """Cut a config's memory use once, in place (its plain-data form), after the GPU ran out of memory."""
-    run: Callable[[Any, ModelCache, Path, torch.device, bool], None]
-    """Run one job: (config, models, job folder, device, resume from the folder's checkpoint)."""
+    run: Callable[[Any, ModelCache, Path, torch.device, bool, ProgressCallback], None]
+    """Run one job: (config, models, job folder, device, resume from the folder's checkpoint, the callback that
+    hears of each step)."""
 
     @property
     def config_class(self) -> type:
@@ -67,19 +69,23 @@ def shrink_text2video(config: dict[str, Any]) -> None:
     config["decode_chunk"] = max(1, config["decode_chunk"] // 2)
 
 
-def run_text3d(config, models: ModelCache, folder: Path, device: torch.device, resume: bool) -> None:
+def run_text3d(
+    config, models: ModelCache, folder: Path, device: torch.device, resume: bool, callback: ProgressCallback
+) -> None:
     """The stages of a :class:`~dreamlift.text3d.config.Text3DConfig` into ``folder``."""
     from dreamlift.pipelines import TextTo3DPipeline
 
-    TextTo3DPipeline(models=models).run_in_held_folder(config, folder, device, resume)
+    TextTo3DPipeline(models=models).run_in_held_folder(config, folder, device, resume, callback)
 
 
-def run_text2video(config, models: ModelCache, folder: Path, device: torch.device, resume: bool) -> None:
+def run_text2video(
+    config, models: ModelCache, folder: Path, device: torch.device, resume: bool, callback: ProgressCallback
+) -> None:
     """The clips of a :class:`~dreamlift.video.config.Text2VideoConfig` into ``folder`` (sampling is short:
     nothing to resume)."""
     from dreamlift.pipelines import TextToVideoPipeline
 
-    TextToVideoPipeline(models=models).run_in_held_folder(config, folder, device)
+    TextToVideoPipeline(models=models).run_in_held_folder(config, folder, device, callback)
 
 
 COMMANDS: dict[str, BatchCommand] = {

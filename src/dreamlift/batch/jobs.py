@@ -2,9 +2,9 @@
 
 A :class:`JobRunner` lives as long as its worker (a local worker process, a Ray actor, a Slurm task) and keeps
 the priors and motion adapters it loaded, so consecutive jobs on the same model do not load it again. A job
-runs in ``OUT/<id>/`` (its progress bars and messages go to ``log.txt`` there): text3d resumes from the run's
-own checkpoint when one is there (after a preemption or a crash), and the completion marker is written after
-every output.
+runs in ``OUT/<id>/`` (its progress bars and messages go to ``log.txt`` there, its progress to ``progress.json``):
+text3d resumes from the run's own checkpoint when one is there (after a preemption or a crash), and the completion
+marker is written after every output.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import traceback
 from pathlib import Path
 
 from dreamlift.batch.commands import batch_command
+from dreamlift.batch.job_progress import ProgressFile
 from dreamlift.batch.manifest import BatchJob
 from dreamlift.batch.status import append_status, failures, history, is_done, job_dir, mark_done
 from dreamlift.config import from_dict
@@ -86,7 +87,7 @@ class JobRunner:
             try:
                 with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
                     print(f"--- attempt {attempt} on {where['device']}, {time.ctime(start)}", flush=True)
-                    command.run(config, self.models, folder, device, resumed)
+                    command.run(config, self.models, folder, device, resumed, ProgressFile(folder))
             except Exception as err:  # a failing job is recorded (and retried), never allowed to stop the batch
                 log.write(traceback.format_exc())
                 outcome = _outcome(err)

@@ -44,15 +44,21 @@ def _exit_with(parent: int) -> None:
     os._exit(1)
 
 
-def _start_worker(parent: int, gpu_slots, gpus: int, workers: int) -> None:
-    global _runner
+def start_worker(parent: int, gpu: int | None, workers: int, backend: str = "local") -> JobRunner:
+    """Make this process one of ``workers`` worker processes of the process ``parent``: it ends with ``parent``,
+    sees only GPU ``gpu`` (None: no GPU was handed out), and takes its share of the cores. Returns its runner."""
     threading.Thread(target=_exit_with, args=(parent,), name="exit-with-batch", daemon=True).start()
-    if gpus:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_slots.get())
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
     import torch
 
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))  # workers share the cores, never oversubscribe
-    _runner = JobRunner("local")
+    return JobRunner(backend)
+
+
+def _start_worker(parent: int, gpu_slots, gpus: int, workers: int) -> None:
+    global _runner
+    _runner = start_worker(parent, gpu_slots.get() if gpus else None, workers)
 
 
 def _run_in_worker(job: BatchJob, out: Path, retries: int) -> dict:
