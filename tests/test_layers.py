@@ -9,6 +9,7 @@ PACKAGE = Path(dreamlift.__file__).parent
 
 LAYERS = [
     {"cli"},
+    {"studio"},
     {"report"},
     {"batch"},
     {"pipelines"},

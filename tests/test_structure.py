@@ -15,6 +15,7 @@ report."""
 ENTRY_POINTS = {
     "dreamlift.cli.batch": {"dreamlift.batch", "dreamlift.report", "dreamlift.locks"},
     "dreamlift.cli.report": {"dreamlift.report"},
+    "dreamlift.cli.studio": {"dreamlift.studio"},
 }
 SCENE_FACTORY = PACKAGE / "text3d" / "scene_kinds.py"
 SCENE_CLASSES = {"NeRFScene", "GaussianScene", "MeshScene"}

@@ -20,6 +20,7 @@ from dreamlift.cli.common import (
     subcommands_epilog,
 )
 from dreamlift.cli.report import REPORT_INTERRUPTED, run_report
+from dreamlift.cli.studio import SERVE_INTERRUPTED, run_serve
 from dreamlift.cli.text2video import run_text2video, run_train_motion
 from dreamlift.cli.text3d import run_config, run_export, run_refine, run_sample_prior, run_text3d, run_train_prior
 
@@ -45,6 +46,7 @@ TEXT3D_COMMANDS = {
     "config": Command(run_config, "print the resolved config of a preset with overrides"),
     "report": Command(partial(run_report, "text3d"), "write a run's or a batch's HTML report", REPORT_INTERRUPTED),
     "batch": Command(run_batch_command("text3d"), "run a manifest of prompts, resumable", BATCH_INTERRUPTED),
+    "serve": Command(run_serve, "start the studio: a local web page to queue jobs and watch them", SERVE_INTERRUPTED),
     "sample-prior": Command(run_sample_prior, "write a grid of the prior's 2D samples of a prompt"),
     "train-prior": Command(run_train_prior, "train the embedded prior (resumable)", TRAINING_RESUMES),
 }

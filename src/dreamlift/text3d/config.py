@@ -155,8 +155,9 @@ class TrainConfig:
     validate_every: int = 200
     """Steps between validation renders; 0 disables them."""
     live_view_every_s: float = 0.0
-    """Seconds between live views (``validation/live.png``: one view, albedo beside shaded, handed to the progress
-    callback as its preview) for someone watching the run, the studio; 0 writes none."""
+    """Seconds between live views at least (``validation/live.png``: one view, albedo beside shaded, handed to the
+    progress callback as its preview) for someone watching the run, the studio; 0 writes none. A slow view spaces
+    them further: they take at most 5% of the run (``text3d.previews.LIVE_VIEW_SHARE``)."""
     log_every: int = 10
     """Steps between points of the loss curve in metrics.json."""
 

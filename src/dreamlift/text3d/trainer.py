@@ -30,7 +30,7 @@ from dreamlift.runtime import seed_everything
 from dreamlift.scene.cameras import Cameras, sample_cameras, turntable_cameras
 from dreamlift.text3d.config import Text3DConfig
 from dreamlift.text3d.export import METRICS_FILE, export_particles
-from dreamlift.text3d.previews import albedo_and_shaded, side_by_side, write_live_view
+from dreamlift.text3d.previews import LIVE_VIEW_SHARE, albedo_and_shaded, side_by_side, write_live_view
 from dreamlift.text3d.redraw import PriorRedraw
 from dreamlift.text3d.redraw_fit import RedrawFit
 from dreamlift.text3d.reference import ReferenceView, draw_picture
@@ -277,7 +277,7 @@ class TextTo3D:
         progress = tqdm(
             total=self.steps, initial=self.step, desc=self.stage.progress_label, unit="step", dynamic_ncols=True
         )
-        start = live_view_at = time.time()
+        start = next_live_view = time.time()
         try:
             while self.step < self.steps:
                 scalars = self.train_step()
@@ -288,12 +288,10 @@ class TextTo3D:
                 preview = None
                 if train.validate_every and self.step % train.validate_every == 0:
                     preview = self.validate()
-                elif train.live_view_every_s and (
-                    time.time() - live_view_at >= train.live_view_every_s or self.step == self.steps
-                ):
-                    size = self.stage.resolution_at(self.step)
+                elif train.live_view_every_s and (time.time() >= next_live_view or self.step == self.steps):
+                    began, size = time.time(), self.stage.resolution_at(self.step)
                     preview = write_live_view(self.scenes[0], c.export, size, self.run_dir / "validation", self.device)
-                    live_view_at = time.time()
+                    next_live_view = time.time() + max(train.live_view_every_s, (time.time() - began) / LIVE_VIEW_SHARE)
                 if self.step % train.checkpoint_every == 0 or self.step == self.steps:
                     self.metrics["train_seconds"] += time.time() - start
                     start = time.time()
