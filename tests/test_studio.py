@@ -349,8 +349,11 @@ def test_the_studio_in_a_browser_forms_a_job_cancels_one_and_resumes_its_queue_a
 
         # The studio restarts: the running job resumes from its checkpoint; cancelled, its worker takes the next.
         server.stop()
+        old_events = f"{server.url}events - Failed to load resource: net::ERR_CONNECTION_REFUSED"
         server = StudioProcess(folder, "--live-view-every", "0.01")
         browser.get(server.url)
+        # The page of the stopped server tries its event stream again until it is left: that, and nothing else.
+        assert {entry["message"] for entry in errors_logged(browser)} <= {old_events}
         wait_for_state(browser, second, "running")
         assert state_of(browser, third) == "queued"
         card(browser, second).click()
