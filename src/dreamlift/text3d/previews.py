@@ -19,7 +19,7 @@ LIVE_VIEW_FILE = "live.png"
 """The live view's name in a stage's validation folder."""
 LIVE_VIEW_SHARE = 0.05
 """The live views take at most this share of a run's time: after a view that took t seconds, the next one comes no
-sooner than t / share seconds."""
+sooner than t / share seconds (the first view, which also warms up the shaded render, does not count)."""
 LIVE_VIEW_AZIMUTH_DEG = 35.0
 """The live view looks from the front and a little to the side, so two faces of a box show."""
 

@@ -278,6 +278,7 @@ class TextTo3D:
             total=self.steps, initial=self.step, desc=self.stage.progress_label, unit="step", dynamic_ncols=True
         )
         start = next_live_view = time.time()
+        live_views = 0
         try:
             while self.step < self.steps:
                 scalars = self.train_step()
@@ -291,7 +292,8 @@ class TextTo3D:
                 elif train.live_view_every_s and (time.time() >= next_live_view or self.step == self.steps):
                     began, size = time.time(), self.stage.resolution_at(self.step)
                     preview = write_live_view(self.scenes[0], c.export, size, self.run_dir / "validation", self.device)
-                    next_live_view = time.time() + max(train.live_view_every_s, (time.time() - began) / LIVE_VIEW_SHARE)
+                    spacing = (time.time() - began) / LIVE_VIEW_SHARE if live_views else 0  # the first one warms up
+                    next_live_view, live_views = time.time() + max(train.live_view_every_s, spacing), live_views + 1
                 if self.step % train.checkpoint_every == 0 or self.step == self.steps:
                     self.metrics["train_seconds"] += time.time() - start
                     start = time.time()
