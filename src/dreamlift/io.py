@@ -159,6 +159,16 @@ def write_json(path: Path | str, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2))
 
 
+def append_json_line(path: Path | str, record: Any) -> None:
+    """Append ``record`` as one line of JSON to ``path`` (made if missing), in one ``write`` in append mode, so that
+    several processes, on several hosts, may append to the same file."""
+    fd = open_in_place(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
+        os.write(fd, (json.dumps(record) + "\n").encode())
+    finally:
+        os.close(fd)
+
+
 def save_torch(path: Path | str, obj: Any) -> None:
     """``torch.save`` to ``path`` atomically (serialised in memory first, so that a full disk is an OSError)."""
     buffer = io.BytesIO()

@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 from dreamlift.batch.manifest import BatchJob
 from dreamlift.errors import UsageError
-from dreamlift.io import open_in_place, write_text
+from dreamlift.io import append_json_line, write_text
 
 MARKER = "done.json"
 """Name of the completion marker in a job's folder."""
@@ -74,11 +74,7 @@ def append_status(out: Path, job: BatchJob, outcome: str, **fields) -> dict:
         "pid": os.getpid(),
         **fields,
     }
-    fd = open_in_place(Path(out) / "status.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-    try:
-        os.write(fd, (json.dumps(record) + "\n").encode())
-    finally:
-        os.close(fd)
+    append_json_line(Path(out) / "status.jsonl", record)
     return record
 
 

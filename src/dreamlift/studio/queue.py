@@ -14,7 +14,6 @@ import base64
 import binascii
 import hashlib
 import json
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from dreamlift.batch.commands import COMMANDS
 from dreamlift.batch.manifest import BatchJob, resolve_job
 from dreamlift.batch.status import is_folder_name
 from dreamlift.errors import UsageError
-from dreamlift.io import atomic_path, open_in_place
+from dreamlift.io import append_json_line, atomic_path
 from dreamlift.priors.diffusion import looks_like_hub_id
 from dreamlift.text3d.reference import ReferenceConfig, read_picture
 
@@ -81,11 +80,7 @@ class JobQueue:
             job = resolve_job(kind, len(known) + 1, entry, None, settings, self.folder)
             job = known.get(job.id, job)
             line = {"kind": kind, "id": job.id, "line": job.line, "config": job.config, "submitted": time.time()}
-            fd = open_in_place(self.folder / QUEUE_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-            try:
-                os.write(fd, (json.dumps(line) + "\n").encode())
-            finally:
-                os.close(fd)
+            append_json_line(self.folder / QUEUE_FILE, line)
         return job
 
 

@@ -114,11 +114,18 @@ class StudioHandler(BaseHTTPRequestHandler):
         return True
 
     # --- answers ----------------------------------------------------------------------------------------------
-    def send_bytes(self, data: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
-        self.send_response(HTTPStatus.OK)
+    def send_bytes(
+        self,
+        data: bytes,
+        content_type: str,
+        headers: dict[str, str] | None = None,
+        status: HTTPStatus = HTTPStatus.OK,
+        cache: str = "no-cache",
+    ) -> None:
+        self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
-        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Cache-Control", cache)
         self.send_header("X-Content-Type-Options", "nosniff")
         for name, value in (headers or {}).items():
             self.send_header(name, value)
@@ -126,13 +133,7 @@ class StudioHandler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def send_json(self, data: object, status: HTTPStatus = HTTPStatus.OK) -> None:
-        body = json.dumps(data).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(body)
+        self.send_bytes(json.dumps(data).encode(), "application/json", status=status, cache="no-store")
 
     def redirect(self, location: str, cookie: str | None = None) -> None:
         self.send_response(HTTPStatus.SEE_OTHER)

@@ -53,7 +53,8 @@ class Studio:
 
     # --- what the server calls --------------------------------------------------------------------------------
     def start(self) -> None:
-        self._refresh()
+        queued, records = self.queue.jobs(), read_status(self.folder)
+        self._refresh(queued, records, self._states(queued, records))
         self._thread.start()
 
     @property
@@ -105,8 +106,9 @@ class Studio:
             self._collect_ended()
             records = read_status(self.folder)
             states = self._states(queued, records)
-            self._hand_out([q.job for q in queued if states[q.job.id] == "queued"])
-            self._refresh(queued, records)
+            for job in self._hand_out([q.job for q in queued if states[q.job.id] == "queued"]):
+                states[job.id] = "running"
+            self._refresh(queued, records, states)
             self._wake.wait(POLL_S if self._running() else None)
 
     def _running(self) -> dict[str, StudioWorker]:
@@ -135,17 +137,21 @@ class Studio:
                 append_status(self.folder, worker.job, "lost", backend="studio", error="the worker process died")
                 self.workers[index] = None
 
-    def _hand_out(self, waiting: list[BatchJob]) -> None:
-        """Give the ``waiting`` jobs, first come first served, to the idle workers (started as needed)."""
+    def _hand_out(self, waiting: list[BatchJob]) -> list[BatchJob]:
+        """Give the ``waiting`` jobs, first come first served, to the idle workers (started as needed); returns the
+        jobs given."""
+        given = []
         for index in range(len(self.workers)):
-            if not waiting:
-                return
+            if len(given) == len(waiting):
+                break
             worker = self.workers[index]
             if worker is None:
                 gpu = index % self.gpus if self.gpus else None
                 worker = self.workers[index] = StudioWorker(self.folder, gpu, len(self.workers), self.retries)
             if worker.job is None:
-                worker.give(waiting.pop(0))
+                worker.give(waiting[len(given)])
+                given.append(worker.job)
+        return given
 
     def _states(self, queued: list[QueuedJob], records: list[dict]) -> dict[str, str]:
         """Each job's state: ``running`` on a worker; ``done`` (its marker); how it ended, when it ended after it was
@@ -168,12 +174,9 @@ class Studio:
                 states[job.id] = "queued"
         return states
 
-    def _refresh(self, queued: list[QueuedJob] | None = None, records: list[dict] | None = None) -> None:
-        """Remake the snapshot (the newest job first); wake the waiters when it changed. A job's view is made again
-        while it runs, or when its state or its last record changed."""
-        queued = self.queue.jobs() if queued is None else queued
-        records = read_status(self.folder) if records is None else records
-        states = self._states(queued, records)
+    def _refresh(self, queued: list[QueuedJob], records: list[dict], states: dict[str, str]) -> None:
+        """Remake the snapshot (the newest job first) from the jobs' ``states`` (:meth:`_states`); wake the waiters
+        when it changed. A job's view is made again while it runs, or when its state or its last record changed."""
         running = self._running()
         last_record = {record["id"]: record.get("time") for record in records}
         views = []
